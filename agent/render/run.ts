@@ -1,0 +1,90 @@
+/**
+ * Runs one compiled invocation with fluent-ffmpeg: work files first, progress out, a time limit.
+ *
+ *   await runInvocation(inv, { ffmpeg, onProgress: (p) => bar.update(p.frames), timeoutMs: 600_000 })
+ */
+import { copyFile, mkdir, writeFile } from 'node:fs/promises'
+import path from 'node:path'
+import ffmpegCommand from 'fluent-ffmpeg'
+import { toArgv, type FfmpegInvocation } from './invocation.ts'
+
+export interface RenderProgress { frames: number; fps: number }
+export interface RunOptions {
+  ffmpeg: string
+  onProgress?: (p: RenderProgress) => void
+  /** Kill ffmpeg (SIGKILL) after this long. Default 1 h. */
+  timeoutMs?: number
+  /** Called with the exact argv fluent-ffmpeg started (tests compare it to toArgv). */
+  onStart?: (argv: string[]) => void
+  signal?: AbortSignal
+}
+
+export class RenderError extends Error {
+  override readonly name = 'RenderError'
+}
+
+/** Builds the fluent-ffmpeg command for an invocation; its argv equals toArgv(inv). */
+export function toFluent (inv: FfmpegInvocation, ffmpeg: string): ffmpegCommand.FfmpegCommand {
+  const cmd = ffmpegCommand()
+  cmd.setFfmpegPath(ffmpeg)
+  for (const input of inv.inputs) cmd.input(input.file).inputOptions(input.options)
+  // fluent-ffmpeg has no public setter for global options; its internal argument list is callable.
+  ;(cmd as unknown as { _global: (args: string[]) => void })._global(inv.global)
+  if (inv.filterComplex !== undefined) cmd.complexFilter(inv.filterComplex)
+  for (const output of inv.outputs) cmd.output(output.file).outputOptions(output.options)
+  return cmd
+}
+
+export async function runInvocation (inv: FfmpegInvocation, opts: RunOptions): Promise<void> {
+  for (const f of inv.files) {
+    await mkdir(path.dirname(f.path), { recursive: true })
+    if ('content' in f) await writeFile(f.path, f.content, { mode: 0o600 })
+    else await copyFile(f.copyOf, f.path)
+  }
+  for (const o of inv.outputs) await mkdir(path.dirname(o.file), { recursive: true })
+  const expected = toArgv(inv)
+  await new Promise<void>((resolve, reject) => {
+    const cmd = toFluent(inv, opts.ffmpeg)
+    let settled = false
+    let stderrTail = ''
+    const timer = setTimeout(() => {
+      fail(new RenderError(`ffmpeg ran past its time limit of ${Math.round((opts.timeoutMs ?? 3_600_000) / 1000)} s and was stopped`))
+      cmd.kill('SIGKILL')
+    }, opts.timeoutMs ?? 3_600_000)
+    const onAbort = (): void => { fail(new RenderError('render canceled')); cmd.kill('SIGKILL') }
+    opts.signal?.addEventListener('abort', onAbort, { once: true })
+    function fail (err: Error): void {
+      if (settled) return
+      settled = true
+      clearTimeout(timer)
+      opts.signal?.removeEventListener('abort', onAbort)
+      reject(err)
+    }
+    cmd.on('start', (line: string) => {
+      const argv = (cmd as unknown as { _getArguments: () => string[] })._getArguments()
+      if (JSON.stringify(argv) !== JSON.stringify(expected)) {
+        fail(new RenderError(`fluent-ffmpeg built a different command than compiled: ${line.slice(0, 200)}`))
+        cmd.kill('SIGKILL')
+        return
+      }
+      opts.onStart?.(argv)
+    })
+    cmd.on('stderr', (line: string) => { stderrTail = (stderrTail + '\n' + line).slice(-4000) })
+    cmd.on('progress', (p: { frames?: number; currentFps?: number }) => {
+      opts.onProgress?.({ frames: Number(p.frames ?? 0), fps: Number(p.currentFps ?? 0) })
+    })
+    cmd.on('error', (err: Error) => {
+      const detail = stderrTail.split('\n').filter((l) => l.trim() !== '' && !l.startsWith('frame=')).slice(-3).join(' | ')
+      fail(new RenderError(`ffmpeg failed: ${detail !== '' ? detail : err.message}`, { cause: err }))
+    })
+    cmd.on('end', () => {
+      if (settled) return
+      settled = true
+      clearTimeout(timer)
+      opts.signal?.removeEventListener('abort', onAbort)
+      if (inv.frames !== undefined) opts.onProgress?.({ frames: inv.frames, fps: 0 })
+      resolve()
+    })
+    cmd.run()
+  })
+}

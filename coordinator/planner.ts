@@ -1,0 +1,37 @@
+/**
+ * Splits a timeline's frames into chunk ranges (pure).
+ *
+ *   planChunks(600, 7)                          // 7 near-equal ranges covering [0, 600)
+ *   planChunks(600, 4, { avoid: [[140, 160]] }) // no boundary strictly inside (140, 160)
+ *
+ * A boundary inside an `avoid` window (a construct that is not chunk-safe) moves to the
+ * nearer edge of the window; ranges that end up empty are dropped.
+ */
+export interface ChunkRange { index: number; start: number; end: number }
+
+export interface PlanOptions {
+  /** [start, end) frame windows no boundary may fall strictly inside. */
+  avoid?: ReadonlyArray<readonly [number, number]>
+}
+
+export class PlanError extends Error {
+  override readonly name = 'PlanError'
+}
+
+export function planChunks (duration: number, count: number, opts: PlanOptions = {}): ChunkRange[] {
+  if (!Number.isInteger(duration) || duration <= 0) throw new PlanError(`duration must be a positive whole number of frames (got ${duration})`)
+  if (!Number.isInteger(count) || count < 1) throw new PlanError(`chunk count must be a whole number ≥ 1 (got ${count})`)
+  const n = Math.min(count, duration)
+  const cuts = new Set<number>()
+  for (let i = 1; i < n; i++) {
+    let cut = Math.round((i * duration) / n)
+    for (const [s, e] of opts.avoid ?? []) {
+      if (cut > s && cut < e) cut = cut - s <= e - cut ? s : e
+    }
+    if (cut > 0 && cut < duration) cuts.add(cut)
+  }
+  const edges = [0, ...[...cuts].sort((x, y) => x - y), duration]
+  const out: ChunkRange[] = []
+  for (let i = 0; i + 1 < edges.length; i++) out.push({ index: i, start: edges[i]!, end: edges[i + 1]! })
+  return out
+}

@@ -1,0 +1,49 @@
+/**
+ * A one-line progress bar for terminals; plain periodic lines elsewhere.
+ *
+ *   const bar = new ProgressBar(process.stderr); bar.update(p); bar.done()
+ */
+import type { JobProgress } from '../../agent/render/local-render.ts'
+
+export class ProgressBar {
+  private lastPlain = -1
+  private lastDraw = 0
+  constructor (private readonly out: NodeJS.WriteStream, private readonly width = 30) {}
+
+  update (p: JobProgress): void {
+    const ratio = p.frames > 0 ? Math.min(1, p.framesDone / p.frames) : 0
+    const text = formatProgress(p, this.width)
+    if (this.out.isTTY === true) {
+      const now = Date.now()
+      if (now - this.lastDraw < 100 && ratio < 1) return
+      this.lastDraw = now
+      this.out.write(`\r${text}\u001b[K`)
+    } else {
+      const step = Math.floor(ratio * 10)
+      if (step > this.lastPlain) {
+        this.lastPlain = step
+        this.out.write(text + '\n')
+      }
+    }
+  }
+
+  done (): void {
+    if (this.out.isTTY === true) this.out.write('\n')
+  }
+}
+
+export function formatProgress (p: JobProgress, width = 30): string {
+  const ratio = p.frames > 0 ? Math.min(1, p.framesDone / p.frames) : 0
+  const filled = Math.round(ratio * width)
+  const bar = '#'.repeat(filled) + '.'.repeat(width - filled)
+  const eta = p.etaSeconds === undefined ? '--:--' : clock(p.etaSeconds)
+  return `[${bar}] ${String(Math.round(ratio * 100)).padStart(3)}%  ${p.framesDone}/${p.frames} frames  ${p.fps.toFixed(1)} fps  ETA ${eta}  chunks ${p.chunksDone}/${p.chunks}`
+}
+
+export function clock (seconds: number): string {
+  const s = Math.max(0, Math.round(seconds))
+  const h = Math.floor(s / 3600)
+  const m = Math.floor((s % 3600) / 60)
+  const r = s % 60
+  return h > 0 ? `${h}:${String(m).padStart(2, '0')}:${String(r).padStart(2, '0')}` : `${m}:${String(r).padStart(2, '0')}`
+}
