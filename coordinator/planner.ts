@@ -4,6 +4,8 @@
  *   planChunks(600, 7)                          // 7 near-equal ranges covering [0, 600)
  *   planChunks(600, 4, { avoid: [[140, 160]] }) // no boundary strictly inside (140, 160)
  *
+ *   planChunks(600, 7, { align: 60 })           // boundaries on keyframes: 60, 180, 240, …
+ *
  * A boundary inside an `avoid` window (a construct that is not chunk-safe) moves to the
  * nearer edge of the window; ranges that end up empty are dropped.
  */
@@ -12,6 +14,8 @@ export interface ChunkRange { index: number; start: number; end: number }
 export interface PlanOptions {
   /** [start, end) frame windows no boundary may fall strictly inside. */
   avoid?: ReadonlyArray<readonly [number, number]>
+  /** Boundaries only on multiples of this many frames (an inter-frame codec's keyframe interval). */
+  align?: number | undefined
 }
 
 export class PlanError extends Error {
@@ -24,7 +28,9 @@ export function planChunks (duration: number, count: number, opts: PlanOptions =
   const n = Math.min(count, duration)
   const cuts = new Set<number>()
   for (let i = 1; i < n; i++) {
-    let cut = Math.round((i * duration) / n)
+    const align = opts.align ?? 1
+    if (!Number.isInteger(align) || align < 1) throw new PlanError(`alignment must be a whole number ≥ 1 (got ${align})`)
+    let cut = Math.round((i * duration) / n / align) * align
     for (const [s, e] of opts.avoid ?? []) {
       if (cut > s && cut < e) cut = cut - s <= e - cut ? s : e
     }

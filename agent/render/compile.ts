@@ -13,7 +13,7 @@
  */
 import type { ColorClip, MediaClip, TextClip, TimelineSnapshot, Transition, VideoClip, Effect } from '../../protocol/timeline.ts'
 import type { MediaInfo, Rational } from '../media-info.ts'
-import type { Preset } from './presets.ts'
+import { gopFrames, type Preset } from './presets.ts'
 import { escapeFilterValue, GLOBAL_OPTIONS, INPUT_GUARD, sec, type FfmpegInput, type FfmpegInvocation, type WorkFile } from './invocation.ts'
 import path from 'node:path'
 
@@ -100,12 +100,14 @@ export function compileChunk (ctx: CompileContext, range: FrameRange, outFile: s
   })
 
   chains.push(`[${cur}]setpts=PTS-STARTPTS,format=${ctx.preset.pixFmt}[vout]`)
+  const gop = gopFrames(ctx.preset, fps)
+  if (gop !== undefined && a % gop !== 0) throw new CompileError(`chunk start ${a} is not on a keyframe (every ${gop} frames) for preset ${ctx.preset.name}`)
   return {
     inputs,
     global: [...GLOBAL_OPTIONS],
     filterComplex: chains.join(';'),
     outputs: [{
-      options: ['-map', '[vout]', '-frames:v', String(b - a), ...ctx.preset.videoArgs, '-an', '-f', ctx.preset.format],
+      options: ['-map', '[vout]', '-frames:v', String(b - a), ...ctx.preset.videoArgs, ...(gop !== undefined ? ['-g', String(gop)] : []), '-an', '-f', ctx.preset.format],
       file: outFile
     }],
     files,

@@ -21,7 +21,7 @@ import { loadTimelineFile } from '../timeline-file.ts'
 import { compileAudio } from './audio.ts'
 import { compileChunk, requiredFilters, type CompileContext } from './compile.ts'
 import { compileJoin } from './join.ts'
-import { resolvePreset } from './presets.ts'
+import { gopFrames, resolvePreset } from './presets.ts'
 import { runInvocation } from './run.ts'
 import { validateOutput, type ValidationReport } from './validate.ts'
 
@@ -87,7 +87,7 @@ export async function renderTimeline (req: RenderRequest): Promise<RenderResult>
     const paths: Record<string, string> = {}
     for (const sha of Object.keys(loaded.sources)) paths[sha] = await cache.verified(sha)
     const ctx = (workDir: string): CompileContext => ({ timeline: t, media: loaded.media, assetPath: (sha) => paths[sha] ?? cache.pathOf(sha), workDir, preset })
-    const plan = planChunks(t.duration, req.chunks)
+    const plan = planChunks(t.duration, req.chunks, { align: gopFrames(preset, t.fps) })
     const done = new Array<number>(plan.length).fill(0)
     let chunksDone = 0
     const report = (): void => {

@@ -22,6 +22,18 @@ export interface Preset {
   lossless: boolean
   /** Extra output flags for the final file. */
   muxArgs: string[]
+  /**
+   * Inter-frame codecs: keyframes every this many seconds, counted from frame 0 of the
+   * timeline, and chunk boundaries on those keyframes, so that a chunked encode makes the
+   * same frame-type decisions as one continuous encode. Intra-only codecs: undefined.
+   */
+  gopSeconds?: number | undefined
+}
+
+/** Keyframe interval in frames for a preset at a frame rate (undefined for intra-only codecs). */
+export function gopFrames (preset: Preset, fps: { num: number; den: number }): number | undefined {
+  if (preset.gopSeconds === undefined) return undefined
+  return Math.max(1, Math.round(preset.gopSeconds * fps.num / fps.den))
 }
 
 export class UnknownPresetError extends Error {
@@ -32,6 +44,14 @@ export function isPresetName (s: string): s is PresetName {
   return (PRESET_NAMES as readonly string[]).includes(s)
 }
 
+/*
+ * Inter-frame presets use a constant quantiser, a fixed GOP (no scene-cut keyframes,
+ * fixed B-frame pattern) and closed GOPs. With chunk boundaries on those keyframes,
+ * each GOP is encoded from its own frames alone, so a chunked encode decodes to the
+ * same frames as a continuous one (measured: 0 of 600 frames differ, sample, libx264).
+ * CRF lets rate control carry state across GOPs, which cost up to 2.5 dB on the first
+ * frame of a chunk. See docs/decisions.md.
+ */
 export function resolvePreset (name: string, caps?: Pick<FfmpegCapabilities, 'encoders' | 'gpuEncoders'>, opts: { gpu?: boolean } = {}): Preset {
   if (!isPresetName(name)) throw new UnknownPresetError(`unknown preset "${name.slice(0, 40)}"; choose one of ${PRESET_NAMES.join(', ')}`)
   const gpu = opts.gpu !== false
@@ -48,13 +68,13 @@ export function resolvePreset (name: string, caps?: Pick<FfmpegCapabilities, 'en
       break
     case 'h264':
       p = gpuOk('h264_nvenc')
-        ? { ...mp4(name, 'h264_nvenc'), videoArgs: ['-c:v', 'h264_nvenc', '-preset', 'p5', '-rc', 'vbr', '-cq', '19', '-b:v', '0', '-pix_fmt', 'yuv420p'] }
-        : { ...mp4(name, 'libx264'), videoArgs: ['-c:v', 'libx264', '-preset', 'medium', '-crf', '18', '-pix_fmt', 'yuv420p', '-x264-params', 'open-gop=0:log-level=error'] }
+        ? { ...mp4(name, 'h264_nvenc'), videoArgs: ['-c:v', 'h264_nvenc', '-preset', 'p5', '-rc', 'constqp', '-qp', '19', '-no-scenecut', '1', '-pix_fmt', 'yuv420p'] }
+        : { ...mp4(name, 'libx264'), videoArgs: ['-c:v', 'libx264', '-preset', 'medium', '-qp', '18', '-pix_fmt', 'yuv420p', '-x264-params', 'open-gop=0:scenecut=0:b-adapt=0:log-level=error'] }
       break
     case 'hevc':
       p = gpuOk('hevc_nvenc')
-        ? { ...mp4(name, 'hevc_nvenc'), videoArgs: ['-c:v', 'hevc_nvenc', '-preset', 'p5', '-rc', 'vbr', '-cq', '21', '-b:v', '0', '-pix_fmt', 'yuv420p', '-tag:v', 'hvc1'] }
-        : { ...mp4(name, 'libx265'), videoArgs: ['-c:v', 'libx265', '-preset', 'medium', '-crf', '20', '-pix_fmt', 'yuv420p', '-x265-params', 'open-gop=0:log-level=error', '-tag:v', 'hvc1'] }
+        ? { ...mp4(name, 'hevc_nvenc'), videoArgs: ['-c:v', 'hevc_nvenc', '-preset', 'p5', '-rc', 'constqp', '-qp', '22', '-no-scenecut', '1', '-pix_fmt', 'yuv420p', '-tag:v', 'hvc1'] }
+        : { ...mp4(name, 'libx265'), videoArgs: ['-c:v', 'libx265', '-preset', 'medium', '-pix_fmt', 'yuv420p', '-x265-params', 'qp=22:open-gop=0:scenecut=0:b-adapt=0:log-level=error', '-tag:v', 'hvc1'] }
       break
     case 'prores':
       p = {
@@ -72,6 +92,6 @@ function mp4 (name: PresetName, encoder: string): Preset {
   return {
     name, ext: '.mp4', format: 'mp4', encoder, pixFmt: 'yuv420p', videoArgs: [],
     audioArgs: ['-c:a', 'aac', '-b:a', '192k'], audioExt: '.m4a', audioFormat: 'ipod', lossless: false,
-    muxArgs: ['-movflags', '+faststart']
+    muxArgs: ['-movflags', '+faststart'], gopSeconds: 2
   }
 }

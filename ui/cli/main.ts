@@ -8,7 +8,7 @@
  *
  * Exit codes: 0 done, 2 bad input (nothing written), 1 anything else.
  */
-import { parseArgs } from 'node:util'
+import { parseArgs, type ParseArgsConfig } from 'node:util'
 import os from 'node:os'
 import path from 'node:path'
 import { locateFfmpeg, probeFfmpeg, FfmpegNotFoundError } from '../../agent/ffmpeg.ts'
@@ -47,7 +47,7 @@ async function main (argv: string[]): Promise<number> {
   }
 }
 
-function parse (args: string[], options: Parameters<typeof parseArgs>[0]['options']): ReturnType<typeof parseArgs> {
+function parse (args: string[], options: NonNullable<ParseArgsConfig['options']>): ReturnType<typeof parseArgs> {
   try {
     return parseArgs({ args, options, allowPositionals: true, strict: true })
   } catch (err) {
