@@ -69,9 +69,12 @@ export async function runInvocation (inv: FfmpegInvocation, opts: RunOptions): P
       }
       opts.onStart?.(argv)
     })
-    cmd.on('stderr', (line: string) => { stderrTail = (stderrTail + '\n' + line).slice(-4000) })
-    cmd.on('progress', (p: { frames?: number; currentFps?: number }) => {
-      opts.onProgress?.({ frames: Number(p.frames ?? 0), fps: Number(p.currentFps ?? 0) })
+    // Progress comes from ffmpeg's own stats lines. (fluent-ffmpeg's 'progress' event would
+    // first run ffprobe on input 0, which compiled graphs with only generated sources lack.)
+    cmd.on('stderr', (line: string) => {
+      const m = /frame=\s*(\d+)\s+fps=\s*([\d.]+)/.exec(line)
+      if (m !== null) opts.onProgress?.({ frames: Number(m[1]), fps: Number(m[2]) })
+      else stderrTail = (stderrTail + '\n' + line).slice(-4000)
     })
     cmd.on('error', (err: Error) => {
       const detail = stderrTail.split('\n').filter((l) => l.trim() !== '' && !l.startsWith('frame=')).slice(-3).join(' | ')
