@@ -40,6 +40,8 @@ export interface RenderRequest {
   timeoutMs?: number
   gpu?: boolean
   onProgress?: (p: JobProgress) => void
+  /** Aborting stops every running ffmpeg and cleans up; the render rejects with RenderError. */
+  signal?: AbortSignal
 }
 
 export interface JobProgress { framesDone: number; frames: number; fps: number; etaSeconds: number | undefined; chunksDone: number; chunks: number }
@@ -100,13 +102,14 @@ export async function renderTimeline (req: RenderRequest): Promise<RenderResult>
     const audioFile = path.join(work, `audio${preset.audioExt}`)
     const timings: RenderResult['chunks'] = []
     const tasks: Array<() => Promise<void>> = [
-      async () => { await runInvocation(compileAudio(ctx(path.join(work, 'audio')), audioFile), { ffmpeg: tools.ffmpeg, timeoutMs: req.timeoutMs }) },
+      async () => { await runInvocation(compileAudio(ctx(path.join(work, 'audio')), audioFile), { ffmpeg: tools.ffmpeg, timeoutMs: req.timeoutMs, signal: req.signal }) },
       ...plan.map((c) => async () => {
         const started = performance.now()
         const inv = compileChunk(ctx(path.join(work, `chunk-${c.index}`)), c, segFile(c.index))
         await runInvocation(inv, {
           ffmpeg: tools.ffmpeg,
           timeoutMs: req.timeoutMs,
+          signal: req.signal,
           onProgress: (p) => { done[c.index] = Math.min(p.frames, c.end - c.start); report() }
         })
         await validateOutput(tools.ffprobe, segFile(c.index), { frames: c.end - c.start, fps: t.fps })
@@ -123,7 +126,7 @@ export async function renderTimeline (req: RenderRequest): Promise<RenderResult>
       listFile: path.join(work, 'segments.ffconcat'),
       outFile: partial,
       frames: t.duration
-    }), { ffmpeg: tools.ffmpeg, timeoutMs: req.timeoutMs })
+    }), { ffmpeg: tools.ffmpeg, timeoutMs: req.timeoutMs, signal: req.signal })
     const validation = await validateOutput(tools.ffprobe, partial, { frames: t.duration, fps: t.fps, audioSeconds: framesToSeconds(t.duration, t.fps) })
     await rename(partial, out)
     const seconds = (performance.now() - began) / 1000

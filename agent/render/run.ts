@@ -43,6 +43,7 @@ export async function runInvocation (inv: FfmpegInvocation, opts: RunOptions): P
   }
   for (const o of inv.outputs) await mkdir(path.dirname(o.file), { recursive: true })
   const expected = toArgv(inv)
+  if (opts.signal?.aborted === true) throw new RenderError('render canceled')
   await new Promise<void>((resolve, reject) => {
     const cmd = toFluent(inv, opts.ffmpeg)
     let settled = false

@@ -125,6 +125,49 @@ describe('rendering from the CLI', () => {
     expect(json.stderr).toBe('')
   })
 
+  it('SIGTERM mid-render stops ffmpeg and removes every temporary file', async () => {
+    const { spawn } = await import('node:child_process')
+    const caseDir = await tmpDir('sigterm')
+    const tmp = path.join(caseDir, 'tmp')
+    await mkdir(tmp)
+    await cli(['sample', 'smp-stop'])
+    const child = spawn(process.execPath, [BIN, 'render', 'smp-stop/sample.timeline.json', '-o', path.join(caseDir, 'out.mkv'), '--chunks', '6', '--parallel', '2'], { cwd: dir, env: { ...process.env, TMPDIR: tmp } })
+    let stderr = ''
+    const code = await new Promise<number | null>((resolve) => {
+      child.stderr.on('data', (d: Buffer) => {
+        stderr += d.toString()
+        if (/frames/.test(stderr) && !child.killed) child.kill('SIGTERM')
+      })
+      child.on('close', (c) => resolve(c))
+    })
+    expect(stderr).toMatch(/render stopped by SIGTERM; temporary files removed/)
+    expect(code).toBe(143)
+    expect(await readdir(caseDir)).toEqual(['tmp'])
+    expect((await readdir(tmp)).filter((f) => !f.startsWith('tsx-'))).toEqual([])
+  })
+
+  it('renders an OpenTimelineIO file', async () => {
+    const rt = (value: number) => ({ OTIO_SCHEMA: 'RationalTime.1', value, rate: 25 })
+    const range = (start: number, duration: number) => ({ OTIO_SCHEMA: 'TimeRange.1', start_time: rt(start), duration: rt(duration) })
+    const otioClip = (name: string, start: number, duration: number) => ({
+      OTIO_SCHEMA: 'Clip.2', name, source_range: range(start, duration), effects: [], markers: [],
+      media_references: { DEFAULT_MEDIA: { OTIO_SCHEMA: 'ExternalReference.1', target_url: 'media/a.mp4', available_range: range(0, 75) } },
+      active_media_reference_key: 'DEFAULT_MEDIA'
+    })
+    const otio = {
+      OTIO_SCHEMA: 'Timeline.1', name: 'cut', global_start_time: rt(0),
+      tracks: { OTIO_SCHEMA: 'Stack.1', children: [
+        { OTIO_SCHEMA: 'Track.1', kind: 'Video', children: [otioClip('one', 0, 20), { OTIO_SCHEMA: 'Gap.1', source_range: range(0, 5) }, otioClip('two', 30, 25)] },
+        { OTIO_SCHEMA: 'Track.1', kind: 'Audio', children: [otioClip('snd', 0, 50)] }
+      ] }
+    }
+    await writeFile(path.join(dir, 'cut.otio'), JSON.stringify(otio))
+    const r = await cli(['render', 'cut.otio', '-o', 'cut.mkv', '--chunks', '2', '--json'])
+    expect(r.stderr).toBe('')
+    expect(r.code).toBe(0)
+    expect(JSON.parse(r.stdout).frames).toBe(50)
+  })
+
   it('sample writes a timeline whose assets all exist and hash', async () => {
     const r = await cli(['sample', 'smp'])
     expect(r.code).toBe(0)

@@ -87,7 +87,26 @@ async function renderCmd (args: string[]): Promise<number> {
 
 async function doRender (timeline: string, out: string, preset: string, chunks: number, parallel: number, json: boolean, gpu: boolean): Promise<number> {
   const bar = json ? undefined : new ProgressBar(process.stderr)
-  const result = await renderTimeline({ timeline, out, preset, chunks, parallel, gpu, onProgress: (p) => bar?.update(p) })
+  // Ctrl-C / SIGTERM: stop ffmpeg, remove temporary files, leave any existing output as it was.
+  const abort = new AbortController()
+  let stoppedBy: NodeJS.Signals | undefined
+  const stop = (sig: NodeJS.Signals): void => { stoppedBy ??= sig; abort.abort() }
+  process.on('SIGINT', stop)
+  process.on('SIGTERM', stop)
+  let result
+  try {
+    result = await renderTimeline({ timeline, out, preset, chunks, parallel, gpu, signal: abort.signal, onProgress: (p) => bar?.update(p) })
+  } catch (err) {
+    if (stoppedBy !== undefined) {
+      bar?.done()
+      process.stderr.write(`renderswarm: render stopped by ${stoppedBy}; temporary files removed\n`)
+      return stoppedBy === 'SIGINT' ? 130 : 143
+    }
+    throw err
+  } finally {
+    process.off('SIGINT', stop)
+    process.off('SIGTERM', stop)
+  }
   bar?.done()
   if (json) {
     process.stdout.write(JSON.stringify({
