@@ -84,6 +84,19 @@ describe('h264: 7 chunks match 1 chunk in quality', () => {
   })
 })
 
+describe('every preset: chunked decodes to the same frames as continuous', () => {
+  it.each([['hevc', '.mp4'], ['prores', '.mov'], ['h264', '.mp4']])('%s', async (preset, ext) => {
+    const file = await writeDissolveCut(path.join(dir, `dissolve-${preset}`), tools.ffmpeg)
+    const one = await render(file, `p-${preset}-1${ext}`, preset, 1)
+    const three = await render(file, `p-${preset}-3${ext}`, preset, 3)
+    expect(three.chunks.length).toBeGreaterThan(1)
+    const [h1, h3] = await Promise.all([frameHashes(tools.ffmpeg, one.output), frameHashes(tools.ffmpeg, three.output)])
+    expect(h1).toHaveLength(175)
+    expect(h3).toEqual(h1)
+    await validateOutput(tools.ffprobe, three.output, { frames: 175, fps: { num: 25, den: 1 }, audioSeconds: 7 })
+  })
+})
+
 /** Per-frame PSNR (psnr_avg, capped at 100 for identical frames), frames paired by index. */
 async function psnr (file: string, ref: string): Promise<number[]> {
   const { stdout } = await run(tools.ffmpeg, ['-nostdin', '-v', 'error', '-i', file, '-i', ref, '-lavfi',
