@@ -194,7 +194,7 @@ function report (variants: Variant[], info: { tools: FfmpegTools; version: strin
       name: r.v.chunks === undefined ? 'baseline' : `N${r.v.chunks}`,
       chunksAsked: r.v.chunks ?? null,
       chunks: r.v.planned,
-      seconds: r.v.seconds.map(round),
+      seconds: r.v.seconds.map((x) => round(x)),
       median: round(r.s.median),
       min: round(r.s.min),
       max: round(r.s.max),
