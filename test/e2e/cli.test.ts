@@ -113,7 +113,7 @@ describe('rendering from the CLI', () => {
     await writeFile(path.join(dir, 'good.json'), JSON.stringify(good))
     const plain = await cli(['render', 'good.json', '-o', 'good.mkv', '--chunks', '3', '--parallel', '2'])
     expect(plain.code).toBe(0)
-    expect(plain.stderr).toMatch(/\[#{30}\] 100%\s+60\/60 frames/)
+    expect(plain.stderr.trim().split('\n').at(-1)).toMatch(/^\[#{30}\] 100%\s+60\/60 frames .* chunks 3\/3$/)
     expect(plain.stdout).toMatch(/^rendered 60 frames in [\d.]+ s \([\d.]+ fps\) as 3 chunks with ffv1\n→ .*good\.mkv\n$/)
     const json = await cli(['render', 'good.json', '-o', 'good2.mp4', '--preset', 'h264', '--chunks', '2', '--json'])
     expect(json.code).toBe(0)

@@ -8,27 +8,38 @@ import type { JobProgress } from '../../agent/render/local-render.ts'
 export class ProgressBar {
   private lastPlain = -1
   private lastDraw = 0
+  private latest = ''
+  private printed = ''
   constructor (private readonly out: NodeJS.WriteStream, private readonly width = 30) {}
 
   update (p: JobProgress): void {
     const ratio = p.frames > 0 ? Math.min(1, p.framesDone / p.frames) : 0
     const text = formatProgress(p, this.width)
+    this.latest = text
     if (this.out.isTTY === true) {
       const now = Date.now()
       if (now - this.lastDraw < 100 && ratio < 1) return
       this.lastDraw = now
+      this.printed = text
       this.out.write(`\r${text}\u001b[K`)
     } else {
       const step = Math.floor(ratio * 10)
       if (step > this.lastPlain) {
         this.lastPlain = step
+        this.printed = text
         this.out.write(text + '\n')
       }
     }
   }
 
+  /** Shows the final state (throttling may have skipped it), then ends the line. */
   done (): void {
-    if (this.out.isTTY === true) this.out.write('\n')
+    if (this.out.isTTY === true) {
+      this.out.write(`\r${this.latest}\u001b[K\n`)
+    } else if (this.latest !== this.printed) {
+      this.out.write(this.latest + '\n')
+    }
+    this.printed = this.latest
   }
 }
 
