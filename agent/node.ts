@@ -1,0 +1,252 @@
+/**
+ * The agent's libp2p node: TCP + Noise + yamux behind the farm's pre-shared key, membership
+ * by farm-signed certificate, heartbeats and a failure detector.
+ *
+ *   const node = new FarmNode({ privateKey, farm: { publicKey, psk }, certificate, name, listen: ['/ip4/127.0.0.1/tcp/0'] })
+ *   await node.start()
+ *   node.addEventListener('member', (e) => console.log(e.detail))   // { peerId, from, to }
+ *   await node.dial('/ip4/127.0.0.1/tcp/4001/p2p/12D3Koo…')
+ *
+ * Layers of refusal: a peer without the PSK fails at the transport (pnet); a PSK holder must
+ * send a Hello with a valid certificate for its own peer id within `helloTimeoutMs`, or it is
+ * disconnected; until then every protocol refuses it; a revoked peer is denied by the
+ * connection gater. Every refusal is counted in `stats().refused[reason]`.
+ */
+import './polyfill.ts'
+import { createLibp2p, type Libp2p } from 'libp2p'
+import { tcp } from '@libp2p/tcp'
+import { noise } from '@chainsafe/libp2p-noise'
+import { yamux } from '@libp2p/yamux'
+import { identify } from '@libp2p/identify'
+import { ping } from '@libp2p/ping'
+import { preSharedKey } from '@libp2p/pnet'
+import { lpStream } from '@libp2p/utils'
+import type { Connection, PeerId, PrivateKey, Stream } from '@libp2p/interface'
+import { multiaddr } from '@multiformats/multiaddr'
+import { z } from 'zod'
+import { MembershipTable, type Transition } from '../coordinator/membership.ts'
+import { WireError } from '../protocol/errors.ts'
+import { farmId, pskFileContents, verifyCertificate, verifyRevocation, type MembershipCertificate, type Revocation } from '../protocol/farm-key.ts'
+import { decodeJson } from '../protocol/framing.ts'
+import { MAX_FRAME_BYTES, PROTOCOL_MAJOR, PROTOCOLS } from '../protocol/ids.ts'
+import { HeartbeatSchema, HelloSchema, RevokeSchema, type Heartbeat, type Hello } from '../protocol/messages/membership.ts'
+
+export interface FarmNodeOptions {
+  privateKey: PrivateKey
+  farm: { publicKey: Uint8Array; psk: Uint8Array }
+  certificate: MembershipCertificate
+  name: string
+  listen: string[]
+  heartbeatMs?: number
+  helloTimeoutMs?: number
+  /** Current load for heartbeats. */
+  load?: () => Heartbeat['load']
+  state?: () => Heartbeat['state']
+  now?: () => number
+}
+
+export interface MemberView { peerId: string; name: string; state: string; addrs: string[]; lastHeardMs: number; load?: Heartbeat['load'] | undefined }
+
+const HelloOrRevoke = z.discriminatedUnion('type', [HelloSchema, RevokeSchema])
+const enc = new TextEncoder()
+const json = (o: unknown): Uint8Array => enc.encode(JSON.stringify(o))
+
+export class FarmNode extends EventTarget {
+  private libp2p: Libp2p | undefined
+  private readonly members: MembershipTable<Heartbeat['load']>
+  private readonly hellos = new Map<string, Hello>()
+  private readonly revoked = new Set<string>()
+  private readonly revocations = new Map<string, Revocation>()
+  private readonly refused: Record<string, number> = {}
+  private readonly timers: NodeJS.Timeout[] = []
+  private seq = 0
+  readonly farmId: string
+  private readonly now: () => number
+
+  constructor (private readonly opts: FarmNodeOptions) {
+    super()
+    this.now = opts.now ?? Date.now
+    this.members = new MembershipTable({ heartbeatMs: opts.heartbeatMs ?? 1000 })
+    this.farmId = farmId(opts.farm.publicKey)
+  }
+
+  get peerId (): PeerId {
+    if (this.libp2p === undefined) throw new Error('node not started')
+    return this.libp2p.peerId
+  }
+
+  addrs (): string[] {
+    return this.libp2p?.getMultiaddrs().map((a) => a.toString()) ?? []
+  }
+
+  async start (): Promise<void> {
+    const revoked = this.revoked
+    this.libp2p = await createLibp2p({
+      privateKey: this.opts.privateKey,
+      addresses: { listen: this.opts.listen },
+      transports: [tcp()],
+      connectionEncrypters: [noise()],
+      streamMuxers: [yamux()],
+      connectionProtector: preSharedKey({ psk: enc.encode(pskFileContents(this.opts.farm.psk)) }),
+      connectionGater: {
+        denyDialPeer: (p) => revoked.has(p.toString()),
+        denyInboundEncryptedConnection: (p) => revoked.has(p.toString()),
+        denyOutboundEncryptedConnection: (p) => revoked.has(p.toString())
+      },
+      connectionManager: { inboundConnectionThreshold: 100 },
+      services: { identify: identify(), ping: ping() }
+    })
+    await this.libp2p.handle(PROTOCOLS.membership, (stream, conn) => { void this.onMembership(stream, conn) })
+    await this.libp2p.handle(PROTOCOLS.heartbeat, (stream, conn) => { void this.onHeartbeat(stream, conn) })
+    this.libp2p.addEventListener('connection:open', (e) => { void this.onConnection(e.detail) })
+    const hb = this.opts.heartbeatMs ?? 1000
+    this.timers.push(setInterval(() => { void this.sendHeartbeats() }, hb))
+    this.timers.push(setInterval(() => { this.tick() }, Math.max(50, hb / 4)))
+  }
+
+  async stop (): Promise<void> {
+    for (const t of this.timers.splice(0)) clearInterval(t)
+    await this.libp2p?.stop()
+  }
+
+  async dial (addr: string, timeoutMs = 5000): Promise<void> {
+    if (this.libp2p === undefined) throw new Error('node not started')
+    await this.libp2p.dial(multiaddr(addr), { signal: AbortSignal.timeout(timeoutMs) })
+  }
+
+  isMember (peerId: string): boolean {
+    return this.members.isAlive(peerId) && this.hellos.has(peerId)
+  }
+
+  list (): MemberView[] {
+    return this.members.list().filter((m) => this.hellos.has(m.peerId)).map((m) => ({
+      peerId: m.peerId, name: this.hellos.get(m.peerId)!.name, state: m.state, addrs: this.hellos.get(m.peerId)!.addrs, lastHeardMs: m.lastHeardMs, load: m.load
+    }))
+  }
+
+  stats (): { refused: Record<string, number>; members: number } {
+    return { refused: { ...this.refused }, members: this.list().filter((m) => m.state !== 'dead').length }
+  }
+
+  /** Applies a farm-signed revocation: drop the peer everywhere and pass it on to members. */
+  async applyRevocation (input: unknown): Promise<Revocation> {
+    const r = verifyRevocation(this.opts.farm.publicKey, input)
+    if (this.revocations.has(r.peerId)) return r
+    this.revocations.set(r.peerId, r)
+    this.revoked.add(r.peerId)
+    this.members.remove(r.peerId)
+    this.hellos.delete(r.peerId)
+    for (const c of this.libp2p?.getConnections() ?? []) if (c.remotePeer.toString() === r.peerId) await c.close().catch(() => {})
+    this.dispatchEvent(new CustomEvent('revoked', { detail: r.peerId }))
+    await Promise.all(this.list().map((m) => this.send(m.peerId, PROTOCOLS.membership, { type: 'revoke', revocation: r }).catch(() => {})))
+    return r
+  }
+
+  private hello (): Hello {
+    return {
+      type: 'hello', v: 1, peerId: this.peerId.toString(), farm: this.farmId, name: this.opts.name,
+      cert: this.opts.certificate as unknown as Record<string, unknown>, protocolMajor: PROTOCOL_MAJOR, addrs: this.addrs().slice(0, 16)
+    }
+  }
+
+  private refuse (reason: string, peer: string, conn?: Connection): void {
+    this.refused[reason] = (this.refused[reason] ?? 0) + 1
+    this.dispatchEvent(new CustomEvent('refused', { detail: { reason, peer } }))
+    if (conn !== undefined) void conn.close().catch(() => {})
+  }
+
+  /** Dialer greets; both sides give a stranger `helloTimeoutMs` to prove membership. */
+  private async onConnection (conn: Connection): Promise<void> {
+    const peer = conn.remotePeer.toString()
+    if (conn.direction === 'outbound' && !this.isMember(peer)) {
+      try {
+        const stream = await conn.newStream(PROTOCOLS.membership, { signal: AbortSignal.timeout(this.opts.helloTimeoutMs ?? 5000) })
+        const lp = lpStream(stream, { maxDataLength: MAX_FRAME_BYTES.membership })
+        await lp.write(json(this.hello()))
+        const reply = decodeJson((await lp.read({ signal: AbortSignal.timeout(this.opts.helloTimeoutMs ?? 5000) })).subarray(), HelloOrRevoke)
+        await stream.close().catch(() => {})
+        if (reply.type !== 'hello') throw new WireError('schema', 'expected a hello')
+        this.admit(reply, conn)
+      } catch (err) {
+        this.refuse(err instanceof WireError ? err.code : 'hello-failed', peer, conn)
+      }
+      return
+    }
+    setTimeout(() => {
+      if (conn.status === 'open' && !this.isMember(peer)) this.refuse('no-hello', peer, conn)
+    }, this.opts.helloTimeoutMs ?? 5000).unref()
+  }
+
+  private admit (hello: Hello, conn: Connection): void {
+    const peer = conn.remotePeer.toString()
+    if (hello.peerId !== peer) throw new WireError('not-member', 'hello names another peer id')
+    if (hello.farm !== this.farmId) throw new WireError('not-member', 'hello is for another farm')
+    verifyCertificate(this.opts.farm.publicKey, hello.cert, { peerId: peer, nowMs: this.now(), revoked: this.revoked })
+    const isNew = !this.isMember(peer)
+    this.hellos.set(peer, hello)
+    this.members.joined(peer, this.now())
+    if (isNew) this.dispatchEvent(new CustomEvent('member', { detail: { peerId: peer, from: 'unknown', to: 'alive', atMs: this.now(), silentMs: 0 } }))
+  }
+
+  private async onMembership (stream: Stream, conn: Connection): Promise<void> {
+    const peer = conn.remotePeer.toString()
+    const lp = lpStream(stream, { maxDataLength: MAX_FRAME_BYTES.membership })
+    try {
+      const msg = decodeJson((await lp.read({ signal: AbortSignal.timeout(this.opts.helloTimeoutMs ?? 5000) })).subarray(), HelloOrRevoke)
+      if (msg.type === 'hello') {
+        try {
+          this.admit(msg, conn)
+        } catch (err) {
+          this.refuse(err instanceof WireError ? err.code : `certificate:${(err as { code?: string }).code ?? 'invalid'}`, peer, conn)
+          return
+        }
+        await lp.write(json(this.hello()))
+      } else {
+        if (!this.isMember(peer)) { this.refuse('not-member', peer, conn); return }
+        await this.applyRevocation(msg.revocation).catch(() => { this.refuse('bad-revocation', peer) })
+      }
+      await stream.close().catch(() => {})
+    } catch (err) {
+      this.refuse(err instanceof WireError ? err.code : 'bad-frame', peer, this.isMember(peer) ? undefined : conn)
+      stream.abort(err as Error)
+    }
+  }
+
+  private async onHeartbeat (stream: Stream, conn: Connection): Promise<void> {
+    const peer = conn.remotePeer.toString()
+    if (!this.hellos.has(peer)) { this.refuse('not-member', peer, conn); stream.abort(new Error('not a member')); return }
+    try {
+      const lp = lpStream(stream, { maxDataLength: MAX_FRAME_BYTES.heartbeat })
+      const hb = decodeJson((await lp.read({ signal: AbortSignal.timeout(5000) })).subarray(), HeartbeatSchema)
+      if (hb.peerId !== peer) throw new WireError('schema', 'heartbeat names another peer')
+      this.members.heard(peer, this.now(), hb.load)
+      await stream.close().catch(() => {})
+    } catch (err) {
+      this.refuse(err instanceof WireError ? err.code : 'bad-frame', peer)
+      stream.abort(err as Error)
+    }
+  }
+
+  private async send (peer: string, protocol: string, msg: unknown): Promise<void> {
+    const conn = this.libp2p?.getConnections().find((c) => c.remotePeer.toString() === peer && c.status === 'open')
+    if (conn === undefined) return
+    const stream = await conn.newStream(protocol, { signal: AbortSignal.timeout(2000) })
+    await lpStream(stream).write(json(msg))
+    await stream.close().catch(() => {})
+  }
+
+  private async sendHeartbeats (): Promise<void> {
+    const hb: Heartbeat = {
+      type: 'heartbeat', peerId: this.peerId.toString(), seq: this.seq++, sentAt: this.now(), incarnation: 0,
+      load: this.opts.load?.() ?? { cpuPct: 0, memUsedBytes: 0, memTotalBytes: 0, runningChunks: 0 },
+      accepting: true, state: this.opts.state?.() ?? 'idle'
+    }
+    await Promise.all(this.list().filter((m) => m.state !== 'dead').map((m) => this.send(m.peerId, PROTOCOLS.heartbeat, hb).catch(() => {})))
+  }
+
+  private tick (): void {
+    for (const t of this.members.tick(this.now())) {
+      this.dispatchEvent(new CustomEvent<Transition>('member', { detail: t }))
+    }
+  }
+}
