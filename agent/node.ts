@@ -29,7 +29,7 @@ import { WireError } from '../protocol/errors.ts'
 import { farmId, pskFileContents, verifyCertificate, verifyRevocation, type MembershipCertificate, type Revocation } from '../protocol/farm-key.ts'
 import { decodeJson } from '../protocol/framing.ts'
 import { MAX_FRAME_BYTES, PROTOCOL_MAJOR, PROTOCOLS } from '../protocol/ids.ts'
-import { HeartbeatSchema, HelloSchema, RevokeSchema, type Heartbeat, type Hello } from '../protocol/messages/membership.ts'
+import { HeartbeatSchema, HelloWithInfoSchema, RevokeSchema, type Heartbeat, type Hello, type NodeInfo } from '../protocol/messages/membership.ts'
 
 export interface FarmNodeOptions {
   privateKey: PrivateKey
@@ -42,12 +42,14 @@ export interface FarmNodeOptions {
   /** Current load for heartbeats. */
   load?: () => Heartbeat['load']
   state?: () => Heartbeat['state']
+  /** This node's hardware, capabilities and benchmark, sent in Hello. */
+  info?: () => NodeInfo | undefined
   now?: () => number
 }
 
-export interface MemberView { peerId: string; name: string; state: string; addrs: string[]; lastHeardMs: number; load?: Heartbeat['load'] | undefined }
+export interface MemberView { peerId: string; name: string; state: string; addrs: string[]; lastHeardMs: number; load?: Heartbeat['load'] | undefined; info?: NodeInfo | undefined }
 
-const HelloOrRevoke = z.discriminatedUnion('type', [HelloSchema, RevokeSchema])
+const HelloOrRevoke = z.discriminatedUnion('type', [HelloWithInfoSchema, RevokeSchema])
 const enc = new TextEncoder()
 const json = (o: unknown): Uint8Array => enc.encode(JSON.stringify(o))
 
@@ -114,13 +116,24 @@ export class FarmNode extends EventTarget {
     await this.libp2p.dial(multiaddr(addr), { signal: AbortSignal.timeout(timeoutMs) })
   }
 
+  /** Dials a discovered member unless already connected to it. */
+  async connect (peerId: string, addrs: string[]): Promise<void> {
+    if (this.isMember(peerId) || this.revoked.has(peerId)) return
+    for (const a of addrs) {
+      try {
+        await this.dial(a.includes('/p2p/') ? a : `${a}/p2p/${peerId}`)
+        return
+      } catch { /* try the next address */ }
+    }
+  }
+
   isMember (peerId: string): boolean {
     return this.members.isAlive(peerId) && this.hellos.has(peerId)
   }
 
   list (): MemberView[] {
     return this.members.list().filter((m) => this.hellos.has(m.peerId)).map((m) => ({
-      peerId: m.peerId, name: this.hellos.get(m.peerId)!.name, state: m.state, addrs: this.hellos.get(m.peerId)!.addrs, lastHeardMs: m.lastHeardMs, load: m.load
+      peerId: m.peerId, name: this.hellos.get(m.peerId)!.name, state: m.state, addrs: this.hellos.get(m.peerId)!.addrs, lastHeardMs: m.lastHeardMs, load: m.load, info: this.hellos.get(m.peerId)!.info
     }))
   }
 
@@ -145,7 +158,8 @@ export class FarmNode extends EventTarget {
   private hello (): Hello {
     return {
       type: 'hello', v: 1, peerId: this.peerId.toString(), farm: this.farmId, name: this.opts.name,
-      cert: this.opts.certificate as unknown as Record<string, unknown>, protocolMajor: PROTOCOL_MAJOR, addrs: this.addrs().slice(0, 16)
+      cert: this.opts.certificate as unknown as Record<string, unknown>, protocolMajor: PROTOCOL_MAJOR, addrs: this.addrs().slice(0, 16),
+      ...(this.opts.info?.() !== undefined ? { info: this.opts.info() } : {})
     }
   }
 

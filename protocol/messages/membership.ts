@@ -98,9 +98,12 @@ export const RevokeSchema = z.object({
   revocation: opaque(32, 8192)
 }).strict()
 
-export const MembershipMessageSchema = z.discriminatedUnion('type', [HelloSchema, HeartbeatSchema, NodeInfoMessageSchema, RevokeSchema])
+/** Hello with the sender's hardware and benchmark (optional field, added within major 1). */
+export const HelloWithInfoSchema = HelloSchema.extend({ info: NodeInfoSchema.optional() }).strict()
 
-export type Hello = z.infer<typeof HelloSchema>
+export const MembershipMessageSchema = z.discriminatedUnion('type', [HelloWithInfoSchema, HeartbeatSchema, NodeInfoMessageSchema, RevokeSchema])
+
+export type Hello = z.infer<typeof HelloWithInfoSchema>
 export type Heartbeat = z.infer<typeof HeartbeatSchema>
 export type NodeState = Heartbeat['state']
 export type NodeInfo = z.infer<typeof NodeInfoSchema>
