@@ -29,13 +29,16 @@ import { WireError } from '../protocol/errors.ts'
 import { farmId, pskFileContents, verifyCertificate, verifyRevocation, type MembershipCertificate, type Revocation } from '../protocol/farm-key.ts'
 import { decodeJson } from '../protocol/framing.ts'
 import { MAX_FRAME_BYTES, PROTOCOL_MAJOR, PROTOCOLS } from '../protocol/ids.ts'
-import { HeartbeatSchema, HelloWithInfoSchema, RevokeSchema, type Heartbeat, type Hello, type NodeInfo } from '../protocol/messages/membership.ts'
+import { HeartbeatSchema, HelloWithInfoSchema, JoinReplySchema, JoinRequestSchema, RevokeSchema, type Heartbeat, type Hello, type JoinRequest, type NodeInfo } from '../protocol/messages/membership.ts'
 
 export interface FarmNodeOptions {
   privateKey: PrivateKey
   farm: { publicKey: Uint8Array; psk: Uint8Array }
-  certificate: MembershipCertificate
+  /** Undefined while this machine is still joining (see join()). */
+  certificate: MembershipCertificate | undefined
   name: string
+  /** On a machine holding the farm key: redeem an invite and issue a certificate, or throw. */
+  admitJoin?: (req: JoinRequest) => MembershipCertificate
   listen: string[]
   heartbeatMs?: number
   helloTimeoutMs?: number
@@ -100,6 +103,7 @@ export class FarmNode extends EventTarget {
     })
     await this.libp2p.handle(PROTOCOLS.membership, (stream, conn) => { void this.onMembership(stream, conn) })
     await this.libp2p.handle(PROTOCOLS.heartbeat, (stream, conn) => { void this.onHeartbeat(stream, conn) })
+    await this.libp2p.handle(PROTOCOLS.join, (stream, conn) => { void this.onJoin(stream, conn) })
     this.libp2p.addEventListener('connection:open', (e) => { void this.onConnection(e.detail) })
     const hb = this.opts.heartbeatMs ?? 1000
     this.timers.push(setInterval(() => { void this.sendHeartbeats() }, hb))
@@ -155,6 +159,51 @@ export class FarmNode extends EventTarget {
     return r
   }
 
+  /**
+   * Redeems an invite token at a member that holds the farm key (one of `bootstrap`), and
+   * takes the certificate it issues. Returns the certificate; throws with the member's reason.
+   */
+  async join (token: string, bootstrap: string[]): Promise<MembershipCertificate> {
+    let lastError: unknown = new Error('no bootstrap address to join through')
+    for (const addr of bootstrap) {
+      try {
+        const conn = await this.libp2p!.dial(multiaddr(addr), { signal: AbortSignal.timeout(5000) })
+        const stream = await conn.newStream(PROTOCOLS.join, { signal: AbortSignal.timeout(5000) })
+        const lp = lpStream(stream, { maxDataLength: MAX_FRAME_BYTES.join })
+        await lp.write(json({ type: 'join', token, peerId: this.peerId.toString(), name: this.opts.name }))
+        const reply = decodeJson((await lp.read({ signal: AbortSignal.timeout(5000) })).subarray(), JoinReplySchema)
+        await stream.close().catch(() => {})
+        if (reply.type === 'refused') throw new WireError('not-member', `joining through ${addr} was refused: ${reply.message}`)
+        const cert = verifyCertificate(this.opts.farm.publicKey, reply.cert, { peerId: this.peerId.toString(), nowMs: this.now() })
+        this.opts.certificate = cert
+        await conn.close().catch(() => {})
+        await this.dial(addr).catch(() => {})
+        return cert
+      } catch (err) {
+        lastError = err
+      }
+    }
+    throw lastError
+  }
+
+  private async onJoin (stream: Stream, conn: Connection): Promise<void> {
+    const peer = conn.remotePeer.toString()
+    const lp = lpStream(stream, { maxDataLength: MAX_FRAME_BYTES.join })
+    try {
+      const req = decodeJson((await lp.read({ signal: AbortSignal.timeout(5000) })).subarray(), JoinRequestSchema)
+      if (req.peerId !== peer) throw new WireError('not-member', 'the join request names another peer id')
+      if (this.opts.admitJoin === undefined) throw new WireError('not-member', 'this member does not hold the farm key; join through the machine that made the invite')
+      const cert = this.opts.admitJoin(req)
+      await lp.write(json({ type: 'joined', cert }))
+      await stream.close().catch(() => {})
+    } catch (err) {
+      const code = err instanceof WireError ? err.code : `invite:${(err as { code?: string }).code ?? 'invalid'}`
+      this.refuse(code, peer)
+      await lp.write(json({ type: 'refused', code: code.slice(0, 32), message: ((err as Error).message ?? 'refused').replace(/[\u0000-\u001f]/g, ' ').slice(0, 500) })).catch(() => {})
+      await stream.close().catch(() => {})
+    }
+  }
+
   private hello (): Hello {
     return {
       type: 'hello', v: 1, peerId: this.peerId.toString(), farm: this.farmId, name: this.opts.name,
@@ -172,7 +221,7 @@ export class FarmNode extends EventTarget {
   /** Dialer greets; both sides give a stranger `helloTimeoutMs` to prove membership. */
   private async onConnection (conn: Connection): Promise<void> {
     const peer = conn.remotePeer.toString()
-    if (conn.direction === 'outbound' && !this.isMember(peer)) {
+    if (conn.direction === 'outbound' && !this.isMember(peer) && this.opts.certificate !== undefined) {
       try {
         const stream = await conn.newStream(PROTOCOLS.membership, { signal: AbortSignal.timeout(this.opts.helloTimeoutMs ?? 5000) })
         const lp = lpStream(stream, { maxDataLength: MAX_FRAME_BYTES.membership })

@@ -8,7 +8,7 @@
  *   store.close()
  */
 import Database from 'better-sqlite3'
-import { mkdirSync } from 'node:fs'
+import { chmodSync, mkdirSync } from 'node:fs'
 import path from 'node:path'
 
 export class StoreError extends Error {
@@ -32,6 +32,8 @@ export class Store {
     let db: Database.Database
     try {
       db = new Database(file)
+      // The state holds this machine's identity key and possibly the farm key: owner only.
+      if (file !== ':memory:') chmodSync(file, 0o600)
       db.pragma('journal_mode = WAL')
       db.pragma('synchronous = NORMAL')
       db.pragma('busy_timeout = 5000')

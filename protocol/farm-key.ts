@@ -33,7 +33,7 @@ export const MAX_TIME_MS = 8_640_000_000_000_000
 const TOKEN_PREFIX = 'rsw1'
 const DOMAIN = { cert: 'renderswarm/cert/1', invite: 'renderswarm/invite/1', revocation: 'renderswarm/revocation/1' } as const
 const CERT_FIELDS = ['v', 'farm', 'peerId', 'name', 'issuedAt', 'expiresAt'] as const
-const INVITE_FIELDS = ['v', 'farm', 'id', 'exp', 'bootstrap', 'pub'] as const
+const INVITE_FIELDS = ['v', 'farm', 'id', 'exp', 'bootstrap', 'pub', 'psk'] as const
 const REVOCATION_FIELDS = ['v', 'farm', 'peerId', 'at', 'reason'] as const
 
 // Error codes are append-only: callers and logs match on them.
@@ -80,7 +80,7 @@ const MULTIADDR = z.string().max(MAX_MULTIADDR_LENGTH).regex(/^\/[\x21\x23-\x5b\
 const SecretsSchema = z.object({ v: V1, publicKey: b64Bytes(32, 'publicKey'), secretKey: b64Bytes(64, 'secretKey'), psk: b64Bytes(32, 'psk') }).strict()
 const CertFields = z.object({ v: V1, farm: FARM, peerId: PEER_ID, name: printable(64, 'name').optional(), issuedAt: TIME, expiresAt: TIME.optional() }).strict()
 const CertSchema = CertFields.extend({ sig: SIG }).strict()
-const InvitePayloadSchema = z.object({ v: V1, farm: FARM, id: INVITE_ID, exp: TIME, bootstrap: z.array(MULTIADDR).max(MAX_BOOTSTRAP), pub: b64Bytes(32, 'pub') }).strict()
+const InvitePayloadSchema = z.object({ v: V1, farm: FARM, id: INVITE_ID, exp: TIME, bootstrap: z.array(MULTIADDR).max(MAX_BOOTSTRAP), pub: b64Bytes(32, 'pub'), psk: b64Bytes(32, 'psk') }).strict()
 const RevocationFields = z.object({ v: V1, farm: FARM, peerId: PEER_ID, at: TIME, reason: printable(256, 'reason').optional() }).strict()
 const RevocationSchema = RevocationFields.extend({ sig: SIG }).strict()
 const LedgerSchema = z.object({ v: V1, invites: z.array(z.object({ id: INVITE_ID, exp: TIME, used: z.boolean() }).strict()).max(MAX_LEDGER_ENTRIES) }).strict()
@@ -169,11 +169,13 @@ export function verifyCertificate (publicKey: Uint8Array, cert: unknown, o: { pe
 }
 
 // ---- invite tokens ----
+// A token carries the farm's pre-shared key (a machine cannot reach any member without it), so
+// the token itself is a secret: single use, short-lived, handed over like a password.
 export function createInvite (secrets: FarmSecrets, o: { ttlMs: number; nowMs: number; bootstrap: string[] }): { token: string; inviteId: string; exp: number } {
   checkSecrets(secrets)
   if (!isTime(o.ttlMs) || o.ttlMs < 1 || o.ttlMs > MAX_INVITE_TTL_MS) throw new InviteError('malformed', `invite ttl must be 1 ms to ${MAX_INVITE_TTL_MS / 86_400_000} days`)
   if (!isTime(o.nowMs)) throw new InviteError('malformed', 'nowMs must be a non-negative integer')
-  const payload = parseWith(InvitePayloadSchema, { v: 1, farm: farmId(secrets.publicKey), id: toHex(nacl.randomBytes(16)), exp: o.nowMs + o.ttlMs, bootstrap: o.bootstrap, pub: toBase64(secrets.publicKey) },
+  const payload = parseWith(InvitePayloadSchema, { v: 1, farm: farmId(secrets.publicKey), id: toHex(nacl.randomBytes(16)), exp: o.nowMs + o.ttlMs, bootstrap: o.bootstrap, pub: toBase64(secrets.publicKey), psk: toBase64(secrets.psk) },
     p => new InviteError('malformed', `cannot create invite: ${p}`))
   const sig = signBytes(secrets, canonicalBytes(DOMAIN.invite, INVITE_FIELDS, payload))
   const body = toBase64Url(new TextEncoder().encode(canonicalJson(INVITE_FIELDS, payload)))

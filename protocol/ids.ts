@@ -20,7 +20,9 @@ export const PROTOCOLS = {
   chunk: '/renderswarm/chunk/1',
   asset: '/renderswarm/asset/1',
   segment: '/renderswarm/segment/1',
-  election: '/renderswarm/election/1'
+  election: '/renderswarm/election/1',
+  /** The one protocol a machine without a certificate may use: redeem an invite. */
+  join: '/renderswarm/join/1'
 } as const
 
 export type ProtocolName = keyof typeof PROTOCOLS
@@ -41,7 +43,8 @@ export const MAX_FRAME_BYTES = {
   asset: 64 * KiB,
   /** The header only; the bytes follow as raw frames. */
   segment: 64 * KiB,
-  election: 64 * KiB
+  election: 64 * KiB,
+  join: 16 * KiB
 } as const satisfies Record<ProtocolName, number>
 
 /** Largest raw (non-JSON) frame of bulk bytes after an asset or segment header. */

@@ -103,6 +103,20 @@ export const HelloWithInfoSchema = HelloSchema.extend({ info: NodeInfoSchema.opt
 
 export const MembershipMessageSchema = z.discriminatedUnion('type', [HelloWithInfoSchema, HeartbeatSchema, NodeInfoMessageSchema, RevokeSchema])
 
+/** '/renderswarm/join/1': a machine with an invite token asks for its certificate. */
+export const JoinRequestSchema = z.object({
+  type: z.literal('join'),
+  token: z.string().min(1).max(4096, 'must be at most 4096 characters'),
+  peerId,
+  name: text(64).min(1, 'must not be empty')
+}).strict()
+export const JoinReplySchema = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('joined'), cert: opaque(32, 8192) }).strict(),
+  z.object({ type: z.literal('refused'), code: z.string().max(32), message: text(512) }).strict()
+])
+export type JoinRequest = z.infer<typeof JoinRequestSchema>
+export type JoinReply = z.infer<typeof JoinReplySchema>
+
 export type Hello = z.infer<typeof HelloWithInfoSchema>
 export type Heartbeat = z.infer<typeof HeartbeatSchema>
 export type NodeState = Heartbeat['state']

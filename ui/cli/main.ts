@@ -30,6 +30,14 @@ const USAGE = `usage: renderswarm <command>
       [--preset ${PRESET_NAMES.join('|')}] [--chunks N] [--parallel J] [--no-gpu] [--json]
   probe [--json]                   show the ffmpeg in use and what it can do
   demo [DIR]                       write the sample into DIR (default ./renderswarm-demo) and render it
+  agent [--state-dir DIR] [--listen MULTIADDR]… [--api-port N] [--name NAME]
+        [--no-mdns] [--mdns-interface ADDR] [--bootstrap MULTIADDR]…
+                                   run this machine's agent (farm member) until SIGINT/SIGTERM
+  farm invite [--ttl 1h] [--state-dir DIR]
+                                   print a single-use join token (a secret: it carries the farm's PSK)
+  farm join TOKEN [--state-dir DIR] make this machine join that farm (restart its agent afterwards)
+  nodes [--json] [--state-dir DIR] the farm's members as the local agent sees them
+  status [--json] [--state-dir DIR] the local agent's view of the farm
 `
 
 async function main (argv: string[]): Promise<number> {
@@ -39,6 +47,10 @@ async function main (argv: string[]): Promise<number> {
     case 'render': return await renderCmd(rest)
     case 'probe': return await probeCmd(rest)
     case 'demo': return await demoCmd(rest)
+    case 'agent': return await agentCmd(rest)
+    case 'farm': return await farmCmd(rest)
+    case 'nodes': return await readCmd(rest, 'nodes')
+    case 'status': return await readCmd(rest, 'status')
     case undefined: case 'help': case '--help': case '-h':
       process.stdout.write(USAGE)
       return command === undefined ? 2 : 0
@@ -147,11 +159,95 @@ async function demoCmd (args: string[]): Promise<number> {
   return await doRender(file, path.join(dir, 'sample-render.mkv'), 'ffv1', 4, parallel, false, true)
 }
 
+async function agentCmd (args: string[]): Promise<number> {
+  const { values } = parse(args, {
+    'state-dir': { type: 'string' }, listen: { type: 'string', multiple: true }, 'api-port': { type: 'string' },
+    name: { type: 'string' }, 'no-mdns': { type: 'boolean', default: false }, 'mdns-interface': { type: 'string' },
+    bootstrap: { type: 'string', multiple: true }
+  })
+  const { Agent, defaultStateDir } = await import('../../agent/daemon.ts')
+  const apiPortRaw = values['api-port']
+  if (apiPortRaw !== undefined && (typeof apiPortRaw !== 'string' || !/^\d{1,5}$/.test(apiPortRaw) || Number(apiPortRaw) > 65535)) throw new UsageError(`--api-port must be 0–65535 (got "${String(apiPortRaw)}")`)
+  const stateDir = path.resolve(typeof values['state-dir'] === 'string' ? values['state-dir'] : defaultStateDir())
+  const agent = await Agent.start({
+    stateDir,
+    listen: (values.listen as string[] | undefined) ?? ['/ip4/0.0.0.0/tcp/0'],
+    apiPort: Number(apiPortRaw ?? 0),
+    name: values.name as string | undefined,
+    mdns: values['no-mdns'] !== true,
+    mdnsInterface: values['mdns-interface'] as string | undefined,
+    bootstrap: (values.bootstrap as string[] | undefined) ?? []
+  })
+  process.stderr.write(`renderswarm agent ${agent.node.peerId.toString()} (${agent.name}) in farm ${agent.node.farmId}\n  libp2p ${agent.node.addrs().join(' ')}\n  api    ${agent.apiInfo!.url} (token in ${path.join(stateDir, 'api.json')})\n`)
+  await new Promise<void>((resolve) => {
+    const stop = (): void => { resolve() }
+    process.once('SIGINT', stop)
+    process.once('SIGTERM', stop)
+  })
+  await agent.stop()
+  process.stderr.write('renderswarm agent stopped\n')
+  return 0
+}
+
+function parseTtl (s: string): number {
+  const m = /^(\d{1,6})(s|m|h|d)$/.exec(s)
+  if (m === null) throw new UsageError(`--ttl must look like 30m, 2h or 7d (got "${s}")`)
+  return Number(m[1]) * { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as 's' | 'm' | 'h' | 'd']
+}
+
+async function farmCmd (args: string[]): Promise<number> {
+  const [sub, ...rest] = args
+  const { values, positionals } = parse(rest, { 'state-dir': { type: 'string' }, ttl: { type: 'string', default: '1h' }, json: { type: 'boolean', default: false } })
+  const { defaultStateDir, makeInvite, acceptInvite } = await import('../../agent/daemon.ts')
+  const stateDir = path.resolve(typeof values['state-dir'] === 'string' ? values['state-dir'] : defaultStateDir())
+  if (sub === 'invite') {
+    const { LocalClient } = await import('../sdk/client.ts')
+    const status = await (await LocalClient.forStateDir(stateDir)).get<{ addrs: string[] }>('/v1/status')
+    const inv = makeInvite(stateDir, status.addrs, parseTtl(String(values.ttl)))
+    if (values.json === true) process.stdout.write(JSON.stringify(inv) + '\n')
+    else process.stdout.write(`${inv.token}\n`)
+    process.stderr.write(`single-use invite to farm ${inv.farm}, valid until ${new Date(inv.exp).toISOString()}; on the new machine: renderswarm farm join TOKEN\n`)
+    return 0
+  }
+  if (sub === 'join') {
+    if (positionals.length !== 1) throw new UsageError('usage: renderswarm farm join TOKEN [--state-dir DIR]')
+    const { InviteError } = await import('../../protocol/farm-key.ts')
+    let res
+    try {
+      res = acceptInvite(stateDir, positionals[0]!)
+    } catch (err) {
+      if (err instanceof InviteError) throw new UsageError(err.message)
+      throw err
+    }
+    process.stdout.write(`joining farm ${res.farm}${res.replaced !== undefined && res.replaced !== res.farm ? ` (leaving farm ${res.replaced})` : ''}; (re)start the agent: renderswarm agent --state-dir ${stateDir}\n`)
+    return 0
+  }
+  throw new UsageError('usage: renderswarm farm invite|join …')
+}
+
+async function readCmd (args: string[], what: 'nodes' | 'status'): Promise<number> {
+  const { values } = parse(args, { json: { type: 'boolean', default: false }, 'state-dir': { type: 'string' } })
+  const { defaultStateDir } = await import('../../agent/daemon.ts')
+  const { LocalClient } = await import('../sdk/client.ts')
+  const api = await LocalClient.forStateDir(path.resolve(typeof values['state-dir'] === 'string' ? values['state-dir'] : defaultStateDir()))
+  const body = await api.get(`/v1/${what}`)
+  if (values.json === true) { process.stdout.write(JSON.stringify(body) + '\n'); return 0 }
+  if (what === 'nodes') {
+    for (const n of (body as { nodes: Array<{ name: string; peerId: string; state: string; self: boolean; info?: { cpu?: { cores?: number }; gpus?: unknown[]; ffmpeg?: { encoders?: string[] } } }> }).nodes) {
+      process.stdout.write(`${n.self ? '*' : ' '} ${n.name.padEnd(20)} ${n.state.padEnd(8)} ${String(n.info?.cpu?.cores ?? '?').padStart(3)} cores  ${(n.info?.gpus?.length ?? 0)} GPU  ${(n.info?.ffmpeg?.encoders ?? []).join(',')}  ${n.peerId}\n`)
+    }
+  } else {
+    process.stdout.write(JSON.stringify(body, null, 2) + '\n')
+  }
+  return 0
+}
+
 function round (n: number): number {
   return Math.round(n * 1000) / 1000
 }
 
 function isInputError (err: unknown): boolean {
+  if (err instanceof Error && (err.name === 'AgentNotRunningError' || err.name === 'StoreError')) return false
   return err instanceof TimelineError || err instanceof UsageError || err instanceof UnknownPresetError || err instanceof PlanError
 }
 

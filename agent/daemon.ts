@@ -1,0 +1,283 @@
+/**
+ * `renderswarm agent`: one per machine. Keeps its identity and farm in SQLite under the state
+ * dir, joins the farm over libp2p (mDNS on the LAN, bootstrap addresses elsewhere), and serves
+ * the local API on 127.0.0.1 with a token written to `<state-dir>/api.json` (mode 0600).
+ *
+ *   const agent = await Agent.start({ stateDir, listen: ['/ip4/127.0.0.1/tcp/0'], apiPort: 0 })
+ *   …; await agent.stop()
+ *
+ * A machine with no farm yet creates a one-machine farm on first start (it holds the farm key).
+ */
+import './polyfill.ts'
+import { randomBytes, timingSafeEqual } from 'node:crypto'
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import { chmod, mkdir, rm, writeFile } from 'node:fs/promises'
+import os from 'node:os'
+import path from 'node:path'
+import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
+import type { PrivateKey } from '@libp2p/interface'
+import { createInvite, decodeSecrets, farmId, encodeSecrets, generateFarmKey, InviteLedger, issueCertificate, parseInvite, type FarmSecrets, type MembershipCertificate } from '../protocol/farm-key.ts'
+import type { JoinRequest } from '../protocol/messages/membership.ts'
+import { PROTOCOL_MAJOR } from '../protocol/ids.ts'
+import type { NodeInfo } from '../protocol/messages/membership.ts'
+import { Discovery } from './discovery.ts'
+import { locateFfmpeg, probeFfmpeg } from './ffmpeg.ts'
+import { probeHardware, sampleLoad, type LoadSample } from './hardware.ts'
+import { FarmNode } from './node.ts'
+import { Store } from './store.ts'
+
+export interface AgentOptions {
+  stateDir: string
+  listen: string[]
+  apiPort: number
+  name?: string | undefined
+  mdns?: boolean
+  mdnsInterface?: string | undefined
+  bootstrap?: string[]
+  heartbeatMs?: number
+}
+
+export interface ApiInfo { url: string; token: string; pid: number }
+
+const ENCODERS = ['libx264', 'libx265', 'h264_nvenc', 'hevc_nvenc', 'prores_ks', 'ffv1', 'aac', 'flac']
+
+export function defaultStateDir (): string {
+  const base = process.env.XDG_STATE_HOME ?? (process.platform === 'darwin' ? path.join(os.homedir(), 'Library', 'Application Support') : process.platform === 'win32' ? (process.env.APPDATA ?? os.homedir()) : path.join(os.homedir(), '.local', 'state'))
+  return path.join(base, 'renderswarm')
+}
+
+export class Agent {
+  private api: Server | undefined
+  private discovery: Discovery | undefined
+  private load: LoadSample | undefined
+  private loadTimer: NodeJS.Timeout | undefined
+  private bootstrapTimer: NodeJS.Timeout | undefined
+  readonly startedMs = Date.now()
+  apiInfo: ApiInfo | undefined
+
+  private constructor (readonly opts: AgentOptions, readonly store: Store, readonly node: FarmNode, private readonly info: NodeInfo, readonly name: string) {}
+
+  static async start (opts: AgentOptions): Promise<Agent> {
+    await mkdir(opts.stateDir, { recursive: true, mode: 0o700 })
+    const store = Store.open(path.join(opts.stateDir, 'state.db'))
+    try {
+      const privateKey = await loadIdentity(store)
+      const peerId = peerIdFromPrivateKey(privateKey).toString()
+      const name = opts.name ?? store.getJson<string>('name') ?? os.hostname()
+      store.setJson('name', name)
+      const farm = loadOrCreateFarm(store, peerId, name)
+      const tools = await locateFfmpeg()
+      const [hw, caps] = await Promise.all([probeHardware(), probeFfmpeg(tools, { checkGpu: true })])
+      const info: NodeInfo = {
+        cpu: hw.cpu, memBytes: hw.memBytes, os: hw.os,
+        gpus: hw.gpus.map((g) => ({ model: g.model, vramBytes: g.vramBytes, ...(g.driver !== undefined ? { driver: g.driver } : {}) })),
+        ffmpeg: { version: caps.version.slice(0, 64), encoders: ENCODERS.filter((e) => caps.encoders.has(e) && (!e.endsWith('_nvenc') || caps.gpuEncoders.includes(e))) },
+        bench: store.getJson<Record<string, number>>('bench') ?? {}
+      }
+      let agent: Agent | undefined
+      const node = new FarmNode({
+        privateKey, farm: { publicKey: farm.publicKey, psk: farm.psk }, certificate: farm.certificate, name, listen: opts.listen,
+        ...(farm.secrets !== undefined ? { admitJoin: (req: JoinRequest) => admitJoin(store, farm.secrets!, req) } : {}),
+        heartbeatMs: opts.heartbeatMs, info: () => info,
+        load: () => agent?.heartbeatLoad() ?? { cpuPct: 0, memUsedBytes: 0, memTotalBytes: 0, runningChunks: 0 }
+      })
+      agent = new Agent(opts, store, node, info, name)
+      await agent.run()
+      return agent
+    } catch (err) {
+      store.close()
+      throw err
+    }
+  }
+
+  private heartbeatLoad (): { cpuPct: number; memUsedBytes: number; memTotalBytes: number; gpuPct?: number; runningChunks: number } {
+    const l = this.load
+    return { cpuPct: l?.cpuPct ?? 0, memUsedBytes: l?.memUsedBytes ?? 0, memTotalBytes: l?.memTotalBytes ?? 0, ...(l?.gpuPct !== undefined ? { gpuPct: l.gpuPct } : {}), runningChunks: 0 }
+  }
+
+  private async run (): Promise<void> {
+    await this.node.start()
+    const pending = this.store.getJson<FarmRecord>('farm')?.pending
+    if (pending !== undefined) void this.completeJoin(pending)
+    const sample = (): void => { void sampleLoad().then((l) => { this.load = l }, () => {}) }
+    sample()
+    this.loadTimer = setInterval(sample, 2000)
+    this.loadTimer.unref()
+    const bootstrap = this.opts.bootstrap ?? []
+    if (bootstrap.length > 0) {
+      const dialAll = (): void => { for (const a of bootstrap) void this.node.dial(a).catch(() => {}) }
+      dialAll()
+      this.bootstrapTimer = setInterval(dialAll, 5000)
+      this.bootstrapTimer.unref()
+    }
+    if (this.opts.mdns !== false) {
+      const tcp = this.node.addrs().find((a) => a.includes('/tcp/'))
+      const port = Number(/\/tcp\/(\d+)/.exec(tcp ?? '')?.[1] ?? 0)
+      this.discovery = new Discovery({
+        interface: this.opts.mdnsInterface, name: this.node.peerId.toString(), port,
+        txt: { farm: this.node.farmId, peer: this.node.peerId.toString(), addrs: this.node.addrs().map((a) => a.replace(/\/p2p\/.*$/, '')), v: PROTOCOL_MAJOR, ...(this.info.bench.ffv1 !== undefined ? { score: this.info.bench.ffv1 } : {}) }
+      })
+      this.discovery.on('peer', (p) => { void this.node.connect(p.peer, p.addrs) })
+      this.discovery.start()
+    }
+    await this.startApi()
+  }
+
+  /** Redeems the invite from `farm join` through its bootstrap members, retrying until it expires. */
+  private async completeJoin (pending: { token: string; bootstrap: string[] }): Promise<void> {
+    const exp = parseInvite(pending.token, 0).exp
+    while (Date.now() < exp && !this.stopped) {
+      try {
+        const certificate = await this.node.join(pending.token, pending.bootstrap)
+        const rec = this.store.getJson<FarmRecord>('farm')!
+        this.store.setJson('farm', { ...rec, certificate, pending: undefined })
+        this.joinError = undefined
+        return
+      } catch (err) {
+        this.joinError = (err as Error).message
+        await new Promise((r) => setTimeout(r, 2000))
+      }
+    }
+  }
+
+  joinError: string | undefined
+  private stopped = false
+
+  private async startApi (): Promise<void> {
+    const token = randomBytes(24).toString('base64url')
+    this.api = createServer((req, res) => { this.handle(req, res, token) })
+    this.api.headersTimeout = 10_000
+    this.api.requestTimeout = 30_000
+    await new Promise<void>((resolve, reject) => {
+      this.api!.once('error', reject)
+      this.api!.listen(this.opts.apiPort, '127.0.0.1', () => { resolve() })
+    })
+    const addr = this.api.address()
+    const port = typeof addr === 'object' && addr !== null ? addr.port : this.opts.apiPort
+    this.apiInfo = { url: `http://127.0.0.1:${port}`, token, pid: process.pid }
+    const file = path.join(this.opts.stateDir, 'api.json')
+    await writeFile(file, JSON.stringify(this.apiInfo) + '\n', { mode: 0o600 })
+    await chmod(file, 0o600)
+  }
+
+  private handle (req: IncomingMessage, res: ServerResponse, token: string): void {
+    const send = (status: number, body: unknown): void => {
+      res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' })
+      res.end(JSON.stringify(body))
+    }
+    const auth = req.headers.authorization ?? ''
+    const given = Buffer.from(auth.startsWith('Bearer ') ? auth.slice(7) : '')
+    const want = Buffer.from(token)
+    if (given.length !== want.length || !timingSafeEqual(given, want)) {
+      this.unauthorized++
+      send(401, { error: 'unauthorized', message: 'missing or wrong access token (see api.json in the agent\'s state dir)' })
+      return
+    }
+    if (req.method !== 'GET') { send(405, { error: 'method-not-allowed', message: `${req.method ?? ''} is not allowed here` }); return }
+    const url = new URL(req.url ?? '/', 'http://127.0.0.1')
+    if (url.pathname === '/v1/nodes') { send(200, { nodes: this.nodes() }); return }
+    if (url.pathname === '/v1/status') { send(200, this.status()); return }
+    send(404, { error: 'not-found', message: `no route ${url.pathname}` })
+  }
+
+  unauthorized = 0
+
+  nodes (): Array<Record<string, unknown>> {
+    const self = { peerId: this.node.peerId.toString(), name: this.name, self: true, state: 'alive', location: 'lan', addrs: this.node.addrs(), load: this.heartbeatLoad(), info: this.info }
+    return [self, ...this.node.list().map((m) => ({ peerId: m.peerId, name: m.name, self: false, state: m.state, location: 'lan', addrs: m.addrs, lastHeardMs: m.lastHeardMs, load: m.load, info: m.info }))]
+  }
+
+  status (): Record<string, unknown> {
+    const nodes = this.nodes()
+    return {
+      farm: this.node.farmId, peerId: this.node.peerId.toString(), name: this.name, uptimeSeconds: Math.round((Date.now() - this.startedMs) / 1000),
+      addrs: this.node.addrs(), holdsFarmKey: this.store.getJson<FarmRecord>('farm')?.secrets !== undefined,
+      ...(this.joinError !== undefined ? { joinError: this.joinError } : {}),
+      nodes: { total: nodes.length, active: nodes.filter((n) => n.state === 'alive').length },
+      refused: { ...this.node.stats().refused, 'api-unauthorized': this.unauthorized, 'mdns-txt': this.discovery?.refusedCount ?? 0 }
+    }
+  }
+
+  async stop (): Promise<void> {
+    this.stopped = true
+    clearInterval(this.loadTimer)
+    clearInterval(this.bootstrapTimer)
+    await this.discovery?.stop().catch(() => {})
+    await new Promise<void>((resolve) => { if (this.api === undefined) resolve(); else this.api.close(() => { resolve() }) })
+    await this.node.stop().catch(() => {})
+    await rm(path.join(this.opts.stateDir, 'api.json'), { force: true })
+    this.store.close()
+  }
+}
+
+async function loadIdentity (store: Store): Promise<PrivateKey> {
+  const saved = store.getJson<{ key: string }>('identity')
+  if (saved !== undefined) return privateKeyFromProtobuf(Buffer.from(saved.key, 'base64'))
+  const key = await generateKeyPair('Ed25519')
+  store.setJson('identity', { key: Buffer.from(privateKeyToProtobuf(key)).toString('base64') })
+  return key
+}
+
+interface FarmRecord { secrets?: unknown; publicKey: string; psk: string; certificate?: MembershipCertificate | undefined; pending?: { token: string; bootstrap: string[] } | undefined }
+interface FarmState { publicKey: Uint8Array; psk: Uint8Array; certificate: MembershipCertificate | undefined; secrets?: FarmSecrets | undefined }
+
+function loadOrCreateFarm (store: Store, peerId: string, name: string): FarmState {
+  const saved = store.getJson<FarmRecord>('farm')
+  if (saved !== undefined) {
+    return {
+      publicKey: Buffer.from(saved.publicKey, 'base64'), psk: Buffer.from(saved.psk, 'base64'), certificate: saved.certificate,
+      secrets: saved.secrets !== undefined ? decodeSecrets(saved.secrets) : undefined
+    }
+  }
+  // No farm yet: a one-machine farm whose key this machine holds.
+  const secrets = generateFarmKey()
+  const certificate = issueCertificate(secrets, { peerId, name: name.replace(/[^\x20-\x7e]/g, '?').slice(0, 64), issuedAtMs: Date.now() })
+  store.setJson('farm', { secrets: encodeSecrets(secrets), publicKey: Buffer.from(secrets.publicKey).toString('base64'), psk: Buffer.from(secrets.psk).toString('base64'), certificate } satisfies FarmRecord)
+  return { publicKey: secrets.publicKey, psk: secrets.psk, certificate, secrets }
+}
+
+/** On the farm key's machine: an invite is good once, for its farm, before it expires. */
+function admitJoin (store: Store, secrets: FarmSecrets, req: JoinRequest): MembershipCertificate {
+  const invite = parseInvite(req.token, Date.now())
+  if (Buffer.compare(Buffer.from(invite.publicKey), Buffer.from(secrets.publicKey)) !== 0) throw new Error('the invite is for another farm')
+  return store.transaction(() => {
+    const ledger = InviteLedger.fromJSON(store.getJson('invites') ?? { v: 1, invites: [] })
+    ledger.redeem(invite.id, Date.now())
+    store.setJson('invites', ledger.toJSON())
+    return issueCertificate(secrets, { peerId: req.peerId, name: req.name.replace(/[^\x20-\x7e]/g, '?').slice(0, 64), issuedAtMs: Date.now() })
+  })
+}
+
+/** `renderswarm farm invite`: a single-use join token through this machine's agent. */
+export function makeInvite (stateDir: string, bootstrap: string[], ttlMs: number): { token: string; exp: number; farm: string } {
+  const store = Store.open(path.join(stateDir, 'state.db'))
+  try {
+    const rec = store.getJson<FarmRecord>('farm')
+    if (rec?.secrets === undefined) throw new Error(`this machine does not hold the farm key (${stateDir}); make invites on the machine that created the farm`)
+    const secrets = decodeSecrets(rec.secrets)
+    const { token, inviteId, exp } = createInvite(secrets, { ttlMs, nowMs: Date.now(), bootstrap: bootstrap.slice(0, 8) })
+    store.transaction(() => {
+      const ledger = InviteLedger.fromJSON(store.getJson('invites') ?? { v: 1, invites: [] })
+      ledger.record(inviteId, exp)
+      store.setJson('invites', ledger.toJSON())
+    })
+    return { token, exp, farm: parseInvite(token, Date.now()).farm }
+  } finally {
+    store.close()
+  }
+}
+
+/** `renderswarm farm join TOKEN`: remember the farm and the invite; the agent redeems it on start. */
+export function acceptInvite (stateDir: string, token: string): { farm: string; replaced?: string | undefined } {
+  const invite = parseInvite(token, Date.now())
+  const store = Store.open(path.join(stateDir, 'state.db'))
+  try {
+    const old = store.getJson<FarmRecord>('farm')
+    const replaced = old !== undefined ? Buffer.from(old.publicKey, 'base64') : undefined
+    store.setJson('farm', { publicKey: Buffer.from(invite.publicKey).toString('base64'), psk: invite.psk, pending: { token, bootstrap: invite.bootstrap } } satisfies FarmRecord)
+    return { farm: invite.farm, replaced: replaced !== undefined ? farmId(replaced) : undefined }
+  } finally {
+    store.close()
+  }
+}
