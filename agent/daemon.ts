@@ -42,6 +42,11 @@ export interface ApiInfo { url: string; token: string; pid: number }
 
 const ENCODERS = ['libx264', 'libx265', 'h264_nvenc', 'hevc_nvenc', 'prores_ks', 'ffv1', 'aac', 'flac']
 
+/** One line per event on stderr, with a timestamp (operators and tests read it). */
+function log (line: string): void {
+  process.stderr.write(`${new Date().toISOString()} ${line}\n`)
+}
+
 export function defaultStateDir (): string {
   const base = process.env.XDG_STATE_HOME ?? (process.platform === 'darwin' ? path.join(os.homedir(), 'Library', 'Application Support') : process.platform === 'win32' ? (process.env.APPDATA ?? os.homedir()) : path.join(os.homedir(), '.local', 'state'))
   return path.join(base, 'renderswarm')
@@ -53,6 +58,8 @@ export class Agent {
   private load: LoadSample | undefined
   private loadTimer: NodeJS.Timeout | undefined
   private bootstrapTimer: NodeJS.Timeout | undefined
+  private connectTimer: NodeJS.Timeout | undefined
+  private readonly discovered = new Map<string, string[]>()
   readonly startedMs = Date.now()
   apiInfo: ApiInfo | undefined
 
@@ -97,6 +104,15 @@ export class Agent {
   }
 
   private async run (): Promise<void> {
+    this.node.addEventListener('member', (e) => {
+      const t = (e as CustomEvent<{ peerId: string; to: string; silentMs: number }>).detail
+      const name = this.node.list().find((m) => m.peerId === t.peerId)?.name ?? t.peerId
+      log(`member ${name} ${t.peerId} is ${t.to}${t.to !== 'alive' ? ` (silent ${t.silentMs} ms)` : ''}`)
+    })
+    this.node.addEventListener('refused', (e) => {
+      const r = (e as CustomEvent<{ reason: string; peer: string }>).detail
+      log(`refused ${r.peer}: ${r.reason}`)
+    })
     await this.node.start()
     const pending = this.store.getJson<FarmRecord>('farm')?.pending
     if (pending !== undefined) void this.completeJoin(pending)
@@ -118,8 +134,18 @@ export class Agent {
         interface: this.opts.mdnsInterface, name: this.node.peerId.toString(), port,
         txt: { farm: this.node.farmId, peer: this.node.peerId.toString(), addrs: this.node.addrs().map((a) => a.replace(/\/p2p\/.*$/, '')), v: PROTOCOL_MAJOR, ...(this.info.bench.ffv1 !== undefined ? { score: this.info.bench.ffv1 } : {}) }
       })
-      this.discovery.on('peer', (p) => { void this.node.connect(p.peer, p.addrs) })
+      this.discovery.on('peer', (p) => {
+        if (!this.discovered.has(p.peer)) log(`discovered ${p.peer} at ${p.addrs.join(' ')} (mDNS)`)
+        this.discovered.set(p.peer, p.addrs)
+        void this.node.connect(p.peer, p.addrs)
+      })
+      this.discovery.on('refused', (why) => { log(`mDNS: ${why}`) })
       this.discovery.start()
+      // mDNS says a member exists once; keep trying the ones we are not (or no longer) connected to.
+      this.connectTimer = setInterval(() => {
+        if (this.node.certified) for (const [peer, addrs] of this.discovered) void this.node.connect(peer, addrs)
+      }, 2000)
+      this.connectTimer.unref()
     }
     await this.startApi()
   }
@@ -133,6 +159,8 @@ export class Agent {
         const rec = this.store.getJson<FarmRecord>('farm')!
         this.store.setJson('farm', { ...rec, certificate, pending: undefined })
         this.joinError = undefined
+        log(`joined farm ${this.node.farmId}`)
+        for (const [peer, addrs] of this.discovered) void this.node.connect(peer, addrs)
         return
       } catch (err) {
         this.joinError = (err as Error).message
@@ -203,6 +231,7 @@ export class Agent {
     this.stopped = true
     clearInterval(this.loadTimer)
     clearInterval(this.bootstrapTimer)
+    clearInterval(this.connectTimer)
     await this.discovery?.stop().catch(() => {})
     await new Promise<void>((resolve) => { if (this.api === undefined) resolve(); else this.api.close(() => { resolve() }) })
     await this.node.stop().catch(() => {})

@@ -33,8 +33,11 @@ export class Discovery extends EventEmitter<{ peer: [DiscoveredPeer]; gone: [str
   constructor (private readonly opts: DiscoveryOptions) { super() }
 
   start (): void {
-    // bonjour-service passes these options to multicast-dns; its types omit `interface`.
-    const mdnsOpts = (this.opts.interface !== undefined ? { interface: this.opts.interface } : {}) as Record<string, unknown>
+    // bonjour-service passes these options to multicast-dns; its types omit them. With only
+    // `interface`, multicast-dns binds the socket to that unicast address, and Linux then
+    // delivers it no multicast at all: bind to 0.0.0.0 and pick the interface for sending
+    // and group membership.
+    const mdnsOpts = (this.opts.interface !== undefined ? { interface: this.opts.interface, bind: '0.0.0.0' } : {}) as Record<string, unknown>
     this.bonjour = new Bonjour(mdnsOpts, (err: Error) => { this.emit('refused', `mDNS error: ${err.message}`) })
     this.bonjour.publish({ name: this.opts.name, type: SERVICE_TYPE, port: this.opts.port, txt: formatTxt(this.opts.txt), probe: false })
     this.browser = this.bonjour.find({ type: SERVICE_TYPE })

@@ -107,7 +107,7 @@ export class FarmNode extends EventTarget {
     this.libp2p.addEventListener('connection:open', (e) => { void this.onConnection(e.detail) })
     const hb = this.opts.heartbeatMs ?? 1000
     this.timers.push(setInterval(() => { void this.sendHeartbeats() }, hb))
-    this.timers.push(setInterval(() => { this.tick() }, Math.max(50, hb / 4)))
+    this.timers.push(setInterval(() => { this.tick() }, Math.max(50, hb / 10)))
   }
 
   async stop (): Promise<void> {
@@ -117,7 +117,14 @@ export class FarmNode extends EventTarget {
 
   async dial (addr: string, timeoutMs = 5000): Promise<void> {
     if (this.libp2p === undefined) throw new Error('node not started')
-    await this.libp2p.dial(multiaddr(addr), { signal: AbortSignal.timeout(timeoutMs) })
+    const conn = await this.libp2p.dial(multiaddr(addr), { signal: AbortSignal.timeout(timeoutMs) })
+    // An existing connection is reused without a new 'connection:open': greet on it here.
+    if (!this.isMember(conn.remotePeer.toString())) await this.greet(conn)
+  }
+
+  /** Whether this node has its membership certificate (false while joining). */
+  get certified (): boolean {
+    return this.opts.certificate !== undefined
   }
 
   /** Dials a discovered member unless already connected to it. */
@@ -221,23 +228,35 @@ export class FarmNode extends EventTarget {
   /** Dialer greets; both sides give a stranger `helloTimeoutMs` to prove membership. */
   private async onConnection (conn: Connection): Promise<void> {
     const peer = conn.remotePeer.toString()
-    if (conn.direction === 'outbound' && !this.isMember(peer) && this.opts.certificate !== undefined) {
-      try {
-        const stream = await conn.newStream(PROTOCOLS.membership, { signal: AbortSignal.timeout(this.opts.helloTimeoutMs ?? 5000) })
-        const lp = lpStream(stream, { maxDataLength: MAX_FRAME_BYTES.membership })
-        await lp.write(json(this.hello()))
-        const reply = decodeJson((await lp.read({ signal: AbortSignal.timeout(this.opts.helloTimeoutMs ?? 5000) })).subarray(), HelloOrRevoke)
-        await stream.close().catch(() => {})
-        if (reply.type !== 'hello') throw new WireError('schema', 'expected a hello')
-        this.admit(reply, conn)
-      } catch (err) {
-        this.refuse(err instanceof WireError ? err.code : 'hello-failed', peer, conn)
-      }
+    if (conn.direction === 'outbound') {
+      await this.greet(conn)
       return
     }
     setTimeout(() => {
       if (conn.status === 'open' && !this.isMember(peer)) this.refuse('no-hello', peer, conn)
     }, this.opts.helloTimeoutMs ?? 5000).unref()
+  }
+
+  private readonly greeting = new Set<string>()
+
+  /** Sends our Hello on a connection and admits the peer from its reply. */
+  private async greet (conn: Connection): Promise<void> {
+    const peer = conn.remotePeer.toString()
+    if (this.isMember(peer) || this.opts.certificate === undefined || this.greeting.has(conn.id)) return
+    this.greeting.add(conn.id)
+    try {
+      const stream = await conn.newStream(PROTOCOLS.membership, { signal: AbortSignal.timeout(this.opts.helloTimeoutMs ?? 5000) })
+      const lp = lpStream(stream, { maxDataLength: MAX_FRAME_BYTES.membership })
+      await lp.write(json(this.hello()))
+      const reply = decodeJson((await lp.read({ signal: AbortSignal.timeout(this.opts.helloTimeoutMs ?? 5000) })).subarray(), HelloOrRevoke)
+      await stream.close().catch(() => {})
+      if (reply.type !== 'hello') throw new WireError('schema', 'expected a hello')
+      this.admit(reply, conn)
+    } catch (err) {
+      this.refuse(err instanceof WireError ? err.code : 'hello-failed', peer, conn)
+    } finally {
+      this.greeting.delete(conn.id)
+    }
   }
 
   private admit (hello: Hello, conn: Connection): void {

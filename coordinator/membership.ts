@@ -5,7 +5,8 @@
  *   m.heard(peerId, now, load)        // on each heartbeat
  *   m.tick(now)                       // → [{ peerId, from: 'alive', to: 'suspect' }, …]
  *
- * A member missing `suspectAfter` heartbeats is suspect; `deadAfterMs` more and it is dead.
+ * A member missing `suspectAfter` heartbeats is suspect; `deadAfterMs` more and it is dead
+ * (defaults: suspect after 3 s, dead after 3.25 s at one heartbeat a second).
  * A heartbeat from a suspect member makes it alive again; a dead member must rejoin (hello).
  * mDNS goodbyes and closed connections are hints only: they never mark a member dead.
  */
@@ -25,7 +26,7 @@ export interface MembershipOptions {
   heartbeatMs?: number
   /** Missed heartbeats before a member is suspect. Default 3. */
   suspectAfter?: number
-  /** Further silence before a suspect member is dead. Default half a heartbeat. */
+  /** Further silence before a suspect member is dead. Default a quarter heartbeat. */
   deadAfterMs?: number
 }
 
@@ -38,7 +39,7 @@ export class MembershipTable<L = unknown> {
   constructor (opts: MembershipOptions = {}) {
     this.heartbeatMs = opts.heartbeatMs ?? 1000
     this.suspectMs = this.heartbeatMs * (opts.suspectAfter ?? 3)
-    this.deadMs = this.suspectMs + (opts.deadAfterMs ?? this.heartbeatMs / 2)
+    this.deadMs = this.suspectMs + (opts.deadAfterMs ?? this.heartbeatMs / 4)
   }
 
   /** A verified hello: the member is alive (again). */

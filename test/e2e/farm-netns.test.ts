@@ -1,0 +1,147 @@
+/**
+ * Real agents on real hosts: four network namespaces (a bridge in its own namespace, three
+ * member hosts), real mDNS multicast on the bridge, real libp2p over TCP. Nothing touches the
+ * host's interfaces; namespaces and processes are removed at the end (processes by PID).
+ * Needs root and iproute2: skipped otherwise, except under CI=true where it must run.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
+import { existsSync } from 'node:fs'
+import { readFile } from 'node:fs/promises'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { cleanupTmp, tmpDir } from '../helpers/media.ts'
+
+const BIN = fileURLToPath(new URL('../../bin/renderswarm.js', import.meta.url))
+const canRun = process.getuid?.() === 0 && (() => { try { execFileSync('ip', ['-V'], { stdio: 'ignore' }); return true } catch { return false } })()
+if (!canRun && process.env.CI === 'true') throw new Error('farm-netns tests need root and iproute2 (ip); CI runs as root: install iproute2')
+
+const P = `rs${process.pid % 100000}`
+const BR = `${P}br`
+const HOSTS = [1, 2, 3, 4].map((i) => ({ ns: `${P}n${i}`, ip: `10.77.${process.pid % 200}.${i}` }))
+const agents: Array<{ child: ChildProcess; log: string[] }> = []
+let dir: string
+
+function ip (...args: string[]): void { execFileSync('ip', args, { stdio: 'pipe' }) }
+function inNs (ns: string, ...args: string[]): void { ip('netns', 'exec', ns, ...args) }
+
+function cli (ns: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const c = spawn('ip', ['netns', 'exec', ns, process.execPath, BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+    let stdout = ''; let stderr = ''
+    c.stdout.on('data', (d: Buffer) => { stdout += d.toString() })
+    c.stderr.on('data', (d: Buffer) => { stderr += d.toString() })
+    c.on('close', (code) => { resolve({ code: code ?? 1, stdout, stderr }) })
+  })
+}
+
+function startAgent (host: { ns: string; ip: string }, name: string, extra: string[] = []): { child: ChildProcess; log: string[]; stateDir: string } {
+  const stateDir = path.join(dir, name)
+  const log: string[] = []
+  const child = spawn('ip', ['netns', 'exec', host.ns, process.execPath, BIN, 'agent', '--state-dir', stateDir, '--name', name,
+    '--listen', `/ip4/${host.ip}/tcp/0`, '--mdns-interface', host.ip, ...extra], { stdio: ['ignore', 'ignore', 'pipe'] })
+  child.stderr!.on('data', (d: Buffer) => { for (const l of d.toString().split('\n')) if (l !== '') log.push(`${Date.now()} ${l}`) })
+  agents.push({ child, log })
+  return { child, log, stateDir }
+}
+
+async function waitFor<T> (fn: () => Promise<T | undefined> | T | undefined, timeoutMs: number, what: string): Promise<T> {
+  const started = Date.now()
+  for (;;) {
+    const v = await fn()
+    if (v !== undefined) return v
+    if (Date.now() - started > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
+    await new Promise((r) => setTimeout(r, 100))
+  }
+}
+
+async function nodesOf (ns: string, stateDir: string): Promise<Array<{ name: string; state: string; info?: { cpu: { cores: number }; ffmpeg: { encoders: string[] } } }>> {
+  const r = await cli(ns, ['nodes', '--json', '--state-dir', stateDir])
+  if (r.code !== 0) return []
+  return (JSON.parse(r.stdout) as { nodes: Array<{ name: string; state: string }> }).nodes
+}
+
+describe.skipIf(!canRun)('a farm of real agents in network namespaces', () => {
+  beforeAll(async () => {
+    dir = await tmpDir('netns')
+    ip('netns', 'add', BR)
+    inNs(BR, 'ip', 'link', 'add', 'br0', 'type', 'bridge', 'mcast_snooping', '0')
+    inNs(BR, 'ip', 'link', 'set', 'br0', 'up')
+    HOSTS.forEach((h, i) => {
+      ip('netns', 'add', h.ns)
+      inNs(h.ns, 'ip', 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', `vb${i}`)
+      inNs(h.ns, 'ip', 'link', 'set', `vb${i}`, 'netns', BR)
+      inNs(BR, 'ip', 'link', 'set', `vb${i}`, 'master', 'br0')
+      inNs(BR, 'ip', 'link', 'set', `vb${i}`, 'up')
+      inNs(h.ns, 'ip', 'addr', 'add', `${h.ip}/24`, 'dev', 'eth0')
+      inNs(h.ns, 'ip', 'link', 'set', 'eth0', 'up')
+      inNs(h.ns, 'ip', 'link', 'set', 'lo', 'up')
+    })
+  })
+
+  afterAll(async () => {
+    if (process.env.RS_DEBUG_NETNS === '1') for (const a of agents) console.log(a.log.join('\n'))
+    for (const a of agents) if (a.child.exitCode === null && a.child.pid !== undefined) a.child.kill('SIGKILL')
+    await new Promise((r) => setTimeout(r, 300))
+    for (const ns of [...HOSTS.map((h) => h.ns), BR]) { try { ip('netns', 'del', ns) } catch { /* already gone */ } }
+    await cleanupTmp()
+  })
+
+  it('members find each other by mDNS, outsiders stay out, a killed member is marked dead', async () => {
+    const [h1, h2, h3, h4] = HOSTS as [typeof HOSTS[0], typeof HOSTS[0], typeof HOSTS[0], typeof HOSTS[0]]
+    // The first machine creates the farm; two more join with single-use invites.
+    const a1 = startAgent(h1, 'alpha')
+    await waitFor(() => existsSync(path.join(a1.stateDir, 'api.json')) ? true : undefined, 20_000, 'alpha to start')
+    const tokens: string[] = []
+    for (const name of ['beta', 'gamma']) {
+      const inv = await cli(h1.ns, ['farm', 'invite', '--ttl', '10m', '--state-dir', a1.stateDir])
+      expect(inv.code).toBe(0)
+      tokens.push(inv.stdout.trim())
+      const join = await cli(h1.ns, ['farm', 'join', inv.stdout.trim(), '--state-dir', path.join(dir, name)])
+      expect(join.stdout).toMatch(/joining farm [0-9a-f]{16}/)
+    }
+    const a2 = startAgent(h2, 'beta')
+    const a3 = startAgent(h3, 'gamma')
+    // An outsider: its own one-machine farm, on the same LAN, told where alpha is.
+    const alphaAddr = await waitFor(() => a1.log.map((l) => /libp2p (\/ip4\/\S+)/.exec(l)?.[1]).find((x) => x !== undefined), 5000, "alpha's address")
+    startAgent(h4, 'outsider', ['--bootstrap', alphaAddr])
+    await waitFor(() => existsSync(path.join(a2.stateDir, 'api.json')) && existsSync(path.join(a3.stateDir, 'api.json')) ? true : undefined, 20_000, 'beta and gamma to start')
+    const ready = Date.now()
+    const all = ['alpha', 'beta', 'gamma']
+    for (const [host, a] of [[h1, a1], [h2, a2], [h3, a3]] as const) {
+      await waitFor(async () => {
+        const alive = (await nodesOf(host.ns, a.stateDir)).filter((n) => n.state === 'alive').map((n) => n.name).sort()
+        return JSON.stringify(alive) === JSON.stringify(all) ? true : undefined
+      }, 15_000, `${path.basename(a.stateDir)} to see all three members`)
+    }
+    const formedMs = Date.now() - ready
+    console.log(`three agents formed the farm ${formedMs} ms after the last one was ready (join + mDNS + hello)`)
+    const nodes = await nodesOf(h2.ns, a2.stateDir)
+    for (const n of nodes) {
+      expect(n.info!.cpu.cores).toBeGreaterThanOrEqual(1)
+      expect(n.info!.ffmpeg.encoders).toContain('ffv1')
+    }
+    // beta and gamma never dialled each other by address: they met through mDNS.
+    expect(nodes.map((n) => n.name).sort()).toEqual(all)
+    // The outsider is in nobody's list and sees nobody.
+    expect((await nodesOf(h1.ns, a1.stateDir)).map((n) => n.name)).not.toContain('outsider')
+    expect((await nodesOf(h4.ns, path.join(dir, 'outsider'))).map((n) => n.name)).toEqual(['outsider'])
+    // alpha refused the outsider at the transport (other PSK) or at hello; nothing of it got in.
+    expect(tokens).toHaveLength(2)
+    // kill -9 gamma: alpha and beta mark it dead within 4 s.
+    const killedAt = Date.now()
+    a3.child.kill('SIGKILL')
+    for (const a of [a1, a2]) {
+      const line = await waitFor(() => a.log.find((l) => / member gamma \S+ is dead/.test(l)), 8000, 'gamma to be marked dead')
+      const at = Number(line.split(' ')[0])
+      console.log(`${path.basename(a.stateDir)} marked gamma dead ${at - killedAt} ms after kill -9`)
+      expect(at - killedAt).toBeLessThan(4000)
+    }
+    // Restart keeps identity and membership: gamma comes back as the same member.
+    const before = JSON.parse(await readFile(path.join(a1.stateDir, 'api.json'), 'utf8')) as { pid: number }
+    expect(before.pid).toBeGreaterThan(0)
+    const a3b = startAgent(h3, 'gamma')
+    await waitFor(async () => (await nodesOf(h1.ns, a1.stateDir)).some((n) => n.name === 'gamma' && n.state === 'alive') ? true : undefined, 15_000, 'gamma to rejoin after restart')
+    expect(a3b.log.some((l) => /joined farm/.test(l))).toBe(false)
+  })
+})
