@@ -21,6 +21,7 @@ import { createInvite, decodeSecrets, farmId, encodeSecrets, generateFarmKey, In
 import type { JoinRequest } from '../protocol/messages/membership.ts'
 import { PROTOCOL_MAJOR } from '../protocol/ids.ts'
 import type { NodeInfo } from '../protocol/messages/membership.ts'
+import { benchmark } from './benchmark.ts'
 import { Discovery } from './discovery.ts'
 import { locateFfmpeg, probeFfmpeg } from './ffmpeg.ts'
 import { probeHardware, sampleLoad, type LoadSample } from './hardware.ts'
@@ -80,8 +81,15 @@ export class Agent {
         cpu: hw.cpu, memBytes: hw.memBytes, os: hw.os,
         gpus: hw.gpus.map((g) => ({ model: g.model, vramBytes: g.vramBytes, ...(g.driver !== undefined ? { driver: g.driver } : {}) })),
         ffmpeg: { version: caps.version.slice(0, 64), encoders: ENCODERS.filter((e) => caps.encoders.has(e) && (!e.endsWith('_nvenc') || caps.gpuEncoders.includes(e))) },
-        bench: store.getJson<Record<string, number>>('bench') ?? {}
+        bench: {}
       }
+      // Cached per (hardware, ffmpeg build); measured in the background, at low priority, on first start.
+      const bench = benchmark(tools, caps, hw, store, { presets: ['ffv1', 'h264'], lowPriority: true })
+        .then(async (r) => {
+          Object.assign(info.bench, r.fps)
+          if (!r.cached) log(`benchmark: ${Object.entries(r.fps).map(([k, v]) => `${k} ${v} fps`).join(', ')}`)
+          await agent?.node.announce()
+        }, (err: Error) => { log(`benchmark failed: ${err.message}`) })
       let agent: Agent | undefined
       const node = new FarmNode({
         privateKey, farm: { publicKey: farm.publicKey, psk: farm.psk }, certificate: farm.certificate, name, listen: opts.listen,
@@ -90,6 +98,7 @@ export class Agent {
         load: () => agent?.heartbeatLoad() ?? { cpuPct: 0, memUsedBytes: 0, memTotalBytes: 0, runningChunks: 0 }
       })
       agent = new Agent(opts, store, node, info, name)
+      agent.benchDone = bench
       await agent.run()
       return agent
     } catch (err) {
@@ -170,6 +179,7 @@ export class Agent {
   }
 
   joinError: string | undefined
+  benchDone: Promise<void> = Promise.resolve()
   private stopped = false
 
   private async startApi (): Promise<void> {
@@ -229,6 +239,7 @@ export class Agent {
 
   async stop (): Promise<void> {
     this.stopped = true
+    await this.benchDone
     clearInterval(this.loadTimer)
     clearInterval(this.bootstrapTimer)
     clearInterval(this.connectTimer)

@@ -122,6 +122,13 @@ export class FarmNode extends EventTarget {
     if (!this.isMember(conn.remotePeer.toString())) await this.greet(conn)
   }
 
+  /** Says Hello again to every member, so they learn changed node info (e.g. a new benchmark). */
+  async announce (): Promise<void> {
+    const live = new Set(this.list().filter((m) => m.state !== 'dead').map((m) => m.peerId))
+    const conns = (this.libp2p?.getConnections() ?? []).filter((c) => c.status === 'open' && live.has(c.remotePeer.toString()))
+    await Promise.all(conns.map((c) => this.greet(c, true)))
+  }
+
   /** Whether this node has its membership certificate (false while joining). */
   get certified (): boolean {
     return this.opts.certificate !== undefined
@@ -240,9 +247,9 @@ export class FarmNode extends EventTarget {
   private readonly greeting = new Set<string>()
 
   /** Sends our Hello on a connection and admits the peer from its reply. */
-  private async greet (conn: Connection): Promise<void> {
+  private async greet (conn: Connection, again = false): Promise<void> {
     const peer = conn.remotePeer.toString()
-    if (this.isMember(peer) || this.opts.certificate === undefined || this.greeting.has(conn.id)) return
+    if ((this.isMember(peer) && !again) || this.opts.certificate === undefined || this.greeting.has(conn.id)) return
     this.greeting.add(conn.id)
     try {
       const stream = await conn.newStream(PROTOCOLS.membership, { signal: AbortSignal.timeout(this.opts.helloTimeoutMs ?? 5000) })

@@ -121,6 +121,11 @@ describe.skipIf(!canRun)('a farm of real agents in network namespaces', () => {
       expect(n.info!.cpu.cores).toBeGreaterThanOrEqual(1)
       expect(n.info!.ffmpeg.encoders).toContain('ffv1')
     }
+    // Benchmark scores (measured in the background on first start) reach every member.
+    await waitFor(async () => {
+      const ns = await nodesOf(h2.ns, a2.stateDir) as Array<{ info?: { bench?: Record<string, number> } }>
+      return ns.length === 3 && ns.every((n) => (n.info?.bench?.ffv1 ?? 0) > 0) ? true : undefined
+    }, 60_000, 'benchmark scores of all three')
     // beta and gamma never dialled each other by address: they met through mDNS.
     expect(nodes.map((n) => n.name).sort()).toEqual(all)
     // The outsider is in nobody's list and sees nobody.

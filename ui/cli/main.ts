@@ -29,6 +29,7 @@ const USAGE = `usage: renderswarm <command>
   render TIMELINE -o OUT           render TIMELINE on this machine
       [--preset ${PRESET_NAMES.join('|')}] [--chunks N] [--parallel J] [--no-gpu] [--json]
   probe [--json]                   show the ffmpeg in use and what it can do
+  bench [--json] [--state-dir DIR] re-run the self-benchmark (fps per preset) and cache it
   demo [DIR]                       write the sample into DIR (default ./renderswarm-demo) and render it
   agent [--state-dir DIR] [--listen MULTIADDR]… [--api-port N] [--name NAME]
         [--no-mdns] [--mdns-interface ADDR] [--bootstrap MULTIADDR]…
@@ -46,6 +47,7 @@ async function main (argv: string[]): Promise<number> {
     case 'sample': return await sampleCmd(rest)
     case 'render': return await renderCmd(rest)
     case 'probe': return await probeCmd(rest)
+    case 'bench': return await benchCmd(rest)
     case 'demo': return await demoCmd(rest)
     case 'agent': return await agentCmd(rest)
     case 'farm': return await farmCmd(rest)
@@ -146,6 +148,29 @@ async function probeCmd (args: string[]): Promise<number> {
   if (values.json === true) process.stdout.write(JSON.stringify(info) + '\n')
   else {
     process.stdout.write(`ffmpeg   ${info.ffmpeg} (${info.ffmpegSource}, ${info.version})\nffprobe  ${info.ffprobe} (${info.ffprobeSource})\nencoders ${info.encoders.join(', ')}\nGPU      ${info.gpuEncoders.length > 0 ? info.gpuEncoders.join(', ') : 'none (CPU encoders)'}\nfilters  ${info.filters}\n`)
+  }
+  return 0
+}
+
+async function benchCmd (args: string[]): Promise<number> {
+  const { values } = parse(args, { json: { type: 'boolean', default: false }, 'state-dir': { type: 'string' } })
+  const { defaultStateDir } = await import('../../agent/daemon.ts')
+  const { benchmark, REFERENCE_FRAMES } = await import('../../agent/benchmark.ts')
+  const { probeHardware } = await import('../../agent/hardware.ts')
+  const { Store } = await import('../../agent/store.ts')
+  const stateDir = path.resolve(typeof values['state-dir'] === 'string' ? values['state-dir'] : defaultStateDir())
+  const tools = await locateFfmpeg()
+  const [caps, hw] = await Promise.all([probeFfmpeg(tools, { checkGpu: true }), probeHardware()])
+  const store = Store.open(path.join(stateDir, 'state.db'))
+  try {
+    const r = await benchmark(tools, caps, hw, store, { force: true })
+    if (values.json === true) { process.stdout.write(JSON.stringify({ fps: r.fps, key: r.key, measuredAt: new Date(r.measuredAtMs).toISOString(), ffmpeg: caps.version }) + '\n'); return 0 }
+    process.stdout.write(`self-benchmark: ${REFERENCE_FRAMES} frames of 1280x720 testsrc2 + blur + overlay, ffmpeg ${caps.version}, ${hw.cpu.model} (${hw.cpu.cores} cores)\n`)
+    process.stdout.write('preset   fps\n')
+    for (const [name, fps] of Object.entries(r.fps)) process.stdout.write(`${name.padEnd(8)} ${String(fps).padStart(6)}\n`)
+    process.stdout.write('cached for this hardware and ffmpeg build; a running agent advertises it after a restart\n')
+  } finally {
+    store.close()
   }
   return 0
 }
