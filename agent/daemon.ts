@@ -17,7 +17,7 @@ import path from 'node:path'
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import type { PrivateKey } from '@libp2p/interface'
-import { createInvite, decodeSecrets, farmId, encodeSecrets, generateFarmKey, InviteLedger, issueCertificate, parseInvite, type FarmSecrets, type MembershipCertificate } from '../protocol/farm-key.ts'
+import { createInvite, decodeSecrets, encodeSecrets, farmId, generateFarmKey, InviteLedger, issueCertificate, parseInvite, revoke, type FarmSecrets, type MembershipCertificate, type Revocation } from '../protocol/farm-key.ts'
 import type { JoinRequest } from '../protocol/messages/membership.ts'
 import { PROTOCOL_MAJOR } from '../protocol/ids.ts'
 import type { NodeInfo } from '../protocol/messages/membership.ts'
@@ -64,7 +64,7 @@ export class Agent {
   readonly startedMs = Date.now()
   apiInfo: ApiInfo | undefined
 
-  private constructor (readonly opts: AgentOptions, readonly store: Store, readonly node: FarmNode, private readonly info: NodeInfo, readonly name: string) {}
+  private constructor (readonly opts: AgentOptions, readonly store: Store, readonly node: FarmNode, private readonly info: NodeInfo, readonly name: string, private readonly secrets: FarmSecrets | undefined) {}
 
   static async start (opts: AgentOptions): Promise<Agent> {
     await mkdir(opts.stateDir, { recursive: true, mode: 0o700 })
@@ -95,9 +95,10 @@ export class Agent {
         privateKey, farm: { publicKey: farm.publicKey, psk: farm.psk }, certificate: farm.certificate, name, listen: opts.listen,
         ...(farm.secrets !== undefined ? { admitJoin: (req: JoinRequest) => admitJoin(store, farm.secrets!, req) } : {}),
         heartbeatMs: opts.heartbeatMs, info: () => info,
+        revocations: store.getJson<Revocation[]>('revocations') ?? [],
         load: () => agent?.heartbeatLoad() ?? { cpuPct: 0, memUsedBytes: 0, memTotalBytes: 0, runningChunks: 0 }
       })
-      agent = new Agent(opts, store, node, info, name)
+      agent = new Agent(opts, store, node, info, name, farm.secrets)
       agent.benchDone = bench
       await agent.run()
       return agent
@@ -117,6 +118,10 @@ export class Agent {
       const t = (e as CustomEvent<{ peerId: string; to: string; silentMs: number }>).detail
       const name = this.node.list().find((m) => m.peerId === t.peerId)?.name ?? t.peerId
       log(`member ${name} ${t.peerId} is ${t.to}${t.to !== 'alive' ? ` (silent ${t.silentMs} ms)` : ''}`)
+    })
+    this.node.addEventListener('revoked', (e) => {
+      this.store.setJson('revocations', this.node.knownRevocations())
+      log(`revoked ${(e as CustomEvent<string>).detail}`)
     })
     this.node.addEventListener('refused', (e) => {
       const r = (e as CustomEvent<{ reason: string; peer: string }>).detail
@@ -212,14 +217,32 @@ export class Agent {
       send(401, { error: 'unauthorized', message: 'missing or wrong access token (see api.json in the agent\'s state dir)' })
       return
     }
-    if (req.method !== 'GET') { send(405, { error: 'method-not-allowed', message: `${req.method ?? ''} is not allowed here` }); return }
     const url = new URL(req.url ?? '/', 'http://127.0.0.1')
+    if (req.method === 'POST' && url.pathname === '/v1/farm/revoke') { void this.revokeRoute(req, send); return }
+    if (req.method !== 'GET') { send(405, { error: 'method-not-allowed', message: `${req.method ?? ''} is not allowed here` }); return }
     if (url.pathname === '/v1/nodes') { send(200, { nodes: this.nodes() }); return }
     if (url.pathname === '/v1/status') { send(200, this.status()); return }
     send(404, { error: 'not-found', message: `no route ${url.pathname}` })
   }
 
   unauthorized = 0
+
+  /** POST /v1/farm/revoke {peerId, reason?}: only on the machine holding the farm key. */
+  private async revokeRoute (req: IncomingMessage, send: (status: number, body: unknown) => void): Promise<void> {
+    let body: { peerId?: unknown; reason?: unknown }
+    try {
+      body = JSON.parse(await readBody(req, 4096)) as typeof body
+    } catch (err) {
+      send(400, { error: 'bad-request', message: `request body: ${(err as Error).message}` })
+      return
+    }
+    if (this.secrets === undefined) { send(403, { error: 'forbidden', message: 'this machine does not hold the farm key; revoke on the machine that created the farm' }); return }
+    if (typeof body.peerId !== 'string' || !/^[1-9A-HJ-NP-Za-km-z]{1,128}$/.test(body.peerId)) { send(400, { error: 'bad-request', message: 'peerId must be a peer id' }); return }
+    if (body.peerId === this.node.peerId.toString()) { send(400, { error: 'bad-request', message: 'a machine cannot revoke itself' }); return }
+    const reason = typeof body.reason === 'string' ? body.reason.replace(/[^\x20-\x7e]/g, '?').slice(0, 256) : undefined
+    const r = await this.node.applyRevocation(revoke(this.secrets, { peerId: body.peerId, atMs: Date.now(), ...(reason !== undefined ? { reason } : {}) }))
+    send(200, { revoked: r.peerId, at: new Date(r.at).toISOString() })
+  }
 
   nodes (): Array<Record<string, unknown>> {
     const self = { peerId: this.node.peerId.toString(), name: this.name, self: true, state: 'alive', location: 'lan', addrs: this.node.addrs(), load: this.heartbeatLoad(), info: this.info }
@@ -249,6 +272,21 @@ export class Agent {
     await rm(path.join(this.opts.stateDir, 'api.json'), { force: true })
     this.store.close()
   }
+}
+
+/** Reads a request body of at most maxBytes (else throws). */
+function readBody (req: IncomingMessage, maxBytes: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = []
+    let size = 0
+    req.on('data', (c: Buffer) => {
+      size += c.length
+      if (size > maxBytes) { reject(new Error(`larger than ${maxBytes} bytes`)); req.destroy(); return }
+      chunks.push(c)
+    })
+    req.on('end', () => { resolve(Buffer.concat(chunks).toString('utf8')) })
+    req.on('error', reject)
+  })
 }
 
 async function loadIdentity (store: Store): Promise<PrivateKey> {

@@ -37,6 +37,8 @@ export interface FarmNodeOptions {
   /** Undefined while this machine is still joining (see join()). */
   certificate: MembershipCertificate | undefined
   name: string
+  /** Revocations already known (from the store): enforced from the first connection. */
+  revocations?: Revocation[]
   /** On a machine holding the farm key: redeem an invite and issue a certificate, or throw. */
   admitJoin?: (req: JoinRequest) => MembershipCertificate
   listen: string[]
@@ -73,6 +75,18 @@ export class FarmNode extends EventTarget {
     this.now = opts.now ?? Date.now
     this.members = new MembershipTable({ heartbeatMs: opts.heartbeatMs ?? 1000 })
     this.farmId = farmId(opts.farm.publicKey)
+    for (const r of opts.revocations ?? []) {
+      try {
+        const v = verifyRevocation(opts.farm.publicKey, r)
+        this.revocations.set(v.peerId, v)
+        this.revoked.add(v.peerId)
+      } catch { /* a stored revocation that no longer verifies (other farm) is ignored */ }
+    }
+  }
+
+  /** Revocations this node enforces (to persist). */
+  knownRevocations (): Revocation[] {
+    return [...this.revocations.values()]
   }
 
   get peerId (): PeerId {

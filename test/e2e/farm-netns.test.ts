@@ -62,6 +62,7 @@ async function nodesOf (ns: string, stateDir: string): Promise<Array<{ name: str
 }
 
 describe.skipIf(!canRun)('a farm of real agents in network namespaces', () => {
+  // One long scenario: starting agents costs seconds each on a 2-core machine.
   beforeAll(async () => {
     dir = await tmpDir('netns')
     ip('netns', 'add', BR)
@@ -87,7 +88,7 @@ describe.skipIf(!canRun)('a farm of real agents in network namespaces', () => {
     await cleanupTmp()
   })
 
-  it('members find each other by mDNS, outsiders stay out, a killed member is marked dead', async () => {
+  it('members join by invite and find each other by mDNS; outsiders stay out; kill -9 is detected; revocation spreads; restart keeps membership', async () => {
     const [h1, h2, h3, h4] = HOSTS as [typeof HOSTS[0], typeof HOSTS[0], typeof HOSTS[0], typeof HOSTS[0]]
     // The first machine creates the farm; two more join with single-use invites.
     const a1 = startAgent(h1, 'alpha')
@@ -142,11 +143,21 @@ describe.skipIf(!canRun)('a farm of real agents in network namespaces', () => {
       console.log(`${path.basename(a.stateDir)} marked gamma dead ${at - killedAt} ms after kill -9`)
       expect(at - killedAt).toBeLessThan(4000)
     }
+    // Revocation through the CLI on the farm key's machine reaches every member within 5 s.
+    const betaId = (await nodesOf(h1.ns, a1.stateDir) as Array<{ name: string; peerId?: string }>).find((n) => n.name === 'beta')!.peerId!
+    const revokedAt = Date.now()
+    const rv = await cli(h1.ns, ['farm', 'revoke', betaId, '--reason', 'test', '--state-dir', a1.stateDir])
+    expect(rv.stdout).toMatch(/^revoked /)
+    expect(rv.code).toBe(0)
+    await waitFor(async () => (await nodesOf(h1.ns, a1.stateDir)).some((n) => n.name === 'beta') ? undefined : true, 5000, 'alpha to drop beta')
+    console.log(`revoked beta: dropped by alpha ${Date.now() - revokedAt} ms after the command started`)
     // Restart keeps identity and membership: gamma comes back as the same member.
     const before = JSON.parse(await readFile(path.join(a1.stateDir, 'api.json'), 'utf8')) as { pid: number }
     expect(before.pid).toBeGreaterThan(0)
     const a3b = startAgent(h3, 'gamma')
     await waitFor(async () => (await nodesOf(h1.ns, a1.stateDir)).some((n) => n.name === 'gamma' && n.state === 'alive') ? true : undefined, 15_000, 'gamma to rejoin after restart')
     expect(a3b.log.some((l) => /joined farm/.test(l))).toBe(false)
+    // The revoked member stays out.
+    expect((await nodesOf(h1.ns, a1.stateDir)).map((n) => n.name).sort()).toEqual(['alpha', 'gamma'])
   })
 })

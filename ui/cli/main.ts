@@ -37,6 +37,8 @@ const USAGE = `usage: renderswarm <command>
   farm invite [--ttl 1h] [--state-dir DIR]
                                    print a single-use join token (a secret: it carries the farm's PSK)
   farm join TOKEN [--state-dir DIR] make this machine join that farm (restart its agent afterwards)
+  farm revoke PEER [--reason TEXT] [--state-dir DIR]
+                                   shut a machine out of the farm (on the machine holding the farm key)
   nodes [--json] [--state-dir DIR] the farm's members as the local agent sees them
   status [--json] [--state-dir DIR] the local agent's view of the farm
 `
@@ -222,7 +224,7 @@ function parseTtl (s: string): number {
 
 async function farmCmd (args: string[]): Promise<number> {
   const [sub, ...rest] = args
-  const { values, positionals } = parse(rest, { 'state-dir': { type: 'string' }, ttl: { type: 'string', default: '1h' }, json: { type: 'boolean', default: false } })
+  const { values, positionals } = parse(rest, { 'state-dir': { type: 'string' }, ttl: { type: 'string', default: '1h' }, json: { type: 'boolean', default: false }, reason: { type: 'string' } })
   const { defaultStateDir, makeInvite, acceptInvite } = await import('../../agent/daemon.ts')
   const stateDir = path.resolve(typeof values['state-dir'] === 'string' ? values['state-dir'] : defaultStateDir())
   if (sub === 'invite') {
@@ -247,7 +249,20 @@ async function farmCmd (args: string[]): Promise<number> {
     process.stdout.write(`joining farm ${res.farm}${res.replaced !== undefined && res.replaced !== res.farm ? ` (leaving farm ${res.replaced})` : ''}; (re)start the agent: renderswarm agent --state-dir ${stateDir}\n`)
     return 0
   }
-  throw new UsageError('usage: renderswarm farm invite|join …')
+  if (sub === 'revoke') {
+    if (positionals.length !== 1) throw new UsageError('usage: renderswarm farm revoke PEER [--reason TEXT] [--state-dir DIR]')
+    const { LocalClient, ApiError } = await import('../sdk/client.ts')
+    const api = await LocalClient.forStateDir(stateDir)
+    try {
+      const r = await api.post<{ revoked: string; at: string }>('/v1/farm/revoke', { peerId: positionals[0], ...(typeof values.reason === 'string' ? { reason: values.reason } : {}) })
+      process.stdout.write(`revoked ${r.revoked} at ${r.at}; every member drops it and refuses it from now on\n`)
+    } catch (err) {
+      if (err instanceof ApiError && err.status < 500) throw new UsageError(err.message)
+      throw err
+    }
+    return 0
+  }
+  throw new UsageError('usage: renderswarm farm invite|join|revoke …')
 }
 
 async function readCmd (args: string[], what: 'nodes' | 'status'): Promise<number> {

@@ -31,14 +31,27 @@ export class LocalClient {
   }
 
   async get<T = Record<string, unknown>> (route: string): Promise<T> {
+    return await this.request<T>('GET', route)
+  }
+
+  async post<T = Record<string, unknown>> (route: string, body: unknown): Promise<T> {
+    return await this.request<T>('POST', route, body)
+  }
+
+  private async request<T> (method: string, route: string, body?: unknown): Promise<T> {
     let res: Response
     try {
-      res = await fetch(`${this.url}${route}`, { headers: { authorization: `Bearer ${this.token}` }, signal: AbortSignal.timeout(10_000) })
+      res = await fetch(`${this.url}${route}`, {
+        method,
+        headers: { authorization: `Bearer ${this.token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+        ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+        signal: AbortSignal.timeout(10_000)
+      })
     } catch (err) {
       throw new AgentNotRunningError(`the agent at ${this.url} does not answer (${(err as Error).message}); is it running?`)
     }
-    const body = await res.json().catch(() => ({})) as { message?: string }
-    if (!res.ok) throw new ApiError(res.status, body.message ?? `HTTP ${res.status}`)
-    return body as T
+    const json = await res.json().catch(() => ({})) as { message?: string }
+    if (!res.ok) throw new ApiError(res.status, json.message ?? `HTTP ${res.status}`)
+    return json as T
   }
 }
