@@ -21,6 +21,7 @@ import { createInvite, decodeSecrets, encodeSecrets, farmId, generateFarmKey, In
 import type { JoinRequest } from '../protocol/messages/membership.ts'
 import { PROTOCOL_MAJOR } from '../protocol/ids.ts'
 import type { NodeInfo } from '../protocol/messages/membership.ts'
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client'
 import { benchmark } from './benchmark.ts'
 import { Discovery } from './discovery.ts'
 import { locateFfmpeg, probeFfmpeg } from './ffmpeg.ts'
@@ -114,8 +115,10 @@ export class Agent {
   }
 
   private async run (): Promise<void> {
+    this.setupMetrics()
     this.node.addEventListener('member', (e) => {
       const t = (e as CustomEvent<{ peerId: string; to: string; silentMs: number }>).detail
+      this.emitEvent('member', t)
       const name = this.node.list().find((m) => m.peerId === t.peerId)?.name ?? t.peerId
       log(`member ${name} ${t.peerId} is ${t.to}${t.to !== 'alive' ? ` (silent ${t.silentMs} ms)` : ''}`)
     })
@@ -125,6 +128,8 @@ export class Agent {
     })
     this.node.addEventListener('refused', (e) => {
       const r = (e as CustomEvent<{ reason: string; peer: string }>).detail
+      this.refusedTotal.inc({ reason: r.reason })
+      this.emitEvent('refused', r)
       log(`refused ${r.peer}: ${r.reason}`)
     })
     await this.node.start()
@@ -153,7 +158,7 @@ export class Agent {
         this.discovered.set(p.peer, p.addrs)
         void this.node.connect(p.peer, p.addrs)
       })
-      this.discovery.on('refused', (why) => { log(`mDNS: ${why}`) })
+      this.discovery.on('refused', (why) => { this.refusedTotal.inc({ reason: 'mdns-txt' }); log(`mDNS: ${why}`) })
       this.discovery.start()
       // mDNS says a member exists once; keep trying the ones we are not (or no longer) connected to.
       this.connectTimer = setInterval(() => {
@@ -214,6 +219,7 @@ export class Agent {
     const want = Buffer.from(token)
     if (given.length !== want.length || !timingSafeEqual(given, want)) {
       this.unauthorized++
+      this.refusedTotal.inc({ reason: 'api-unauthorized' })
       send(401, { error: 'unauthorized', message: 'missing or wrong access token (see api.json in the agent\'s state dir)' })
       return
     }
@@ -222,10 +228,63 @@ export class Agent {
     if (req.method !== 'GET') { send(405, { error: 'method-not-allowed', message: `${req.method ?? ''} is not allowed here` }); return }
     if (url.pathname === '/v1/nodes') { send(200, { nodes: this.nodes() }); return }
     if (url.pathname === '/v1/status') { send(200, this.status()); return }
+    if (url.pathname === '/metrics') {
+      void this.metrics.metrics().then((text) => {
+        res.writeHead(200, { 'content-type': this.metrics.contentType, 'cache-control': 'no-store' })
+        res.end(text)
+      }, (err: Error) => { send(500, { error: 'internal', message: err.message }) })
+      return
+    }
+    if (url.pathname === '/v1/events') {
+      // Server-Sent Events: member transitions and refusals as they happen; a comment every 15 s keeps proxies open.
+      res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive' })
+      res.write(`event: hello\ndata: ${JSON.stringify({ peerId: this.node.peerId.toString(), farm: this.node.farmId })}\n\n`)
+      this.sse.add(res)
+      const keepAlive = setInterval(() => { res.write(': keep-alive\n\n') }, 15_000)
+      req.on('close', () => { clearInterval(keepAlive); this.sse.delete(res) })
+      return
+    }
     send(404, { error: 'not-found', message: `no route ${url.pathname}` })
   }
 
   unauthorized = 0
+  private readonly sse = new Set<ServerResponse>()
+  readonly metrics = new Registry()
+  private readonly refusedTotal = new Counter({ name: 'renderswarm_refused_total', help: 'Inputs refused, by reason (wire, certificate, invite, API, mDNS)', labelNames: ['reason'], registers: [this.metrics] })
+
+  /** Pushes an event to every /v1/events subscriber. */
+  private emitEvent (type: string, data: unknown): void {
+    const frame = `event: ${type}\ndata: ${JSON.stringify(data)}\n\n`
+    for (const res of this.sse) res.write(frame)
+  }
+
+  private setupMetrics (): void {
+    // prom-client binds collect()'s `this` to the gauge, so the agent goes by name.
+    const agent = this
+    collectDefaultMetrics({ register: this.metrics, prefix: 'renderswarm_' })
+    const cpu = new Gauge({ name: 'renderswarm_node_cpu_percent', help: 'CPU use of each member, from its heartbeats', labelNames: ['peer', 'name'], registers: [] })
+    const mem = new Gauge({ name: 'renderswarm_node_memory_used_bytes', help: 'Memory in use on each member, from its heartbeats', labelNames: ['peer', 'name'], registers: [] })
+    const heard = new Gauge({ name: 'renderswarm_node_last_heartbeat_seconds', help: 'Seconds since each member was last heard', labelNames: ['peer', 'name'], registers: [] })
+    const up = new Gauge({ name: 'renderswarm_uptime_seconds', help: 'Seconds since this agent started', registers: [] })
+    // The first gauge's collect() refreshes the per-node ones, which are registered after it.
+    new Gauge({
+      name: 'renderswarm_nodes', help: 'Farm members known to this agent, by state (self included)', labelNames: ['state'], registers: [this.metrics],
+      collect () {
+        this.reset(); cpu.reset(); mem.reset(); heard.reset()
+        const now = Date.now()
+        for (const n of agent.nodes()) {
+          this.inc({ state: String(n.state) })
+          const load = n.load as { cpuPct?: number; memUsedBytes?: number } | undefined
+          const labels = { peer: String(n.peerId), name: String(n.name) }
+          if (load?.cpuPct !== undefined) cpu.set(labels, load.cpuPct)
+          if (load?.memUsedBytes !== undefined) mem.set(labels, load.memUsedBytes)
+          heard.set(labels, n.self === true ? 0 : (now - Number(n.lastHeardMs ?? now)) / 1000)
+        }
+        up.set((now - agent.startedMs) / 1000)
+      }
+    })
+    for (const g of [cpu, mem, heard, up]) this.metrics.registerMetric(g)
+  }
 
   /** POST /v1/farm/revoke {peerId, reason?}: only on the machine holding the farm key. */
   private async revokeRoute (req: IncomingMessage, send: (status: number, body: unknown) => void): Promise<void> {
@@ -267,6 +326,8 @@ export class Agent {
     clearInterval(this.bootstrapTimer)
     clearInterval(this.connectTimer)
     await this.discovery?.stop().catch(() => {})
+    for (const res of this.sse) res.end()
+    this.sse.clear()
     await new Promise<void>((resolve) => { if (this.api === undefined) resolve(); else this.api.close(() => { resolve() }) })
     await this.node.stop().catch(() => {})
     await rm(path.join(this.opts.stateDir, 'api.json'), { force: true })

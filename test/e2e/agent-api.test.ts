@@ -34,6 +34,20 @@ describe('agent daemon', () => {
       expect(status.holdsFarmKey).toBe(true)
       expect(status.refused['api-unauthorized']).toBe(2)
       await expect(api.get('/v1/nope')).rejects.toThrow(ApiError)
+      // Metrics and events need the token too.
+      expect((await fetch(`${info.url}/metrics`)).status).toBe(401)
+      expect((await fetch(`${info.url}/v1/events`)).status).toBe(401)
+      const metrics = await (await fetch(`${info.url}/metrics`, { headers: { authorization: `Bearer ${info.token}` } })).text()
+      expect(metrics).toMatch(/^renderswarm_nodes\{state="alive"\} 1$/m)
+      expect(metrics).toMatch(/^renderswarm_refused_total\{reason="api-unauthorized"\} [4-9]$/m)
+      expect(metrics).toMatch(/^renderswarm_node_cpu_percent\{peer="12D3KooW\w+",name="bay-1"\} [\d.]+$/m)
+      expect(metrics).toMatch(/^renderswarm_process_resident_memory_bytes \d+$/m)
+      const events = new AbortController()
+      const sse = await fetch(`${info.url}/v1/events`, { headers: { authorization: `Bearer ${info.token}` }, signal: events.signal })
+      expect(sse.headers.get('content-type')).toBe('text/event-stream')
+      const first = new TextDecoder().decode((await sse.body!.getReader().read()).value)
+      expect(first).toMatch(/^event: hello\ndata: \{"peerId":"12D3KooW/)
+      events.abort()
       peerId = status.peerId
       farm = status.farm
     } finally {
