@@ -5,8 +5,10 @@ export default defineConfig({
     include: ['test/**/*.test.ts'],
     testTimeout: 120_000,
     hookTimeout: 300_000,
-    // Render tests start many ffmpeg processes; 2-core CI machines do better with few files at once.
-    maxWorkers: 2,
+    // One test file at a time: render tests already keep both cores busy with ffmpeg, and the
+    // farm tests assert failure-detection times that a starved event loop would distort.
+    maxWorkers: 1,
+    fileParallelism: false,
     reporters: ['default']
   }
 })
