@@ -22,6 +22,7 @@ import type { JoinRequest } from '../protocol/messages/membership.ts'
 import { PROTOCOL_MAJOR } from '../protocol/ids.ts'
 import type { NodeInfo } from '../protocol/messages/membership.ts'
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client'
+import { accepting as decideAccepting, parsePolicy, type Policy } from './availability.ts'
 import { benchmark } from './benchmark.ts'
 import { Discovery } from './discovery.ts'
 import { locateFfmpeg, probeFfmpeg } from './ffmpeg.ts'
@@ -38,6 +39,8 @@ export interface AgentOptions {
   mdnsInterface?: string | undefined
   bootstrap?: string[]
   heartbeatMs?: number
+  /** Workstation etiquette: --when, --schedule, --max-cpu. */
+  policy?: Policy
 }
 
 export interface ApiInfo { url: string; token: string; pid: number }
@@ -97,7 +100,8 @@ export class Agent {
         ...(farm.secrets !== undefined ? { admitJoin: (req: JoinRequest) => admitJoin(store, farm.secrets!, req) } : {}),
         heartbeatMs: opts.heartbeatMs, info: () => info,
         revocations: store.getJson<Revocation[]>('revocations') ?? [],
-        load: () => agent?.heartbeatLoad() ?? { cpuPct: 0, memUsedBytes: 0, memTotalBytes: 0, runningChunks: 0 }
+        load: () => agent?.heartbeatLoad() ?? { cpuPct: 0, memUsedBytes: 0, memTotalBytes: 0, runningChunks: 0 },
+        accepting: () => agent?.availability().accepting ?? true
       })
       agent = new Agent(opts, store, node, info, name, farm.secrets)
       agent.benchDone = bench
@@ -135,7 +139,13 @@ export class Agent {
     await this.node.start()
     const pending = this.store.getJson<FarmRecord>('farm')?.pending
     if (pending !== undefined) void this.completeJoin(pending)
-    const sample = (): void => { void sampleLoad().then((l) => { this.load = l }, () => {}) }
+    const sample = (): void => {
+      void sampleLoad().then((l) => {
+        this.load = l
+        // No render runs yet, so all CPU use is the machine's own users'.
+        if (l.cpuPct >= (this.opts.policy?.idleCpuPct ?? 25)) this.busySinceMs = Date.now()
+      }, () => {})
+    }
     sample()
     this.loadTimer = setInterval(sample, 2000)
     this.loadTimer.unref()
@@ -248,6 +258,12 @@ export class Agent {
   }
 
   unauthorized = 0
+  private busySinceMs = Date.now()
+
+  availability (): { accepting: boolean; reason?: string } {
+    const policy = this.opts.policy ?? parsePolicy({})
+    return decideAccepting(policy, { now: new Date(), otherCpuPct: this.load?.cpuPct ?? 0, quietForMs: Date.now() - this.busySinceMs })
+  }
   private readonly sse = new Set<ServerResponse>()
   readonly metrics = new Registry()
   private readonly refusedTotal = new Counter({ name: 'renderswarm_refused_total', help: 'Inputs refused, by reason (wire, certificate, invite, API, mDNS)', labelNames: ['reason'], registers: [this.metrics] })
@@ -304,8 +320,9 @@ export class Agent {
   }
 
   nodes (): Array<Record<string, unknown>> {
-    const self = { peerId: this.node.peerId.toString(), name: this.name, self: true, state: 'alive', location: 'lan', addrs: this.node.addrs(), load: this.heartbeatLoad(), info: this.info }
-    return [self, ...this.node.list().map((m) => ({ peerId: m.peerId, name: m.name, self: false, state: m.state, location: 'lan', addrs: m.addrs, lastHeardMs: m.lastHeardMs, load: m.load, info: m.info }))]
+    const a = this.availability()
+    const self = { peerId: this.node.peerId.toString(), name: this.name, self: true, state: 'alive', location: 'lan', addrs: this.node.addrs(), load: this.heartbeatLoad(), info: this.info, accepting: a.accepting, ...(a.reason !== undefined ? { notAcceptingBecause: a.reason } : {}), maxCpuPct: this.opts.policy?.maxCpuPct ?? 100 }
+    return [self, ...this.node.list().map((m) => ({ peerId: m.peerId, name: m.name, self: false, state: m.state, location: 'lan', addrs: m.addrs, lastHeardMs: m.lastHeardMs, load: m.load, info: m.info, accepting: m.accepting }))]
   }
 
   status (): Record<string, unknown> {

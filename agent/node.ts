@@ -47,12 +47,14 @@ export interface FarmNodeOptions {
   /** Current load for heartbeats. */
   load?: () => Heartbeat['load']
   state?: () => Heartbeat['state']
+  /** Whether this node takes work now (workstation etiquette). */
+  accepting?: () => boolean
   /** This node's hardware, capabilities and benchmark, sent in Hello. */
   info?: () => NodeInfo | undefined
   now?: () => number
 }
 
-export interface MemberView { peerId: string; name: string; state: string; addrs: string[]; lastHeardMs: number; load?: Heartbeat['load'] | undefined; info?: NodeInfo | undefined }
+export interface MemberView { peerId: string; name: string; state: string; addrs: string[]; lastHeardMs: number; load?: Heartbeat['load'] | undefined; info?: NodeInfo | undefined; accepting?: boolean | undefined; nodeState?: Heartbeat['state'] | undefined }
 
 const HelloOrRevoke = z.discriminatedUnion('type', [HelloWithInfoSchema, RevokeSchema])
 const enc = new TextEncoder()
@@ -62,6 +64,7 @@ export class FarmNode extends EventTarget {
   private libp2p: Libp2p | undefined
   private readonly members: MembershipTable<Heartbeat['load']>
   private readonly hellos = new Map<string, Hello>()
+  private readonly lastBeat = new Map<string, { accepting: boolean; state: Heartbeat['state'] }>()
   private readonly revoked = new Set<string>()
   private readonly revocations = new Map<string, Revocation>()
   private readonly refused: Record<string, number> = {}
@@ -165,7 +168,8 @@ export class FarmNode extends EventTarget {
 
   list (): MemberView[] {
     return this.members.list().filter((m) => this.hellos.has(m.peerId)).map((m) => ({
-      peerId: m.peerId, name: this.hellos.get(m.peerId)!.name, state: m.state, addrs: this.hellos.get(m.peerId)!.addrs, lastHeardMs: m.lastHeardMs, load: m.load, info: this.hellos.get(m.peerId)!.info
+      peerId: m.peerId, name: this.hellos.get(m.peerId)!.name, state: m.state, addrs: this.hellos.get(m.peerId)!.addrs, lastHeardMs: m.lastHeardMs, load: m.load, info: this.hellos.get(m.peerId)!.info,
+      accepting: this.lastBeat.get(m.peerId)?.accepting, nodeState: this.lastBeat.get(m.peerId)?.state
     }))
   }
 
@@ -322,7 +326,7 @@ export class FarmNode extends EventTarget {
       const lp = lpStream(stream, { maxDataLength: MAX_FRAME_BYTES.heartbeat })
       const hb = decodeJson((await lp.read({ signal: AbortSignal.timeout(5000) })).subarray(), HeartbeatSchema)
       if (hb.peerId !== peer) throw new WireError('schema', 'heartbeat names another peer')
-      this.members.heard(peer, this.now(), hb.load)
+      if (this.members.heard(peer, this.now(), hb.load)) this.lastBeat.set(peer, { accepting: hb.accepting, state: hb.state })
       await stream.close().catch(() => {})
     } catch (err) {
       this.refuse(err instanceof WireError ? err.code : 'bad-frame', peer)
@@ -342,7 +346,7 @@ export class FarmNode extends EventTarget {
     const hb: Heartbeat = {
       type: 'heartbeat', peerId: this.peerId.toString(), seq: this.seq++, sentAt: this.now(), incarnation: 0,
       load: this.opts.load?.() ?? { cpuPct: 0, memUsedBytes: 0, memTotalBytes: 0, runningChunks: 0 },
-      accepting: true, state: this.opts.state?.() ?? 'idle'
+      accepting: this.opts.accepting?.() ?? true, state: this.opts.state?.() ?? 'idle'
     }
     await Promise.all(this.list().filter((m) => m.state !== 'dead').map((m) => this.send(m.peerId, PROTOCOLS.heartbeat, hb).catch(() => {})))
   }

@@ -3,6 +3,7 @@ import { afterAll, describe, expect, it } from 'vitest'
 import { readFile, stat } from 'node:fs/promises'
 import path from 'node:path'
 import { Agent } from '../../agent/daemon.ts'
+import { parsePolicy } from '../../agent/availability.ts'
 import { LocalClient, ApiError } from '../../ui/sdk/client.ts'
 import { cleanupTmp, tmpDir } from '../helpers/media.ts'
 
@@ -30,6 +31,7 @@ describe('agent daemon', () => {
       expect(nodes[0]!.self).toBe(true)
       expect(nodes[0]!.name).toBe('bay-1')
       expect(nodes[0]!.info.ffmpeg.encoders).toContain('ffv1')
+      expect((nodes[0] as unknown as { accepting: boolean }).accepting).toBe(true)
       const status = await api.get<{ peerId: string; farm: string; holdsFarmKey: boolean; refused: Record<string, number> }>('/v1/status')
       expect(status.holdsFarmKey).toBe(true)
       expect(status.refused['api-unauthorized']).toBe(2)
@@ -62,6 +64,18 @@ describe('agent daemon', () => {
       expect(status.name).toBe('bay-1')
     } finally {
       await b.stop()
+    }
+  })
+
+  it('advertises that it takes no work outside its schedule', async () => {
+    const stateDir = await tmpDir('agent-sched')
+    const otherDay = ['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'][(new Date().getDay() + 3) % 7]!
+    const a = await Agent.start({ stateDir, listen: ['/ip4/127.0.0.1/tcp/0'], apiPort: 0, mdns: false, policy: parsePolicy({ when: 'schedule', schedule: otherDay, maxCpuPct: 50 }) })
+    try {
+      const { nodes } = await (await LocalClient.forStateDir(stateDir)).get<{ nodes: Array<{ accepting: boolean; notAcceptingBecause?: string; maxCpuPct: number }> }>('/v1/nodes')
+      expect(nodes[0]).toMatchObject({ accepting: false, notAcceptingBecause: 'outside its render schedule', maxCpuPct: 50 })
+    } finally {
+      await a.stop()
     }
   })
 })

@@ -33,6 +33,7 @@ const USAGE = `usage: renderswarm <command>
   demo [DIR]                       write the sample into DIR (default ./renderswarm-demo) and render it
   agent [--state-dir DIR] [--listen MULTIADDR]… [--api-port N] [--name NAME]
         [--no-mdns] [--mdns-interface ADDR] [--bootstrap MULTIADDR]…
+        [--when always|idle|schedule] [--schedule "mon-fri 19:00-07:00, sat-sun"] [--max-cpu PCT]
                                    run this machine's agent (farm member) until SIGINT/SIGTERM
   farm invite [--ttl 1h] [--state-dir DIR]
                                    print a single-use join token (a secret: it carries the farm's PSK)
@@ -190,9 +191,17 @@ async function agentCmd (args: string[]): Promise<number> {
   const { values } = parse(args, {
     'state-dir': { type: 'string' }, listen: { type: 'string', multiple: true }, 'api-port': { type: 'string' },
     name: { type: 'string' }, 'no-mdns': { type: 'boolean', default: false }, 'mdns-interface': { type: 'string' },
-    bootstrap: { type: 'string', multiple: true }
+    bootstrap: { type: 'string', multiple: true }, when: { type: 'string' }, schedule: { type: 'string' }, 'max-cpu': { type: 'string' }
   })
   const { Agent, defaultStateDir } = await import('../../agent/daemon.ts')
+  const { parsePolicy, PolicyError } = await import('../../agent/availability.ts')
+  let policy
+  try {
+    policy = parsePolicy({ when: values.when as string | undefined, schedule: values.schedule as string | undefined, maxCpuPct: values['max-cpu'] !== undefined ? Number(values['max-cpu']) : undefined })
+  } catch (err) {
+    if (err instanceof PolicyError) throw new UsageError(err.message)
+    throw err
+  }
   const apiPortRaw = values['api-port']
   if (apiPortRaw !== undefined && (typeof apiPortRaw !== 'string' || !/^\d{1,5}$/.test(apiPortRaw) || Number(apiPortRaw) > 65535)) throw new UsageError(`--api-port must be 0–65535 (got "${String(apiPortRaw)}")`)
   const stateDir = path.resolve(typeof values['state-dir'] === 'string' ? values['state-dir'] : defaultStateDir())
@@ -203,7 +212,8 @@ async function agentCmd (args: string[]): Promise<number> {
     name: values.name as string | undefined,
     mdns: values['no-mdns'] !== true,
     mdnsInterface: values['mdns-interface'] as string | undefined,
-    bootstrap: (values.bootstrap as string[] | undefined) ?? []
+    bootstrap: (values.bootstrap as string[] | undefined) ?? [],
+    policy
   })
   process.stderr.write(`renderswarm agent ${agent.node.peerId.toString()} (${agent.name}) in farm ${agent.node.farmId}\n  libp2p ${agent.node.addrs().join(' ')}\n  api    ${agent.apiInfo!.url} (token in ${path.join(stateDir, 'api.json')})\n`)
   await new Promise<void>((resolve) => {
