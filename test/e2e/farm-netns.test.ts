@@ -88,7 +88,7 @@ describe.skipIf(!canRun)('a farm of real agents in network namespaces', () => {
     await cleanupTmp()
   })
 
-  it('members join by invite and find each other by mDNS; outsiders stay out; kill -9 is detected; revocation spreads; restart keeps membership', async () => {
+  it('members join by invite and find each other by mDNS; outsiders and garbage stay out; kill -9 is detected; revocation spreads; restart keeps membership', async () => {
     const [h1, h2, h3, h4] = HOSTS as [typeof HOSTS[0], typeof HOSTS[0], typeof HOSTS[0], typeof HOSTS[0]]
     // The first machine creates the farm; two more join with single-use invites.
     const a1 = startAgent(h1, 'alpha')
@@ -134,6 +134,19 @@ describe.skipIf(!canRun)('a farm of real agents in network namespaces', () => {
     expect((await nodesOf(h4.ns, path.join(dir, 'outsider'))).map((n) => n.name)).toEqual(['outsider'])
     // alpha refused the outsider at the transport (other PSK) or at hello; nothing of it got in.
     expect(tokens).toHaveLength(2)
+    // Garbage on mDNS (a record with a malformed farm id, a NUL in the peer id, a non-numeric
+    // version) is refused and counted; the agents keep running.
+    const garbage = `const { Bonjour } = require('bonjour-service');
+      const b = new Bonjour({ interface: '${h4.ip}', bind: '0.0.0.0' });
+      b.publish({ name: 'junk', type: 'renderswarm', port: 9, probe: false, txt: { farm: 'ZZ', peer: 'a\\u0000b', addrs: 'x', v: 'one' } });
+      setTimeout(() => b.unpublishAll(() => { b.destroy(); process.exit(0) }), 2500)`
+    execFileSync('ip', ['netns', 'exec', h4.ns, process.execPath, '-e', garbage], { cwd: path.dirname(path.dirname(BIN)), timeout: 20_000 })
+    const refusedTxt = async (): Promise<number> => {
+      const r = await cli(h1.ns, ['status', '--json', '--state-dir', a1.stateDir])
+      return (JSON.parse(r.stdout) as { refused: Record<string, number> }).refused['mdns-txt'] ?? 0
+    }
+    await waitFor(async () => (await refusedTxt()) >= 1 ? true : undefined, 10_000, 'the garbage TXT record to be refused')
+    expect(a1.child.exitCode).toBeNull()
     // kill -9 gamma: alpha and beta mark it dead within 4 s.
     const killedAt = Date.now()
     a3.child.kill('SIGKILL')
