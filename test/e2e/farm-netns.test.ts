@@ -170,6 +170,9 @@ describe.skipIf(!canRun)('a farm of real agents in network namespaces', () => {
     const a3b = startAgent(h3, 'gamma')
     await waitFor(async () => (await nodesOf(h1.ns, a1.stateDir)).some((n) => n.name === 'gamma' && n.state === 'alive') ? true : undefined, 15_000, 'gamma to rejoin after restart')
     expect(a3b.log.some((l) => /joined farm/.test(l))).toBe(false)
+    // …and its benchmark cache: no new measurement, and the scores are advertised at once.
+    expect(a3b.log.some((l) => / benchmark: /.test(l))).toBe(false)
+    expect(a3.log.some((l) => / benchmark: /.test(l))).toBe(true)
     // The revoked member stays out.
     expect((await nodesOf(h1.ns, a1.stateDir)).map((n) => n.name).sort()).toEqual(['alpha', 'gamma'])
   })
