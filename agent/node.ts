@@ -301,6 +301,8 @@ export class FarmNode extends EventTarget {
     try {
       const msg = decodeJson((await lp.read({ signal: AbortSignal.timeout(this.opts.helloTimeoutMs ?? 5000) })).subarray(), HelloOrRevoke)
       if (msg.type === 'hello') {
+        // Still joining: we have no certificate to answer with; the peer will greet again later.
+        if (this.opts.certificate === undefined) { stream.abort(new Error('not joined yet')); return }
         try {
           this.admit(msg, conn)
         } catch (err) {
