@@ -240,7 +240,8 @@ export class FarmNode extends EventTarget {
     return {
       type: 'hello', v: 1, peerId: this.peerId.toString(), farm: this.farmId, name: this.opts.name,
       cert: this.opts.certificate as unknown as Record<string, unknown>, protocolMajor: PROTOCOL_MAJOR, addrs: this.addrs().slice(0, 16),
-      ...(this.opts.info?.() !== undefined ? { info: this.opts.info() } : {})
+      ...(this.opts.info?.() !== undefined ? { info: this.opts.info() } : {}),
+      ...(this.revocations.size > 0 ? { revocations: [...this.revocations.values()].slice(-256) as unknown as Array<Record<string, unknown>> } : {})
     }
   }
 
@@ -290,9 +291,19 @@ export class FarmNode extends EventTarget {
     if (hello.farm !== this.farmId) throw new WireError('not-member', 'hello is for another farm')
     verifyCertificate(this.opts.farm.publicKey, hello.cert, { peerId: peer, nowMs: this.now(), revoked: this.revoked })
     const isNew = !this.isMember(peer)
+    this.learnRevocations(hello.revocations ?? [])
     this.hellos.set(peer, hello)
     this.members.joined(peer, this.now())
     if (isNew) this.dispatchEvent(new CustomEvent('member', { detail: { peerId: peer, from: 'unknown', to: 'alive', atMs: this.now(), silentMs: 0 } }))
+  }
+
+  /** Revocations a member passes on in its Hello: each verified against the farm key before use. */
+  private learnRevocations (list: unknown[]): void {
+    for (const item of list) {
+      const peerId = (item as { peerId?: unknown }).peerId
+      if (typeof peerId !== 'string' || this.revocations.has(peerId)) continue
+      void this.applyRevocation(item).catch(() => { this.refuse('bad-revocation', peerId) })
+    }
   }
 
   private async onMembership (stream: Stream, conn: Connection): Promise<void> {

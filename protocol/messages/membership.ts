@@ -99,7 +99,11 @@ export const RevokeSchema = z.object({
 }).strict()
 
 /** Hello with the sender's hardware and benchmark (optional field, added within major 1). */
-export const HelloWithInfoSchema = HelloSchema.extend({ info: NodeInfoSchema.optional() }).strict()
+export const HelloWithInfoSchema = HelloSchema.extend({
+  info: NodeInfoSchema.optional(),
+  /** Farm-signed revocations the sender enforces, so a member that was offline catches up. */
+  revocations: z.array(opaque(32, 8192)).max(256, 'at most 256 revocations').optional()
+}).strict()
 
 export const MembershipMessageSchema = z.discriminatedUnion('type', [HelloWithInfoSchema, HeartbeatSchema, NodeInfoMessageSchema, RevokeSchema])
 

@@ -108,4 +108,33 @@ describe('farm membership over libp2p', () => {
     expect(Date.now() - stopped).toBeLessThan(4 * 250 + 500)
     expect(a.list().find((m) => m.name === 'b')!.state).toBe('dead')
   })
+
+  it('a member that was offline during a revocation learns it from the next Hello', async () => {
+    const farm = generateFarmKey()
+    const a = await makeNode(farm, 'a')
+    const c = await makeNode(farm, 'c')
+    const bKey = await generateKeyPair('Ed25519')
+    const makeB = async (): Promise<FarmNode> => {
+      const node = new FarmNode({
+        privateKey: bKey, name: 'b', listen: ['/ip4/127.0.0.1/tcp/0'], farm: { publicKey: farm.publicKey, psk: farm.psk }, heartbeatMs: 250, helloTimeoutMs: 1500,
+        certificate: issueCertificate(farm, { peerId: peerIdFromPrivateKey(bKey).toString(), issuedAtMs: Date.now() })
+      })
+      await node.start()
+      nodes.push(node)
+      return node
+    }
+    const b1 = await makeB()
+    await b1.stop()
+    await a.dial(c.addrs()[0]!)
+    await waitFor(() => names(a).includes('c'), 5000, 'a and c')
+    await a.applyRevocation(revoke(farm, { peerId: c.peerId.toString(), atMs: Date.now() }))
+    // b comes back (same identity, fresh process state) and meets a: a's Hello carries the revocation.
+    const b2 = await makeB()
+    await b2.dial(a.addrs()[0]!)
+    await waitFor(() => names(b2).includes('a'), 5000, 'b to rejoin')
+    await waitFor(() => b2.knownRevocations().some((r) => r.peerId === c.peerId.toString()), 3000, 'b to learn the revocation')
+    await c.dial(b2.addrs()[0]!, 2000).catch(() => {})
+    await new Promise((r) => setTimeout(r, 500))
+    expect(names(b2)).toEqual(['a'])
+  })
 })
