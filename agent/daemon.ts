@@ -397,11 +397,16 @@ function loadOrCreateFarm (store: Store, peerId: string, name: string): FarmStat
 function admitJoin (store: Store, secrets: FarmSecrets, req: JoinRequest): MembershipCertificate {
   const invite = parseInvite(req.token, Date.now())
   if (Buffer.compare(Buffer.from(invite.publicKey), Buffer.from(secrets.publicKey)) !== 0) throw new Error('the invite is for another farm')
-  return store.transaction(() => {
+  withLedger(store, (ledger) => { ledger.redeem(invite.id, Date.now()) })
+  return issueCertificate(secrets, { peerId: req.peerId, name: req.name.replace(/[^\x20-\x7e]/g, '?').slice(0, 64), issuedAtMs: Date.now() })
+}
+
+/** Reads, changes and writes the invite ledger in one transaction (the CLI and the agent share the file). */
+function withLedger (store: Store, change: (ledger: InviteLedger) => void): void {
+  store.transaction(() => {
     const ledger = InviteLedger.fromJSON(store.getJson('invites') ?? { v: 1, invites: [] })
-    ledger.redeem(invite.id, Date.now())
+    change(ledger)
     store.setJson('invites', ledger.toJSON())
-    return issueCertificate(secrets, { peerId: req.peerId, name: req.name.replace(/[^\x20-\x7e]/g, '?').slice(0, 64), issuedAtMs: Date.now() })
   })
 }
 
@@ -413,11 +418,7 @@ export function makeInvite (stateDir: string, bootstrap: string[], ttlMs: number
     if (rec?.secrets === undefined) throw new Error(`this machine does not hold the farm key (${stateDir}); make invites on the machine that created the farm`)
     const secrets = decodeSecrets(rec.secrets)
     const { token, inviteId, exp } = createInvite(secrets, { ttlMs, nowMs: Date.now(), bootstrap: bootstrap.slice(0, 8) })
-    store.transaction(() => {
-      const ledger = InviteLedger.fromJSON(store.getJson('invites') ?? { v: 1, invites: [] })
-      ledger.record(inviteId, exp)
-      store.setJson('invites', ledger.toJSON())
-    })
+    withLedger(store, (ledger) => { ledger.record(inviteId, exp) })
     return { token, exp, farm: parseInvite(token, Date.now()).farm }
   } finally {
     store.close()

@@ -16,6 +16,7 @@ import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { FarmNode } from '../agent/node.ts'
 import { generateFarmKey, issueCertificate } from '../protocol/farm-key.ts'
+import { createLan, destroyLan, type Lan } from '../test/helpers/netns.ts'
 
 const { values } = parseArgs({ options: { agents: { type: 'string', default: '3' }, 'idle-seconds': { type: 'string', default: '10' }, dials: { type: 'string', default: '20' } } })
 const N = Math.max(2, Math.min(8, Number(values.agents)))
@@ -24,7 +25,6 @@ const DIALS = Math.max(3, Math.min(200, Number(values.dials)))
 const BIN = fileURLToPath(new URL('../bin/renderswarm.js', import.meta.url))
 const P = `rsb${process.pid % 100000}`
 const median = (xs: number[]): number => { const s = [...xs].sort((a, b) => a - b); return s.length % 2 === 1 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2 }
-const ip = (...a: string[]): string => execFileSync('ip', a, { encoding: 'utf8' })
 
 async function dialFigures (): Promise<number[]> {
   // Two nodes in this process on loopback: dial + TCP + PSK + Noise + yamux + certificate Hello, each a fresh node pair.
@@ -54,24 +54,12 @@ async function main (): Promise<void> {
   const root = process.getuid?.() === 0
   let dir: string | undefined
   const children: ChildProcess[] = []
-  const made: string[] = []
+  let lan: Lan | undefined
   try {
     if (!root) throw new Error('skip')
     dir = await mkdtemp(path.join(os.tmpdir(), 'rs-bench-members-'))
-    const sub = process.pid % 200
-    ip('netns', 'add', `${P}br`); made.push(`${P}br`)
-    ip('netns', 'exec', `${P}br`, 'ip', 'link', 'add', 'br0', 'type', 'bridge', 'mcast_snooping', '0')
-    ip('netns', 'exec', `${P}br`, 'ip', 'link', 'set', 'br0', 'up')
-    const hosts = Array.from({ length: N }, (_, i) => ({ ns: `${P}n${i}`, addr: `10.78.${sub}.${i + 1}` }))
-    hosts.forEach((h, i) => {
-      ip('netns', 'add', h.ns); made.push(h.ns)
-      ip('netns', 'exec', h.ns, 'ip', 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', `vb${i}`)
-      ip('netns', 'exec', h.ns, 'ip', 'link', 'set', `vb${i}`, 'netns', `${P}br`)
-      ip('netns', 'exec', `${P}br`, 'ip', 'link', 'set', `vb${i}`, 'master', 'br0', 'up')
-      ip('netns', 'exec', h.ns, 'ip', 'addr', 'add', `${h.addr}/24`, 'dev', 'eth0')
-      ip('netns', 'exec', h.ns, 'ip', 'link', 'set', 'eth0', 'up')
-      ip('netns', 'exec', h.ns, 'ip', 'link', 'set', 'lo', 'up')
-    })
+    lan = createLan(P, N, `10.78.${process.pid % 200}`)
+    const hosts = lan.hosts.map((h) => ({ ns: h.ns, addr: h.ip }))
     const run = (ns: string, args: string[]): string => execFileSync('ip', ['netns', 'exec', ns, process.execPath, BIN, ...args], { encoding: 'utf8' })
     const start = (h: typeof hosts[0], name: string): { child: ChildProcess; lines: string[]; spawnedAt: number } => {
       const lines: string[] = []
@@ -113,7 +101,7 @@ async function main (): Promise<void> {
   } finally {
     for (const c of children) if (c.exitCode === null) c.kill('SIGKILL')
     await new Promise((r) => setTimeout(r, 300))
-    for (const ns of made.reverse()) { try { ip('netns', 'del', ns) } catch { /* gone */ } }
+    if (lan !== undefined) destroyLan(lan)
     if (dir !== undefined) await rm(dir, { recursive: true, force: true })
   }
   console.log('membership figures\n')

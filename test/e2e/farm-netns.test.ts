@@ -11,19 +11,16 @@ import { readFile } from 'node:fs/promises'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { cleanupTmp, tmpDir } from '../helpers/media.ts'
+import { canUseNetns, createLan, destroyLan, type Lan } from '../helpers/netns.ts'
 
 const BIN = fileURLToPath(new URL('../../bin/renderswarm.js', import.meta.url))
-const canRun = process.getuid?.() === 0 && (() => { try { execFileSync('ip', ['-V'], { stdio: 'ignore' }); return true } catch { return false } })()
+const canRun = canUseNetns()
 if (!canRun && process.env.CI === 'true') throw new Error('farm-netns tests need root and iproute2 (ip); CI runs as root: install iproute2')
 
-const P = `rs${process.pid % 100000}`
-const BR = `${P}br`
-const HOSTS = [1, 2, 3, 4].map((i) => ({ ns: `${P}n${i}`, ip: `10.77.${process.pid % 200}.${i}` }))
+let lan: Lan | undefined
+let HOSTS: Lan['hosts'] = []
 const agents: Array<{ child: ChildProcess; log: string[] }> = []
 let dir: string
-
-function ip (...args: string[]): void { execFileSync('ip', args, { stdio: 'pipe' }) }
-function inNs (ns: string, ...args: string[]): void { ip('netns', 'exec', ns, ...args) }
 
 function cli (ns: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
@@ -65,26 +62,15 @@ describe.skipIf(!canRun)('a farm of real agents in network namespaces', () => {
   // One long scenario: starting agents costs seconds each on a 2-core machine.
   beforeAll(async () => {
     dir = await tmpDir('netns')
-    ip('netns', 'add', BR)
-    inNs(BR, 'ip', 'link', 'add', 'br0', 'type', 'bridge', 'mcast_snooping', '0')
-    inNs(BR, 'ip', 'link', 'set', 'br0', 'up')
-    HOSTS.forEach((h, i) => {
-      ip('netns', 'add', h.ns)
-      inNs(h.ns, 'ip', 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', `vb${i}`)
-      inNs(h.ns, 'ip', 'link', 'set', `vb${i}`, 'netns', BR)
-      inNs(BR, 'ip', 'link', 'set', `vb${i}`, 'master', 'br0')
-      inNs(BR, 'ip', 'link', 'set', `vb${i}`, 'up')
-      inNs(h.ns, 'ip', 'addr', 'add', `${h.ip}/24`, 'dev', 'eth0')
-      inNs(h.ns, 'ip', 'link', 'set', 'eth0', 'up')
-      inNs(h.ns, 'ip', 'link', 'set', 'lo', 'up')
-    })
+    lan = createLan(`rs${process.pid % 100000}`, 4, `10.77.${process.pid % 200}`)
+    HOSTS = lan.hosts
   })
 
   afterAll(async () => {
     if (process.env.RS_DEBUG_NETNS === '1') for (const a of agents) console.log(a.log.join('\n'))
     for (const a of agents) if (a.child.exitCode === null && a.child.pid !== undefined) a.child.kill('SIGKILL')
     await new Promise((r) => setTimeout(r, 300))
-    for (const ns of [...HOSTS.map((h) => h.ns), BR]) { try { ip('netns', 'del', ns) } catch { /* already gone */ } }
+    if (lan !== undefined) destroyLan(lan)
     await cleanupTmp()
   })
 

@@ -161,7 +161,7 @@ async function benchCmd (args: string[]): Promise<number> {
   const { benchmark, REFERENCE_FRAMES } = await import('../../agent/benchmark.ts')
   const { probeHardware } = await import('../../agent/hardware.ts')
   const { Store } = await import('../../agent/store.ts')
-  const stateDir = path.resolve(typeof values['state-dir'] === 'string' ? values['state-dir'] : defaultStateDir())
+  const stateDir = stateDirOf(values, defaultStateDir)
   const tools = await locateFfmpeg()
   const [caps, hw] = await Promise.all([probeFfmpeg(tools, { checkGpu: true }), probeHardware()])
   const store = Store.open(path.join(stateDir, 'state.db'))
@@ -204,7 +204,7 @@ async function agentCmd (args: string[]): Promise<number> {
   }
   const apiPortRaw = values['api-port']
   if (apiPortRaw !== undefined && (typeof apiPortRaw !== 'string' || !/^\d{1,5}$/.test(apiPortRaw) || Number(apiPortRaw) > 65535)) throw new UsageError(`--api-port must be 0–65535 (got "${String(apiPortRaw)}")`)
-  const stateDir = path.resolve(typeof values['state-dir'] === 'string' ? values['state-dir'] : defaultStateDir())
+  const stateDir = stateDirOf(values, defaultStateDir)
   const agent = await Agent.start({
     stateDir,
     listen: (values.listen as string[] | undefined) ?? ['/ip4/0.0.0.0/tcp/0'],
@@ -236,7 +236,7 @@ async function farmCmd (args: string[]): Promise<number> {
   const [sub, ...rest] = args
   const { values, positionals } = parse(rest, { 'state-dir': { type: 'string' }, ttl: { type: 'string', default: '1h' }, json: { type: 'boolean', default: false }, reason: { type: 'string' } })
   const { defaultStateDir, makeInvite, acceptInvite } = await import('../../agent/daemon.ts')
-  const stateDir = path.resolve(typeof values['state-dir'] === 'string' ? values['state-dir'] : defaultStateDir())
+  const stateDir = stateDirOf(values, defaultStateDir)
   if (sub === 'invite') {
     const { LocalClient } = await import('../sdk/client.ts')
     const status = await (await LocalClient.forStateDir(stateDir)).get<{ addrs: string[] }>('/v1/status')
@@ -279,7 +279,7 @@ async function readCmd (args: string[], what: 'nodes' | 'status'): Promise<numbe
   const { values } = parse(args, { json: { type: 'boolean', default: false }, 'state-dir': { type: 'string' } })
   const { defaultStateDir } = await import('../../agent/daemon.ts')
   const { LocalClient } = await import('../sdk/client.ts')
-  const api = await LocalClient.forStateDir(path.resolve(typeof values['state-dir'] === 'string' ? values['state-dir'] : defaultStateDir()))
+  const api = await LocalClient.forStateDir(stateDirOf(values, defaultStateDir))
   const body = await api.get(`/v1/${what}`)
   if (values.json === true) { process.stdout.write(JSON.stringify(body) + '\n'); return 0 }
   if (what === 'nodes') {
@@ -290,6 +290,11 @@ async function readCmd (args: string[], what: 'nodes' | 'status'): Promise<numbe
     process.stdout.write(JSON.stringify(body, null, 2) + '\n')
   }
   return 0
+}
+
+/** --state-dir, or the user's default: how every command finds its agent. */
+function stateDirOf (values: Record<string, unknown>, fallback: () => string): string {
+  return path.resolve(typeof values['state-dir'] === 'string' ? values['state-dir'] : fallback())
 }
 
 function round (n: number): number {
