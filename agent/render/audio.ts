@@ -4,7 +4,7 @@
  *   const inv = compileAudio(ctx, '/work/job/audio.m4a')
  */
 import type { MediaClip, TimelineSnapshot } from '../../protocol/timeline.ts'
-import { CompileError, type CompileContext } from './compile.ts'
+import { CompileError, transitionRoles, type CompileContext, type Roles } from './compile.ts'
 import { GLOBAL_OPTIONS, INPUT_GUARD, sec, type FfmpegInput, type FfmpegInvocation } from './invocation.ts'
 
 /** Sample index of timeline frame f: round(f · den · rate / num). */
@@ -23,18 +23,10 @@ export function compileAudio (ctx: CompileContext, outFile: string): FfmpegInvoc
   const mixed: string[] = []
   const fmt = `aformat=sample_fmts=fltp:sample_rates=${sr}:channel_layouts=stereo`
   t.audio.forEach((track, ti) => {
-    const fades = new Map<string, { in?: number; out?: number }>()
-    for (const tr of track.transitions ?? []) {
-      const a = track.clips.find((c) => c.id === tr.a)
-      const b = track.clips.find((c) => c.id === tr.b)
-      if (a === undefined || b === undefined) continue
-      const len = a.start + a.length - b.start
-      fades.set(a.id, { ...fades.get(a.id), out: len })
-      fades.set(b.id, { ...fades.get(b.id), in: len })
-    }
+    const roles = transitionRoles(track.clips, track.transitions ?? [])
     for (const clip of track.clips) {
       const label = `a${mixed.length}`
-      chains.push(clipChain(ctx, clip, track.volume ?? 1, fades.get(clip.id) ?? {}, inputs, ti, fmt, total, label))
+      chains.push(clipChain(ctx, clip, track.volume ?? 1, roles.get(clip.id) ?? {}, inputs, ti, fmt, total, label))
       mixed.push(label)
     }
   })
@@ -55,7 +47,7 @@ export function compileAudio (ctx: CompileContext, outFile: string): FfmpegInvoc
   }
 }
 
-function clipChain (ctx: CompileContext, clip: MediaClip, trackVolume: number, fades: { in?: number; out?: number }, inputs: FfmpegInput[], track: number, fmt: string, total: number, label: string): string {
+function clipChain (ctx: CompileContext, clip: MediaClip, trackVolume: number, roles: Roles, inputs: FfmpegInput[], track: number, fmt: string, total: number, label: string): string {
   const t = ctx.timeline
   const info = ctx.media[clip.asset]?.audio
   if (info === undefined) throw new CompileError(`clip "${clip.id}" on audio[${track}]: asset ${clip.asset.slice(0, 12)}… has no audio stream`)
@@ -74,8 +66,9 @@ function clipChain (ctx: CompileContext, clip: MediaClip, trackVolume: number, f
   parts.push('apad', `atrim=end_sample=${len}`)
   const volume = (clip.volume ?? 1) * trackVolume
   if (volume !== 1) parts.push(`volume=${sec(volume)}`)
-  const fadeIn = Math.max(clip.fadeIn ?? 0, fades.in ?? 0)
-  const fadeOut = Math.max(clip.fadeOut ?? 0, fades.out ?? 0)
+  // Any transition on an audio track is a crossfade over its overlap.
+  const fadeIn = Math.max(clip.fadeIn ?? 0, roles.incoming?.windowLength ?? 0)
+  const fadeOut = Math.max(clip.fadeOut ?? 0, roles.outgoing?.windowLength ?? 0)
   if (fadeIn > 0) parts.push(`afade=t=in:ss=0:ns=${sampleAt(t, fadeIn)}`)
   if (fadeOut > 0) parts.push(`afade=t=out:ss=${len - sampleAt(t, fadeOut)}:ns=${sampleAt(t, fadeOut)}`)
   let chain = parts.join(',')

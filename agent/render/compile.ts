@@ -34,8 +34,8 @@ export class CompileError extends Error {
   override readonly name = 'CompileError'
 }
 
-interface TransitionRole { kind: Transition['kind']; windowStart: number; windowLength: number }
-interface Roles { incoming?: TransitionRole; outgoing?: TransitionRole }
+export interface TransitionRole { kind: Transition['kind']; windowStart: number; windowLength: number }
+export interface Roles { incoming?: TransitionRole; outgoing?: TransitionRole }
 
 export function compileChunk (ctx: CompileContext, range: FrameRange, outFile: string): FfmpegInvocation {
   const t = ctx.timeline
@@ -115,8 +115,8 @@ export function compileChunk (ctx: CompileContext, range: FrameRange, outFile: s
   }
 }
 
-/** Which transitions each clip takes part in, and as which side. */
-function transitionRoles (clips: VideoClip[] | MediaClip[], transitions: Transition[]): Map<string, Roles> {
+/** Which transitions each clip takes part in, and as which side (video and audio tracks). */
+export function transitionRoles (clips: VideoClip[] | MediaClip[], transitions: Transition[]): Map<string, Roles> {
   const byId = new Map<string, { start: number; length: number }>(clips.map((c) => [c.id, c]))
   const roles = new Map<string, Roles>()
   for (const tr of transitions) {
