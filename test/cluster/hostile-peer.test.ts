@@ -11,6 +11,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { FarmNode } from '../../agent/node.ts'
 import { createInvite, generateFarmKey, InviteLedger, issueCertificate, parseInvite, type FarmSecrets } from '../../protocol/farm-key.ts'
 import { PROTOCOLS } from '../../protocol/ids.ts'
+import { waitFor } from '../helpers/wait.ts'
 
 const nodes: FarmNode[] = []
 afterEach(async () => { await Promise.all(nodes.splice(0).map((n) => n.stop().catch(() => {}))) })
@@ -30,13 +31,6 @@ async function makeNode (farm: FarmSecrets, name: string, opts: { certified?: bo
   return node
 }
 
-async function until (cond: () => boolean, ms: number, what: string): Promise<void> {
-  const t0 = Date.now()
-  while (!cond()) {
-    if (Date.now() - t0 > ms) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 20))
-  }
-}
 
 type RawNode = { libp2p: { dial: (a: unknown) => Promise<{ newStream: (p: string) => Promise<Parameters<typeof lpStream>[0]> }> } }
 
@@ -48,7 +42,7 @@ describe('hostile input on the wire', () => {
     const c = await makeNode(farm, 'c')
     await b.dial(a.addrs()[0]!)
     await c.dial(a.addrs()[0]!)
-    await until(() => a.list().filter((m) => m.state === 'alive').length === 2, 5000, 'membership')
+    await waitFor(() => a.list().filter((m) => m.state === 'alive').length === 2, 5000, 'membership')
     const conn = await (b as unknown as RawNode).libp2p.dial(multiaddr(a.addrs()[0]!))
     const sendRaw = async (protocol: string, bytes: Uint8Array, raw = false): Promise<void> => {
       const s = await conn.newStream(protocol)
@@ -64,13 +58,13 @@ describe('hostile input on the wire', () => {
     // Declares a 100 MB frame: refused at the length prefix, before the body.
     await sendRaw(PROTOCOLS.membership, new Uint8Array([0x80, 0xc2, 0xd7, 0x2f]), true)
     await sendRaw(PROTOCOLS.membership, enc.encode(JSON.stringify({ type: 'hello', v: 1 })))
-    await until(() => Object.values(a.stats().refused).reduce((x, y) => x + y, 0) >= 6, 5000, 'six refusals')
+    await waitFor(() => Object.values(a.stats().refused).reduce((x, y) => x + y, 0) >= 6, 5000, 'six refusals')
     const refused = a.stats().refused
     expect(refused['bad-frame'] ?? 0).toBeGreaterThanOrEqual(2)
     expect(refused.schema ?? 0).toBeGreaterThanOrEqual(2)
     // a still serves its members.
     const heard = a.list().find((m) => m.name === 'c')!.lastHeardMs
-    await until(() => a.list().find((m) => m.name === 'c')!.lastHeardMs > heard, 3000, 'a heartbeat from c')
+    await waitFor(() => a.list().find((m) => m.name === 'c')!.lastHeardMs > heard, 3000, 'a heartbeat from c')
     expect(a.list().find((m) => m.name === 'c')!.state).toBe('alive')
   })
 
@@ -83,7 +77,7 @@ describe('hostile input on the wire', () => {
     const j1 = await makeNode(farm, 'j1', { certified: false })
     const cert = await j1.join(inv.token, [a.addrs()[0]!])
     expect(cert.peerId).toBe(j1.peerId.toString())
-    await until(() => a.list().some((m) => m.name === 'j1' && m.state === 'alive'), 5000, 'j1 to be a member')
+    await waitFor(() => a.list().some((m) => m.name === 'j1' && m.state === 'alive'), 5000, 'j1 to be a member')
     const j2 = await makeNode(farm, 'j2', { certified: false })
     await expect(j2.join(inv.token, [a.addrs()[0]!])).rejects.toThrow(/refused: invite has already been used/)
     const expired = createInvite(farm, { ttlMs: 1, nowMs: Date.now() - 1000, bootstrap: [] })

@@ -12,6 +12,7 @@ import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { cleanupTmp, tmpDir } from '../helpers/media.ts'
 import { canUseNetns, createLan, destroyLan, type Lan } from '../helpers/netns.ts'
+import { waitFor } from '../helpers/wait.ts'
 
 const BIN = fileURLToPath(new URL('../../bin/renderswarm.js', import.meta.url))
 const canRun = canUseNetns()
@@ -42,15 +43,6 @@ function startAgent (host: { ns: string; ip: string }, name: string, extra: stri
   return { child, log, stateDir }
 }
 
-async function waitFor<T> (fn: () => Promise<T | undefined> | T | undefined, timeoutMs: number, what: string): Promise<T> {
-  const started = Date.now()
-  for (;;) {
-    const v = await fn()
-    if (v !== undefined) return v
-    if (Date.now() - started > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 100))
-  }
-}
 
 async function nodesOf (ns: string, stateDir: string): Promise<Array<{ name: string; state: string; info?: { cpu: { cores: number }; ffmpeg: { encoders: string[] } } }>> {
   const r = await cli(ns, ['nodes', '--json', '--state-dir', stateDir])
