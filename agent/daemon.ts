@@ -20,7 +20,7 @@ import type { PrivateKey } from '@libp2p/interface'
 import { createInvite, decodeSecrets, encodeSecrets, farmId, generateFarmKey, InviteLedger, issueCertificate, parseInvite, revoke, type FarmSecrets, type MembershipCertificate, type Revocation } from '../protocol/farm-key.ts'
 import type { JoinRequest } from '../protocol/messages/membership.ts'
 import { PROTOCOL_MAJOR } from '../protocol/ids.ts'
-import type { NodeInfo } from '../protocol/messages/membership.ts'
+import { NodeInfoSchema, type NodeInfo } from '../protocol/messages/membership.ts'
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client'
 import { accepting as decideAccepting, parsePolicy, type Policy } from './availability.ts'
 import { benchmark } from './benchmark.ts'
@@ -28,6 +28,10 @@ import { Discovery } from './discovery.ts'
 import { locateFfmpeg, probeFfmpeg } from './ffmpeg.ts'
 import { probeHardware, sampleLoad, type LoadSample } from './hardware.ts'
 import { FarmNode } from './node.ts'
+import { FarmServices } from './farm.ts'
+import { JobRequestError } from './owner.ts'
+import type { FfmpegCapabilities, FfmpegTools } from './ffmpeg.ts'
+import { WireError } from '../protocol/errors.ts'
 import { Store } from './store.ts'
 
 export interface AgentOptions {
@@ -41,6 +45,12 @@ export interface AgentOptions {
   heartbeatMs?: number
   /** Workstation etiquette: --when, --schedule, --max-cpu. */
   policy?: Policy
+  /** Chunks rendered at once (0: this machine submits but never renders). Default 1. */
+  slots?: number
+  /** What an hour of this machine costs the studio, USD (power). Default 0.02. */
+  costPerHour?: number
+  /** Chunk lease length; progress renews it. Default 15 s. */
+  leaseMs?: number
 }
 
 export interface ApiInfo { url: string; token: string; pid: number }
@@ -71,51 +81,96 @@ export class Agent {
   private constructor (readonly opts: AgentOptions, readonly store: Store, readonly node: FarmNode, private readonly info: NodeInfo, readonly name: string, private readonly secrets: FarmSecrets | undefined) {}
 
   static async start (opts: AgentOptions): Promise<Agent> {
+    // The hardware and ffmpeg probes (~0.5 s of child processes) run while the node and mDNS
+    // start, not before: peers can meet this node first and get its full info from a second
+    // Hello (announce) when the probes finish.
+    const probing = (async () => {
+      const tools = await locateFfmpeg()
+      const [hw, caps] = await Promise.all([probeHardware(), probeFfmpeg(tools, { checkGpu: true })])
+      return { tools, hw, caps }
+    })()
+    probing.catch(() => {}) // awaited below; this only keeps a failure during start-up from counting as unhandled
     await mkdir(opts.stateDir, { recursive: true, mode: 0o700 })
     const store = Store.open(path.join(opts.stateDir, 'state.db'))
+    let agent: Agent | undefined
+    let info: NodeInfo
+    // Until the probes finish, peers get what they found on the last start (the Hello and the
+    // mDNS TXT carry it at once); on a first start, no info, and node:os figures for /v1/nodes.
+    let infoKnown = false
     try {
       const privateKey = await loadIdentity(store)
       const peerId = peerIdFromPrivateKey(privateKey).toString()
       const name = opts.name ?? store.getJson<string>('name') ?? os.hostname()
       store.setJson('name', name)
       const farm = loadOrCreateFarm(store, peerId, name)
-      const tools = await locateFfmpeg()
-      const [hw, caps] = await Promise.all([probeHardware(), probeFfmpeg(tools, { checkGpu: true })])
-      const info: NodeInfo = {
-        cpu: hw.cpu, memBytes: hw.memBytes, os: hw.os,
-        gpus: hw.gpus.map((g) => ({ model: g.model, vramBytes: g.vramBytes, ...(g.driver !== undefined ? { driver: g.driver } : {}) })),
-        ffmpeg: { version: caps.version.slice(0, 64), encoders: ENCODERS.filter((e) => caps.encoders.has(e) && (!e.endsWith('_nvenc') || caps.gpuEncoders.includes(e))) },
-        bench: {}
-      }
-      // Cached per (hardware, ffmpeg build); measured in the background, at low priority, on first start.
-      const bench = benchmark(tools, caps, hw, store, { presets: ['ffv1', 'h264'], lowPriority: true })
-        .then(async (r) => {
-          Object.assign(info.bench, r.fps)
-          if (!r.cached) log(`benchmark: ${Object.entries(r.fps).map(([k, v]) => `${k} ${v} fps`).join(', ')}`)
-          await agent?.node.announce()
-        }, (err: Error) => { log(`benchmark failed: ${err.message}`) })
-      let agent: Agent | undefined
+      const last = NodeInfoSchema.safeParse(store.getJson<unknown>('nodeInfo'))
+      infoKnown = last.success
+      info = last.success
+        ? last.data
+        : { cpu: { model: (os.cpus()[0]?.model ?? 'unknown').slice(0, 128), cores: Math.max(1, os.availableParallelism()) }, memBytes: os.totalmem(), os: `${os.type()} ${os.release()}`.slice(0, 64), gpus: [], ffmpeg: { version: 'unknown', encoders: [] }, bench: {} }
       const node = new FarmNode({
         privateKey, farm: { publicKey: farm.publicKey, psk: farm.psk }, certificate: farm.certificate, name, listen: opts.listen,
         ...(farm.secrets !== undefined ? { admitJoin: (req: JoinRequest) => admitJoin(store, farm.secrets!, req) } : {}),
-        heartbeatMs: opts.heartbeatMs, info: () => info,
+        heartbeatMs: opts.heartbeatMs, info: () => infoKnown ? info : undefined,
         revocations: store.getJson<Revocation[]>('revocations') ?? [],
         load: () => agent?.heartbeatLoad() ?? { cpuPct: 0, memUsedBytes: 0, memTotalBytes: 0, runningChunks: 0 },
         accepting: () => agent?.availability().accepting ?? true
       })
       agent = new Agent(opts, store, node, info, name, farm.secrets)
-      agent.benchDone = bench
       await agent.run()
-      return agent
     } catch (err) {
       store.close()
       throw err
     }
+    let probed: Awaited<typeof probing>
+    try {
+      probed = await probing
+    } catch (err) {
+      await agent.stop()
+      throw err
+    }
+    const { tools, hw, caps } = probed
+    await agent.startFarm(tools, caps)
+    const before = JSON.stringify({ ...info, bench: undefined })
+    Object.assign(info, {
+      cpu: hw.cpu, memBytes: hw.memBytes, os: hw.os,
+      gpus: hw.gpus.map((g) => ({ model: g.model, vramBytes: g.vramBytes, ...(g.driver !== undefined ? { driver: g.driver } : {}) })),
+      ffmpeg: { version: caps.version.slice(0, 64), encoders: ENCODERS.filter((e) => caps.encoders.has(e) && (!e.endsWith('_nvenc') || caps.gpuEncoders.includes(e))) }
+    } satisfies Partial<NodeInfo>)
+    const changed = !infoKnown || JSON.stringify({ ...info, bench: undefined }) !== before
+    if (changed) for (const k of Object.keys(info.bench)) delete info.bench[k] // scores of other hardware
+    infoKnown = true
+    store.setJson('nodeInfo', info)
+    if (changed) await agent.node.announce()
+    // Cached per (hardware, ffmpeg build); measured in the background, at low priority, on first start.
+    agent.benchDone = benchmark(tools, caps, hw, store, { presets: ['ffv1', 'h264'], lowPriority: true })
+      .then(async (r) => {
+        Object.assign(info.bench, r.fps)
+        store.setJson('nodeInfo', info)
+        if (!r.cached) log(`benchmark: ${Object.entries(r.fps).map(([k, v]) => `${k} ${v} fps`).join(', ')}`)
+        if (changed || !r.cached) await agent.node.announce()
+      }, (err: Error) => { log(`benchmark failed: ${err.message}`) })
+    return agent
   }
 
   private heartbeatLoad (): { cpuPct: number; memUsedBytes: number; memTotalBytes: number; gpuPct?: number; runningChunks: number } {
     const l = this.load
-    return { cpuPct: l?.cpuPct ?? 0, memUsedBytes: l?.memUsedBytes ?? 0, memTotalBytes: l?.memTotalBytes ?? 0, ...(l?.gpuPct !== undefined ? { gpuPct: l.gpuPct } : {}), runningChunks: 0 }
+    return { cpuPct: l?.cpuPct ?? 0, memUsedBytes: l?.memUsedBytes ?? 0, memTotalBytes: l?.memTotalBytes ?? 0, ...(l?.gpuPct !== undefined ? { gpuPct: l.gpuPct } : {}), runningChunks: this.farm?.worker.running() ?? 0 }
+  }
+
+  /** Distributed rendering (election, coordinator, worker, owner) once ffmpeg is known. */
+  farm: FarmServices | undefined
+  async startFarm (tools: FfmpegTools, caps: FfmpegCapabilities): Promise<void> {
+    const slots = this.opts.slots ?? 1
+    const costPerHour = this.opts.costPerHour ?? 0.02
+    Object.assign(this.info, { slots, costPerHour })
+    this.farm = new FarmServices({
+      node: this.node, store: this.store, tools, caps, stateDir: this.opts.stateDir, name: this.name, info: this.info, slots, costPerHour,
+      accepting: () => this.availability().accepting, log, emit: (type, data) => { this.emitEvent(type, data) },
+      ...(this.opts.leaseMs !== undefined ? { leaseMs: this.opts.leaseMs } : {})
+    })
+    await this.farm.start()
+    await this.node.announce()
   }
 
   private async run (): Promise<void> {
@@ -235,6 +290,7 @@ export class Agent {
     }
     const url = new URL(req.url ?? '/', 'http://127.0.0.1')
     if (req.method === 'POST' && url.pathname === '/v1/farm/revoke') { void this.revokeRoute(req, send); return }
+    if (url.pathname.startsWith('/v1/jobs') || (req.method === 'POST' && ['/v1/estimate', '/v1/pause', '/v1/resume', '/v1/stop'].includes(url.pathname))) { void this.jobRoute(req, url, send); return }
     if (req.method !== 'GET') { send(405, { error: 'method-not-allowed', message: `${req.method ?? ''} is not allowed here` }); return }
     if (url.pathname === '/v1/nodes') { send(200, { nodes: this.nodes() }); return }
     if (url.pathname === '/v1/status') { send(200, this.status()); return }
@@ -302,6 +358,66 @@ export class Agent {
     for (const g of [cpu, mem, heard, up]) this.metrics.registerMetric(g)
   }
 
+  /**
+   * Jobs: POST /v1/jobs, POST /v1/estimate, GET /v1/jobs, GET /v1/jobs/:id, POST /v1/jobs/:id/cancel,
+   * POST /v1/pause|resume {peerId}|{all: true}, POST /v1/stop {emergency: true}.
+   */
+  private async jobRoute (req: IncomingMessage, url: URL, send: (status: number, body: unknown) => void): Promise<void> {
+    const farm = this.farm
+    if (farm === undefined) { send(503, { error: 'starting', message: 'the agent is still starting (probing ffmpeg); try again in a moment' }); return }
+    try {
+      let body: unknown = {}
+      if (req.method === 'POST') {
+        const text = await readBody(req, 64 * 1024)
+        try { body = text === '' ? {} : JSON.parse(text) } catch { send(400, { error: 'bad-request', message: 'the request body is not JSON' }); return }
+        if (typeof body !== 'object' || body === null || Array.isArray(body)) { send(400, { error: 'bad-request', message: 'the request body must be a JSON object' }); return }
+      }
+      const m = /^\/v1\/jobs(?:\/([A-Za-z0-9_-]{1,64})(\/cancel)?)?$/.exec(url.pathname)
+      const b = body as Record<string, unknown>
+      if (req.method === 'POST' && url.pathname === '/v1/jobs') { send(201, { job: await farm.submit(body) }); return }
+      if (url.pathname === '/v1/estimate') { send(200, { estimate: await farm.estimate(body) }); return }
+      if (url.pathname === '/v1/pause' || url.pathname === '/v1/resume') {
+        const paused = url.pathname === '/v1/pause'
+        if (b.all === true) await farm.control({ type: 'pause', all: true, paused })
+        else if (typeof b.peerId === 'string') {
+          const peer = this.resolvePeer(b.peerId)
+          if (peer === undefined) { send(404, { error: 'not-found', field: 'peerId', message: `no member named or with peer id "${b.peerId.slice(0, 128)}"` }); return }
+          await farm.control({ type: 'pause', peerId: peer, paused })
+        } else { send(400, { error: 'bad-request', message: 'give {"peerId": "…"} or {"all": true}' }); return }
+        send(200, { paused: farm.pausedNodes() }); return
+      }
+      if (url.pathname === '/v1/stop') {
+        if (b.emergency !== true) { send(400, { error: 'bad-request', message: 'an emergency stop needs {"emergency": true}' }); return }
+        await farm.control({ type: 'emergency-stop' })
+        send(200, { stopped: true }); return
+      }
+      if (m === null) { send(404, { error: 'not-found', message: `no route ${url.pathname}` }); return }
+      if (m[1] === undefined) {
+        if (req.method !== 'GET') { send(405, { error: 'method-not-allowed', message: `${req.method ?? ''} is not allowed here` }); return }
+        send(200, { jobs: farm.jobs() }); return
+      }
+      const job = farm.job(m[1])
+      if (job === undefined) { send(404, { error: 'not-found', message: `no job ${m[1]}` }); return }
+      if (m[2] !== undefined && req.method === 'POST') { await farm.control({ type: 'cancel', jobId: m[1] }); send(200, { job: farm.job(m[1]) }); return }
+      if (req.method !== 'GET') { send(405, { error: 'method-not-allowed', message: `${req.method ?? ''} is not allowed here` }); return }
+      send(200, { job })
+    } catch (err) {
+      if (err instanceof JobRequestError) {
+        this.refusedTotal.inc({ reason: `job:${err.code}` })
+        send(err.code === 'not-coordinator' ? 503 : 400, { error: err.code, field: err.field, message: err.message })
+      } else if (err instanceof WireError) {
+        send(err.code === 'not-found' ? 404 : err.code === 'not-coordinator' ? 503 : 400, { error: err.code, message: err.message })
+      } else {
+        send(500, { error: 'internal', message: (err as Error).message })
+      }
+    }
+  }
+
+  /** A member by peer id or name (self included). */
+  private resolvePeer (s: string): string | undefined {
+    return this.nodes().find((n) => n.peerId === s || n.name === s)?.peerId as string | undefined
+  }
+
   /** POST /v1/farm/revoke {peerId, reason?}: only on the machine holding the farm key. */
   private async revokeRoute (req: IncomingMessage, send: (status: number, body: unknown) => void): Promise<void> {
     let body: { peerId?: unknown; reason?: unknown }
@@ -338,6 +454,7 @@ export class Agent {
 
   async stop (): Promise<void> {
     this.stopped = true
+    await this.farm?.stop().catch(() => {})
     await this.benchDone
     clearInterval(this.loadTimer)
     clearInterval(this.bootstrapTimer)

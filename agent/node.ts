@@ -25,7 +25,7 @@ import type { Connection, PeerId, PrivateKey, Stream } from '@libp2p/interface'
 import { multiaddr } from '@multiformats/multiaddr'
 import { z } from 'zod'
 import { MembershipTable, type Transition } from '../coordinator/membership.ts'
-import { WireError } from '../protocol/errors.ts'
+import { fromWire, toWire, WireError } from '../protocol/errors.ts'
 import { farmId, pskFileContents, verifyCertificate, verifyRevocation, type MembershipCertificate, type Revocation } from '../protocol/farm-key.ts'
 import { decodeJson } from '../protocol/framing.ts'
 import { MAX_FRAME_BYTES, PROTOCOL_MAJOR, PROTOCOLS } from '../protocol/ids.ts'
@@ -70,6 +70,8 @@ export class FarmNode extends EventTarget {
   private readonly refused: Record<string, number> = {}
   private readonly timers: NodeJS.Timeout[] = []
   private seq = 0
+  /** One long-lived heartbeat stream per member, opened on first use and again after it fails. */
+  private readonly beatStreams = new Map<string, Promise<{ stream: Stream; lp: ReturnType<typeof lpStream> }>>()
   readonly farmId: string
   private readonly now: () => number
 
@@ -129,6 +131,7 @@ export class FarmNode extends EventTarget {
 
   async stop (): Promise<void> {
     for (const t of this.timers.splice(0)) clearInterval(t)
+    this.beatStreams.clear()
     await this.libp2p?.stop()
   }
 
@@ -175,6 +178,87 @@ export class FarmNode extends EventTarget {
 
   stats (): { refused: Record<string, number>; members: number } {
     return { refused: { ...this.refused }, members: this.list().filter((m) => m.state !== 'dead').length }
+  }
+
+  /**
+   * Serves a member-only protocol: a stream from a peer that has not proved membership is
+   * refused (counted as 'not-member') before the handler sees a byte.
+   */
+  async handleMember (protocol: string, handler: (stream: Stream, peer: string) => Promise<void>): Promise<void> {
+    if (this.libp2p === undefined) throw new Error('node not started')
+    await this.libp2p.handle(protocol, (stream, conn) => {
+      const peer = conn.remotePeer.toString()
+      if (!this.isMember(peer)) { this.refuse('not-member', peer, conn); stream.abort(new Error('not a member')); return }
+      void handler(stream, peer).catch((err: unknown) => {
+        this.refuse(err instanceof WireError ? err.code : 'bad-frame', peer)
+        stream.abort(err as Error)
+      })
+    })
+  }
+
+  /**
+   * One JSON request, one JSON reply, member-only. The handler's return value goes back as
+   * `{ ok: true, body }`; a thrown WireError as `{ ok: false, error: { code, message } }` (and is
+   * counted); anything else as 'internal', never with a stack.
+   */
+  async serve<S extends z.ZodTypeAny> (protocol: string, maxBytes: number, schema: S, handler: (msg: z.output<S>, peer: string) => Promise<unknown>): Promise<void> {
+    this.local.set(protocol, async (msg) => {
+      const res = schema.safeParse(msg)
+      if (!res.success) throw new WireError('schema', res.error.issues[0]?.message)
+      return await handler(res.data, this.peerId.toString())
+    })
+    await this.handleMember(protocol, async (stream, peer) => {
+      const lp = lpStream(stream, { maxDataLength: maxBytes })
+      let reply: unknown
+      try {
+        const msg = decodeJson((await lp.read({ signal: AbortSignal.timeout(10_000) })).subarray(), schema)
+        reply = { ok: true, body: (await handler(msg, peer)) ?? null }
+      } catch (err) {
+        if (err instanceof WireError) this.refuse(err.code, peer)
+        reply = { ok: false, error: toWire(err) }
+      }
+      await lp.write(json(reply), { signal: AbortSignal.timeout(10_000) })
+      await stream.close().catch(() => {})
+    })
+  }
+
+  /** Sends one request on `protocol` to a connected member and reads its reply (see serve()). */
+  async request<S extends z.ZodTypeAny> (peer: string, protocol: string, msg: unknown, replySchema: S, opts: { timeoutMs?: number; maxBytes?: number } = {}): Promise<z.output<S>> {
+    const timeoutMs = opts.timeoutMs ?? 10_000
+    const local = this.local.get(protocol)
+    if (peer === this.libp2p?.peerId.toString() && local !== undefined) {
+      // To ourselves: the same schemas both ways, without a network round trip.
+      const res = replySchema.safeParse((await local(JSON.parse(JSON.stringify(msg)) as unknown)) ?? null)
+      if (!res.success) throw new WireError('schema', `reply on ${protocol}: ${res.error.issues[0]?.message ?? 'does not match its schema'}`)
+      return res.data
+    }
+    const stream = await this.openStream(peer, protocol, timeoutMs)
+    try {
+      const lp = lpStream(stream, { maxDataLength: opts.maxBytes ?? MAX_FRAME_BYTES.status })
+      await lp.write(json(msg), { signal: AbortSignal.timeout(timeoutMs) })
+      const raw = JSON.parse(new TextDecoder().decode((await lp.read({ signal: AbortSignal.timeout(timeoutMs) })).subarray())) as { ok?: unknown; body?: unknown; error?: unknown }
+      if (raw.ok !== true) throw fromWire(raw.error)
+      const res = replySchema.safeParse(raw.body)
+      if (!res.success) throw new WireError('schema', `reply on ${protocol}: ${res.error.issues[0]?.message ?? 'does not match its schema'}`)
+      return res.data
+    } finally {
+      await stream.close().catch(() => {})
+    }
+  }
+
+  /** A new stream to a member over an open connection (dialling its known addresses if needed). */
+  async openStream (peer: string, protocol: string, timeoutMs = 10_000): Promise<Stream> {
+    if (this.libp2p === undefined) throw new Error('node not started')
+    if (!this.isMember(peer)) throw new WireError('not-member', `${peer} is not a live member`)
+    let conn = this.libp2p.getConnections().find((c) => c.remotePeer.toString() === peer && c.status === 'open')
+    if (conn === undefined) {
+      const addrs = this.hellos.get(peer)?.addrs ?? []
+      for (const a of addrs) {
+        try { conn = await this.libp2p.dial(multiaddr(a.includes('/p2p/') ? a : `${a}/p2p/${peer}`), { signal: AbortSignal.timeout(timeoutMs) }); break } catch { /* next */ }
+      }
+    }
+    if (conn === undefined) throw new WireError('not-found', `no connection to ${peer}`)
+    return await conn.newStream(protocol, { signal: AbortSignal.timeout(timeoutMs) })
   }
 
   /** Applies a farm-signed revocation: drop the peer everywhere and pass it on to members. */
@@ -241,7 +325,8 @@ export class FarmNode extends EventTarget {
       type: 'hello', v: 1, peerId: this.peerId.toString(), farm: this.farmId, name: this.opts.name,
       cert: this.opts.certificate as unknown as Record<string, unknown>, protocolMajor: PROTOCOL_MAJOR, addrs: this.addrs().slice(0, 16),
       ...(this.opts.info?.() !== undefined ? { info: this.opts.info() } : {}),
-      ...(this.revocations.size > 0 ? { revocations: [...this.revocations.values()].slice(-256) as unknown as Array<Record<string, unknown>> } : {})
+      ...(this.revocations.size > 0 ? { revocations: [...this.revocations.values()].slice(-256) as unknown as Array<Record<string, unknown>> } : {}),
+      peers: this.list().filter((m) => m.state === 'alive').slice(0, 64).map((m) => ({ peerId: m.peerId, addrs: m.addrs.slice(0, 8) }))
     }
   }
 
@@ -264,6 +349,8 @@ export class FarmNode extends EventTarget {
   }
 
   private readonly greeting = new Set<string>()
+  /** serve() handlers, for requests a node sends to itself (the coordinator leasing to its own worker). */
+  private readonly local = new Map<string, (msg: unknown) => Promise<unknown>>()
 
   /** Sends our Hello on a connection and admits the peer from its reply. */
   private async greet (conn: Connection, again = false): Promise<void> {
@@ -295,6 +382,9 @@ export class FarmNode extends EventTarget {
     this.hellos.set(peer, hello)
     this.members.joined(peer, this.now())
     if (isNew) this.dispatchEvent(new CustomEvent('member', { detail: { peerId: peer, from: 'unknown', to: 'alive', atMs: this.now(), silentMs: 0 } }))
+    // Peer exchange: meet the members this one knows (each still proves itself with its own certificate).
+    const self = this.libp2p?.peerId.toString()
+    for (const p of hello.peers ?? []) if (p.peerId !== self && !this.isMember(p.peerId)) void this.connect(p.peerId, p.addrs)
   }
 
   /** Revocations a member passes on in its Hello: each verified against the farm key before use. */
@@ -332,17 +422,29 @@ export class FarmNode extends EventTarget {
     }
   }
 
+  /**
+   * A member's heartbeat stream: it stays open and carries one frame per beat. Every frame is
+   * checked on its own; a malformed one is refused (counted) and ends the stream, and the member
+   * opens a new one. A stream that ends or goes quiet after good frames is no refusal: the
+   * failure detector judges silence.
+   */
   private async onHeartbeat (stream: Stream, conn: Connection): Promise<void> {
     const peer = conn.remotePeer.toString()
     if (!this.hellos.has(peer)) { this.refuse('not-member', peer, conn); stream.abort(new Error('not a member')); return }
+    const lp = lpStream(stream, { maxDataLength: MAX_FRAME_BYTES.heartbeat })
+    const quietMs = Math.max(5000, 5 * (this.opts.heartbeatMs ?? 1000))
+    let frames = 0
     try {
-      const lp = lpStream(stream, { maxDataLength: MAX_FRAME_BYTES.heartbeat })
-      const hb = decodeJson((await lp.read({ signal: AbortSignal.timeout(5000) })).subarray(), HeartbeatSchema)
-      if (hb.peerId !== peer) throw new WireError('schema', 'heartbeat names another peer')
-      if (this.members.heard(peer, this.now(), hb.load)) this.lastBeat.set(peer, { accepting: hb.accepting, state: hb.state })
-      await stream.close().catch(() => {})
+      while (this.hellos.has(peer)) {
+        const hb = decodeJson((await lp.read({ signal: AbortSignal.timeout(quietMs) })).subarray(), HeartbeatSchema)
+        if (hb.peerId !== peer) throw new WireError('schema', 'heartbeat names another peer')
+        if (this.members.heard(peer, this.now(), hb.load)) this.lastBeat.set(peer, { accepting: hb.accepting, state: hb.state })
+        frames++
+      }
+      stream.abort(new Error('no longer a member'))
     } catch (err) {
-      this.refuse(err instanceof WireError ? err.code : 'bad-frame', peer)
+      const malformed = err instanceof WireError || /^Invalid(Data|Message)Length/.test((err as Error).name)
+      if (malformed || frames === 0) this.refuse(err instanceof WireError ? err.code : 'bad-frame', peer)
       stream.abort(err as Error)
     }
   }
@@ -361,7 +463,41 @@ export class FarmNode extends EventTarget {
       load: this.opts.load?.() ?? { cpuPct: 0, memUsedBytes: 0, memTotalBytes: 0, runningChunks: 0 },
       accepting: this.opts.accepting?.() ?? true, state: this.opts.state?.() ?? 'idle'
     }
-    await Promise.all(this.list().filter((m) => m.state !== 'dead').map((m) => this.send(m.peerId, PROTOCOLS.heartbeat, hb).catch(() => {})))
+    const live = new Set(this.list().filter((m) => m.state !== 'dead').map((m) => m.peerId))
+    for (const [peer, open] of this.beatStreams) {
+      if (!live.has(peer)) { this.beatStreams.delete(peer); void open.then((s) => { s.stream.abort(new Error('member is dead')) }, () => {}) }
+    }
+    const frame = json(hb)
+    await Promise.all([...live].map((peer) => this.beat(peer, frame).catch(() => {})))
+  }
+
+  /** Writes one heartbeat on the member's stream; a broken stream is dropped and, once per beat, reopened. */
+  private async beat (peer: string, frame: Uint8Array): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      let open = this.beatStreams.get(peer)
+      if (open === undefined) {
+        open = this.openBeatStream(peer)
+        this.beatStreams.set(peer, open)
+      }
+      const drop = (): void => { if (this.beatStreams.get(peer) === open) this.beatStreams.delete(peer) }
+      try {
+        const s = await open
+        if (s.stream.status !== 'open' || s.stream.writeStatus !== 'writable') throw new Error('heartbeat stream closed')
+        await s.lp.write(frame, { signal: AbortSignal.timeout(2000) })
+        return
+      } catch (err) {
+        drop()
+        void open.then((s) => { s.stream.abort(err as Error) }, () => {})
+        if (attempt > 0) throw err
+      }
+    }
+  }
+
+  private async openBeatStream (peer: string): Promise<{ stream: Stream; lp: ReturnType<typeof lpStream> }> {
+    const conn = this.libp2p?.getConnections().find((c) => c.remotePeer.toString() === peer && c.status === 'open')
+    if (conn === undefined) throw new Error(`no connection to ${peer}`)
+    const stream = await conn.newStream(PROTOCOLS.heartbeat, { signal: AbortSignal.timeout(2000) })
+    return { stream, lp: lpStream(stream, { maxDataLength: MAX_FRAME_BYTES.heartbeat }) }
   }
 
   private tick (): void {

@@ -21,7 +21,9 @@ export interface PeerRow { peerId: string; name: string; addrs: string[]; lastSe
 const MIGRATIONS: string[] = [
   `CREATE TABLE kv (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;
    CREATE TABLE benchmarks (key TEXT PRIMARY KEY, result TEXT NOT NULL, measured_at INTEGER NOT NULL) STRICT;
-   CREATE TABLE peers (peer_id TEXT PRIMARY KEY, name TEXT NOT NULL, addrs TEXT NOT NULL, last_seen INTEGER NOT NULL, info TEXT NOT NULL) STRICT;`
+   CREATE TABLE peers (peer_id TEXT PRIMARY KEY, name TEXT NOT NULL, addrs TEXT NOT NULL, last_seen INTEGER NOT NULL, info TEXT NOT NULL) STRICT;`,
+  // Job records: every member keeps a copy (the coordinator replicates them), so a successor can go on.
+  `CREATE TABLE jobs (id TEXT PRIMARY KEY, record TEXT NOT NULL, updated INTEGER NOT NULL, owner INTEGER NOT NULL DEFAULT 0, output TEXT) STRICT;`
 ]
 
 export class Store {
@@ -86,6 +88,34 @@ export class Store {
 
   removePeer (peerId: string): void {
     this.db.prepare('DELETE FROM peers WHERE peer_id = ?').run(peerId)
+  }
+
+  /** Stores a job record if it is newer than the one held (replication is idempotent). */
+  putJob (id: string, record: unknown, updatedMs: number): boolean {
+    const res = this.db.prepare(`INSERT INTO jobs (id, record, updated) VALUES (?, ?, ?)
+      ON CONFLICT(id) DO UPDATE SET record = excluded.record, updated = excluded.updated WHERE excluded.updated >= jobs.updated`)
+      .run(id, JSON.stringify(record), updatedMs)
+    return res.changes > 0
+  }
+
+  getJob<T> (id: string): T | undefined {
+    const row = this.db.prepare('SELECT record FROM jobs WHERE id = ?').get(id) as { record: string } | undefined
+    return row === undefined ? undefined : JSON.parse(row.record) as T
+  }
+
+  listJobs<T> (limit = 500): T[] {
+    const rows = this.db.prepare('SELECT record FROM jobs ORDER BY updated DESC LIMIT ?').all(limit) as Array<{ record: string }>
+    return rows.map((r) => JSON.parse(r.record) as T)
+  }
+
+  /** The owner's side of a job: where the editor asked for the output. */
+  setJobOutput (id: string, output: string): void {
+    this.db.prepare('UPDATE jobs SET owner = 1, output = ? WHERE id = ?').run(output, id)
+  }
+
+  jobOutput (id: string): string | undefined {
+    const row = this.db.prepare('SELECT output FROM jobs WHERE id = ? AND owner = 1').get(id) as { output: string | null } | undefined
+    return row?.output ?? undefined
   }
 
   /** Runs fn in one transaction: all of its writes land, or none. */

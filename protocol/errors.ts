@@ -23,7 +23,11 @@ export const WIRE_ERRORS = [
   'busy',
   'not-found',
   'hash-mismatch',
-  'internal'
+  'internal',
+  'not-coordinator',
+  'cost-exceeded',
+  'invalid-job',
+  'cancelled'
 ] as const
 
 export type WireErrorCode = (typeof WIRE_ERRORS)[number]
@@ -40,7 +44,11 @@ export const WIRE_ERROR_DESCRIPTIONS: Readonly<Record<WireErrorCode, string>> = 
   busy: 'the node cannot take more work right now',
   'not-found': 'the requested item does not exist',
   'hash-mismatch': 'the bytes do not match the expected sha256',
-  internal: 'an internal error occurred'
+  internal: 'an internal error occurred',
+  'not-coordinator': 'this member is not the coordinator of the current term',
+  'cost-exceeded': "the job's estimated cost is above its maxCost",
+  'invalid-job': 'the job was refused at submission',
+  cancelled: 'the job was cancelled'
 }
 
 /** Longest message sent or accepted on the wire. */

@@ -84,7 +84,11 @@ export const NodeInfoSchema = z.object({
   bench: z.record(
     z.string().regex(/^[a-z0-9][a-z0-9_-]{0,31}$/, 'preset names are 1–32 of a-z, 0-9, "_", "-"'),
     z.number().nonnegative('must not be negative').max(1e6, 'must be at most 1e6 fps')
-  ).refine((o) => Object.keys(o).length <= 8, 'at most 8 presets')
+  ).refine((o) => Object.keys(o).length <= 8, 'at most 8 presets'),
+  /** Chunks this node renders at once (0: it submits but never renders). */
+  slots: z.number().int().min(0).max(64).optional(),
+  /** What an hour of this node costs the studio (power for a workstation, the price for a cloud instance), USD. */
+  costPerHour: z.number().nonnegative().max(1000).optional()
 }).strict()
 
 export const NodeInfoMessageSchema = z.object({
@@ -102,7 +106,9 @@ export const RevokeSchema = z.object({
 export const HelloWithInfoSchema = HelloSchema.extend({
   info: NodeInfoSchema.optional(),
   /** Farm-signed revocations the sender enforces, so a member that was offline catches up. */
-  revocations: z.array(opaque(32, 8192)).max(256, 'at most 256 revocations').optional()
+  revocations: z.array(opaque(32, 8192)).max(256, 'at most 256 revocations').optional(),
+  /** Other live members and their addresses (peer exchange): a machine that only knows a bootstrap address meets the rest. */
+  peers: z.array(z.object({ peerId, addrs: z.array(multiaddr).max(8) }).strict()).max(64, 'at most 64 peers').optional()
 }).strict()
 
 export const MembershipMessageSchema = z.discriminatedUnion('type', [HelloWithInfoSchema, HeartbeatSchema, NodeInfoMessageSchema, RevokeSchema])

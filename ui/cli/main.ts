@@ -34,6 +34,7 @@ const USAGE = `usage: renderswarm <command>
   agent [--state-dir DIR] [--listen MULTIADDR]… [--api-port N] [--name NAME]
         [--no-mdns] [--mdns-interface ADDR] [--bootstrap MULTIADDR]…
         [--when always|idle|schedule] [--schedule "mon-fri 19:00-07:00, sat-sun"] [--max-cpu PCT]
+        [--slots N] [--cost-per-hour USD]
                                    run this machine's agent (farm member) until SIGINT/SIGTERM
   farm invite [--ttl 1h] [--state-dir DIR]
                                    print a single-use join token (a secret: it carries the farm's PSK)
@@ -42,6 +43,15 @@ const USAGE = `usage: renderswarm <command>
                                    shut a machine out of the farm (on the machine holding the farm key)
   nodes [--json] [--state-dir DIR] the farm's members as the local agent sees them
   status [--json] [--state-dir DIR] the local agent's view of the farm
+  submit TIMELINE -o OUT [--preset P] [--priority low|normal|high|urgent] [--deadline 30m|ISO]
+        [--max-cost USD] [--detach] [--json] [--state-dir DIR]
+                                   render TIMELINE on the farm; live progress; exit 0 once OUT is written and validated
+  estimate TIMELINE [--preset P] [--json] [--state-dir DIR]
+                                   time, cost range, nodes and completion time, without submitting
+  jobs [--json]                    the farm's jobs;  cancel JOB  stops one on every node
+  pause NODE | --all;  resume NODE | --all
+                                   no new chunks for a node (running ones finish)
+  stop --emergency                 stop every render on every node now and pause all nodes
 `
 
 async function main (argv: string[]): Promise<number> {
@@ -56,6 +66,13 @@ async function main (argv: string[]): Promise<number> {
     case 'farm': return await farmCmd(rest)
     case 'nodes': return await readCmd(rest, 'nodes')
     case 'status': return await readCmd(rest, 'status')
+    case 'submit': return await (await import('./jobs.ts')).submitCmd(rest)
+    case 'estimate': return await (await import('./jobs.ts')).estimateCmd(rest)
+    case 'jobs': return await (await import('./jobs.ts')).jobsCmd(rest)
+    case 'cancel': return await (await import('./jobs.ts')).cancelCmd(rest)
+    case 'pause': return await (await import('./jobs.ts')).pauseCmd(rest, true)
+    case 'resume': return await (await import('./jobs.ts')).pauseCmd(rest, false)
+    case 'stop': return await (await import('./jobs.ts')).stopCmd(rest)
     case undefined: case 'help': case '--help': case '-h':
       process.stdout.write(USAGE)
       return command === undefined ? 2 : 0
@@ -191,7 +208,8 @@ async function agentCmd (args: string[]): Promise<number> {
   const { values } = parse(args, {
     'state-dir': { type: 'string' }, listen: { type: 'string', multiple: true }, 'api-port': { type: 'string' },
     name: { type: 'string' }, 'no-mdns': { type: 'boolean', default: false }, 'mdns-interface': { type: 'string' },
-    bootstrap: { type: 'string', multiple: true }, when: { type: 'string' }, schedule: { type: 'string' }, 'max-cpu': { type: 'string' }
+    bootstrap: { type: 'string', multiple: true }, when: { type: 'string' }, schedule: { type: 'string' }, 'max-cpu': { type: 'string' },
+    slots: { type: 'string' }, 'cost-per-hour': { type: 'string' }
   })
   const { Agent, defaultStateDir } = await import('../../agent/daemon.ts')
   const { parsePolicy, PolicyError } = await import('../../agent/availability.ts')
@@ -204,8 +222,14 @@ async function agentCmd (args: string[]): Promise<number> {
   }
   const apiPortRaw = values['api-port']
   if (apiPortRaw !== undefined && (typeof apiPortRaw !== 'string' || !/^\d{1,5}$/.test(apiPortRaw) || Number(apiPortRaw) > 65535)) throw new UsageError(`--api-port must be 0–65535 (got "${String(apiPortRaw)}")`)
+  const slots = values.slots === undefined ? undefined : Number(values.slots)
+  if (slots !== undefined && (!Number.isInteger(slots) || slots < 0 || slots > 64)) throw new UsageError(`--slots must be a whole number 0–64 (got "${String(values.slots)}")`)
+  const costPerHour = values['cost-per-hour'] === undefined ? undefined : Number(values['cost-per-hour'])
+  if (costPerHour !== undefined && (!Number.isFinite(costPerHour) || costPerHour < 0 || costPerHour > 1000)) throw new UsageError(`--cost-per-hour must be 0–1000 US dollars (got "${String(values['cost-per-hour'])}")`)
   const stateDir = stateDirOf(values, defaultStateDir)
   const agent = await Agent.start({
+    ...(slots !== undefined ? { slots } : {}),
+    ...(costPerHour !== undefined ? { costPerHour } : {}),
     stateDir,
     listen: (values.listen as string[] | undefined) ?? ['/ip4/0.0.0.0/tcp/0'],
     apiPort: Number(apiPortRaw ?? 0),
@@ -303,7 +327,7 @@ function round (n: number): number {
 
 function isInputError (err: unknown): boolean {
   if (err instanceof Error && (err.name === 'AgentNotRunningError' || err.name === 'StoreError')) return false
-  return err instanceof TimelineError || err instanceof UsageError || err instanceof UnknownPresetError || err instanceof PlanError
+  return err instanceof TimelineError || err instanceof UsageError || (err instanceof Error && err.name === 'UsageError') || err instanceof UnknownPresetError || err instanceof PlanError
 }
 
 main(process.argv.slice(2)).then((code) => { process.exitCode = code }, (err: unknown) => {

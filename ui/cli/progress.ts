@@ -5,6 +5,8 @@
  */
 import type { JobProgress } from '../../agent/render/local-render.ts'
 
+export type BarProgress = JobProgress & { nodes?: number }
+
 export class ProgressBar {
   private lastPlain = -1
   private lastDraw = 0
@@ -12,7 +14,7 @@ export class ProgressBar {
   private printed = ''
   constructor (private readonly out: NodeJS.WriteStream, private readonly width = 30) {}
 
-  update (p: JobProgress): void {
+  update (p: BarProgress): void {
     const ratio = p.frames > 0 ? Math.min(1, p.framesDone / p.frames) : 0
     const text = formatProgress(p, this.width)
     this.latest = text
@@ -43,12 +45,12 @@ export class ProgressBar {
   }
 }
 
-export function formatProgress (p: JobProgress, width = 30): string {
+export function formatProgress (p: BarProgress, width = 30): string {
   const ratio = p.frames > 0 ? Math.min(1, p.framesDone / p.frames) : 0
   const filled = Math.round(ratio * width)
   const bar = '#'.repeat(filled) + '.'.repeat(width - filled)
   const eta = p.etaSeconds === undefined ? '--:--' : clock(p.etaSeconds)
-  return `[${bar}] ${String(Math.round(ratio * 100)).padStart(3)}%  ${p.framesDone}/${p.frames} frames  ${p.fps.toFixed(1)} fps  ETA ${eta}  chunks ${p.chunksDone}/${p.chunks}`
+  return `[${bar}] ${String(Math.round(ratio * 100)).padStart(3)}%  ${p.framesDone}/${p.frames} frames  ${p.fps.toFixed(1)} fps  ETA ${eta}  chunks ${p.chunksDone}/${p.chunks}${p.nodes !== undefined ? `  nodes ${p.nodes}` : ''}`
 }
 
 export function clock (seconds: number): string {

@@ -13,7 +13,7 @@ export class AgentNotRunningError extends Error {
 
 export class ApiError extends Error {
   override readonly name = 'ApiError'
-  constructor (readonly status: number, message: string) { super(message) }
+  constructor (readonly status: number, message: string, readonly code?: string, readonly field?: string) { super(message) }
 }
 
 export class LocalClient {
@@ -34,24 +34,49 @@ export class LocalClient {
     return await this.request<T>('GET', route)
   }
 
-  async post<T = Record<string, unknown>> (route: string, body: unknown): Promise<T> {
-    return await this.request<T>('POST', route, body)
+  async post<T = Record<string, unknown>> (route: string, body: unknown, timeoutMs?: number): Promise<T> {
+    return await this.request<T>('POST', route, body, timeoutMs)
   }
 
-  private async request<T> (method: string, route: string, body?: unknown): Promise<T> {
+  /** Reads the agent's Server-Sent Events until `signal` aborts or the agent goes away. */
+  async events (on: (type: string, data: unknown) => void, signal: AbortSignal): Promise<void> {
+    const res = await fetch(`${this.url}/v1/events`, { headers: { authorization: `Bearer ${this.token}` }, signal })
+    if (!res.ok || res.body === null) throw new ApiError(res.status, `events: HTTP ${res.status}`)
+    const decoder = new TextDecoder()
+    let buf = ''
+    for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+      buf += decoder.decode(chunk, { stream: true })
+      let end: number
+      while ((end = buf.indexOf('\n\n')) >= 0) {
+        const block = buf.slice(0, end)
+        buf = buf.slice(end + 2)
+        let type = 'message'
+        let data = ''
+        for (const line of block.split('\n')) {
+          if (line.startsWith('event: ')) type = line.slice(7)
+          else if (line.startsWith('data: ')) data += line.slice(6)
+        }
+        if (data !== '') {
+          try { on(type, JSON.parse(data)) } catch { /* a malformed event is skipped */ }
+        }
+      }
+    }
+  }
+
+  private async request<T> (method: string, route: string, body?: unknown, timeoutMs = 10_000): Promise<T> {
     let res: Response
     try {
       res = await fetch(`${this.url}${route}`, {
         method,
         headers: { authorization: `Bearer ${this.token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
         ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-        signal: AbortSignal.timeout(10_000)
+        signal: AbortSignal.timeout(timeoutMs)
       })
     } catch (err) {
       throw new AgentNotRunningError(`the agent at ${this.url} does not answer (${(err as Error).message}); is it running?`)
     }
-    const json = await res.json().catch(() => ({})) as { message?: string }
-    if (!res.ok) throw new ApiError(res.status, json.message ?? `HTTP ${res.status}`)
+    const json = await res.json().catch(() => ({})) as { message?: string; error?: string; field?: string }
+    if (!res.ok) throw new ApiError(res.status, json.message ?? `HTTP ${res.status}`, json.error, json.field)
     return json as T
   }
 }

@@ -1,0 +1,353 @@
+/**
+ * The coordinator's runtime: on the member elected for the current term it accepts jobs,
+ * estimates and plans them, leases chunks to workers, follows their progress, and keeps every
+ * member's copy of each job record current. On every other member it only answers
+ * 'not-coordinator'.
+ *
+ *   const coord = new Coordinator({ node, store, log, nodes, term, isLeader, broadcast })
+ *   await coord.start()                  // serves '/renderswarm/submit/1'
+ *   coord.lead(term)                     // elected: rebuild the queue from the stored records
+ *   coord.follow()                       // another member leads
+ *
+ * The pure parts live in coordinator/: scheduler (who renders what), estimate (time and
+ * cost, chunk count), planner (frame ranges on keyframes). A job's record is persisted and
+ * pushed to every member before the submit is answered, and again on every change, so a
+ * successor elected after this one dies can go on from its own copy (chunks already done
+ * stay done). Messages naming an older term are refused ('stale-term').
+ */
+import { WireError } from '../protocol/errors.ts'
+import { MAX_FRAME_BYTES, PROTOCOLS } from '../protocol/ids.ts'
+import { CoordinatorRequestSchema, LeaseReplySchema, AckSchema, type ChunkRecord, type CoordinatorRequest, type JobRecord, type JobSpec, type StatusPush } from '../protocol/messages/jobs.ts'
+import { parseSnapshot, TimelineError } from '../protocol/timeline.ts'
+import { chunkCount, checkMaxCost, CostExceededError, estimate, EstimateError, jobFps, type Estimate, type EstimateNode } from '../coordinator/estimate.ts'
+import { planChunks } from '../coordinator/planner.ts'
+import { Scheduler, type Lease, type SchedNode } from '../coordinator/scheduler.ts'
+import type { FarmNode } from './node.ts'
+import { gopFrames, resolvePreset } from './render/presets.ts'
+import type { Store } from './store.ts'
+
+/** What the coordinator knows of each live member (itself included). */
+export interface NodeView {
+  peerId: string
+  name: string
+  slots: number
+  encoders: string[]
+  gpu: boolean
+  fps: Record<string, number>
+  accepting: boolean
+  costPerHour: number
+}
+
+export interface CoordinatorDeps {
+  node: FarmNode
+  store: Store
+  log: (line: string) => void
+  /** Live members (self included) as this node sees them. */
+  nodes: () => NodeView[]
+  /** Sends a status push to every live member (self included); resolves when all answered or timed out. */
+  broadcast: (msg: StatusPush, timeoutMs: number) => Promise<void>
+  /** Throws WireError('stale-term') for an older term; adopts a newer one. */
+  checkTerm: (term: number) => void
+  leaseMs?: number
+  tickMs?: number
+  now?: () => number
+}
+
+const TERMINAL = new Set(['done', 'failed', 'cancelled'])
+/** The software encoder of each preset: every chunk of a job uses the same one, so chunks match. */
+const ENCODER: Record<JobSpec['preset'], string> = { ffv1: 'ffv1', h264: 'libx264', hevc: 'libx265', prores: 'prores_ks' }
+
+export class Coordinator {
+  private sched: Scheduler | undefined
+  private term = 0
+  private timer: NodeJS.Timeout | undefined
+  private readonly records = new Map<string, JobRecord>()
+  private readonly dirty = new Set<string>()
+  private readonly fps = new Map<string, Map<string, number>>()
+  private paused = new Set<string>()
+  private lastProgressMs = 0
+  private readonly now: () => number
+
+  constructor (private readonly d: CoordinatorDeps) {
+    this.now = d.now ?? Date.now
+    this.paused = new Set(d.store.getJson<string[]>('paused-nodes') ?? [])
+  }
+
+  get leading (): boolean {
+    return this.sched !== undefined
+  }
+
+  async start (): Promise<void> {
+    await this.d.node.serve(PROTOCOLS.submit, MAX_FRAME_BYTES.submit, CoordinatorRequestSchema, async (msg, peer) => await this.handle(msg, peer))
+  }
+
+  /** Elected for `term`: rebuild the queue from the stored job records and start leasing. */
+  lead (term: number): void {
+    this.term = term
+    if (this.sched !== undefined) return
+    const sched = new Scheduler({ leaseMs: this.d.leaseMs ?? 15_000 })
+    this.records.clear()
+    for (const rec of this.d.store.listJobs<JobRecord>(10_000)) {
+      if (TERMINAL.has(rec.status)) continue
+      const open = rec.chunks.filter((c) => c.status !== 'done')
+      if (open.length === 0) { this.records.set(rec.spec.id, rec); continue }
+      sched.addJob({ ...schedJob(rec.spec), chunks: rec.chunks.map((c) => ({ id: c.id, index: c.index, start: c.start, end: c.end })) })
+      // Chunks finished under an earlier coordinator stay finished.
+      for (const c of rec.chunks) if (c.status === 'done') sched.markDone?.(c.id)
+      rec.chunks = rec.chunks.map((c) => c.status === 'done' ? c : { ...c, status: 'queued', node: undefined })
+      this.records.set(rec.spec.id, rec)
+    }
+    this.sched = sched
+    this.d.log(`coordinator for term ${term}: ${this.records.size} job(s) to go on with`)
+    this.timer = setInterval(() => { void this.tick() }, this.d.tickMs ?? 200)
+    this.timer.unref()
+  }
+
+  follow (): void {
+    clearInterval(this.timer)
+    this.timer = undefined
+    this.sched = undefined
+    this.records.clear()
+  }
+
+  stop (): void {
+    this.follow()
+  }
+
+  /** A member is dead: its leases go back to the queue at once. */
+  nodeLost (peerId: string): void {
+    if (this.sched === undefined) return
+    const back = this.sched.nodeLost(peerId)
+    for (const c of back) this.syncJob(c.jobId)
+    if (back.length > 0) this.d.log(`${back.length} chunk(s) of dead member ${peerId} back in the queue`)
+  }
+
+  pausedNodes (): string[] {
+    return [...this.paused]
+  }
+
+  private async handle (msg: CoordinatorRequest, peer: string): Promise<unknown> {
+    if (this.sched === undefined) throw new WireError('not-coordinator', 'this member is not the coordinator; ask again once the election settles')
+    const sched = this.sched
+    if ('term' in msg) {
+      this.d.checkTerm(msg.term)
+      if (msg.term < this.term) throw new WireError('stale-term', `term ${msg.term} is older than ${this.term}`)
+    }
+    switch (msg.type) {
+      case 'estimate': return { estimate: this.plan(msg.job).estimate }
+      case 'submit': {
+        if (msg.job.owner !== peer) throw new WireError('invalid-job', 'a job must be submitted by its owner')
+        if (this.records.has(msg.job.id) || this.d.store.getJob(msg.job.id) !== undefined) throw new WireError('invalid-job', `job ${msg.job.id} already exists`)
+        const { estimate: est, ranges } = this.plan(msg.job)
+        const now = this.now()
+        const record: JobRecord = {
+          spec: msg.job, status: 'queued', estimate: est, framesDone: 0, fps: 0, actualCost: 0, updatedMs: now,
+          chunks: ranges.map((r) => ({ id: `${msg.job.id.slice(0, 36)}-${r.index}`, index: r.index, start: r.start, end: r.end, status: 'queued', attempts: 0, framesDone: 0 }))
+        }
+        sched.addJob({ ...schedJob(msg.job), chunks: record.chunks.map((c) => ({ id: c.id, index: c.index, start: c.start, end: c.end })) })
+        this.records.set(msg.job.id, record)
+        this.d.store.putJob(msg.job.id, record, now)
+        // Every member holds the record before the owner hears "accepted".
+        await this.d.broadcast({ type: 'job', term: this.term, record }, 2000)
+        this.d.log(`job ${msg.job.id} from ${peer}: ${record.chunks.length} chunks, ${msg.job.priority}, estimate ${est.seconds.expected.toFixed(1)} s, $${est.cost.expected.toFixed(4)}`)
+        return { record }
+      }
+      case 'get-job': return { record: this.records.get(msg.jobId) ?? this.d.store.getJob<JobRecord>(msg.jobId) }
+      case 'cancel': {
+        const rec = this.records.get(msg.jobId)
+        if (rec === undefined) throw new WireError('not-found', `no running job ${msg.jobId}`)
+        sched.removeJob(msg.jobId)
+        await this.finishRecord(rec, 'cancelled', 'cancelled by the user')
+        await this.tellWorkers({ type: 'cancel', term: this.term, jobId: msg.jobId })
+        return { ok: true }
+      }
+      case 'progress': {
+        if (!sched.renew(msg.leaseToken, this.now(), msg.framesDone)) throw new WireError('stale-lease', `lease for ${msg.chunkId} is no longer live`)
+        let m = this.fps.get(msg.jobId)
+        if (m === undefined) { m = new Map(); this.fps.set(msg.jobId, m) }
+        m.set(msg.chunkId, msg.fps)
+        this.syncJob(msg.jobId)
+        return { ok: true }
+      }
+      case 'chunk-done': {
+        const r = sched.complete(msg.chunkId, msg.leaseToken)
+        if (r === 'stale') throw new WireError('stale-lease', `lease for ${msg.chunkId} is no longer live`)
+        const rec = this.records.get(msg.jobId)
+        const chunk = rec?.chunks.find((c) => c.id === msg.chunkId)
+        if (chunk !== undefined && r === 'done') { chunk.sha256 = msg.sha256; chunk.endedMs = this.now(); chunk.node = peer }
+        this.fps.get(msg.jobId)?.delete(msg.chunkId)
+        this.syncJob(msg.jobId)
+        return { ok: true }
+      }
+      case 'chunk-failed': {
+        const r = sched.fail(msg.chunkId, msg.leaseToken, this.now())
+        if (r === 'stale') return { ok: true }
+        this.d.log(`chunk ${msg.chunkId} failed on ${peer}: ${msg.error}`)
+        const rec = this.records.get(msg.jobId)
+        if (r === 'failed' && rec !== undefined) {
+          sched.removeJob(msg.jobId)
+          await this.finishRecord(rec, 'failed', `chunk ${msg.chunkId} failed too often; last error: ${msg.error}`)
+          await this.tellWorkers({ type: 'cancel', term: this.term, jobId: msg.jobId })
+        } else {
+          this.syncJob(msg.jobId)
+        }
+        return { ok: true }
+      }
+      case 'job-finished': {
+        const rec = this.records.get(msg.jobId)
+        if (rec === undefined) return { ok: true }
+        if (rec.spec.owner !== peer) throw new WireError('invalid-job', 'only the job\'s owner reports its output')
+        sched.removeJob(msg.jobId)
+        await this.finishRecord(rec, msg.ok ? 'done' : 'failed', msg.error)
+        return { ok: true }
+      }
+      case 'pause': {
+        const peers = msg.all === true ? this.d.nodes().map((n) => n.peerId) : msg.peerId !== undefined ? [msg.peerId] : []
+        if (peers.length === 0) throw new WireError('schema', 'pause needs a peerId or all: true')
+        for (const p of peers) { if (msg.paused) this.paused.add(p); else this.paused.delete(p) }
+        if (msg.all === true && !msg.paused) this.paused.clear()
+        this.d.store.setJson('paused-nodes', [...this.paused])
+        await this.d.broadcast({ type: 'paused', term: this.term, peers: [...this.paused] }, 2000)
+        return { ok: true }
+      }
+      case 'emergency-stop': {
+        for (const n of this.d.nodes()) this.paused.add(n.peerId)
+        this.d.store.setJson('paused-nodes', [...this.paused])
+        for (const p of this.paused) for (const c of sched.nodeLost(p)) this.syncJob(c.jobId)
+        await this.tellWorkers({ type: 'stop-all', term: this.term })
+        await this.d.broadcast({ type: 'paused', term: this.term, peers: [...this.paused] }, 2000)
+        return { ok: true }
+      }
+    }
+  }
+
+  /** Validates a job and works out its estimate and chunks (throws 'invalid-job' / 'cost-exceeded'). */
+  private plan (spec: JobSpec): { estimate: Estimate; ranges: Array<{ index: number; start: number; end: number }> } {
+    let timeline
+    try {
+      timeline = parseSnapshot(spec.timeline)
+    } catch (err) {
+      if (err instanceof TimelineError) throw new WireError('invalid-job', `timeline: ${err.message}`)
+      throw err
+    }
+    const now = this.now()
+    if (spec.deadlineMs !== undefined && spec.deadlineMs <= now) throw new WireError('invalid-job', `the deadline ${new Date(spec.deadlineMs).toISOString()} is in the past`)
+    const preset = resolvePreset(spec.preset)
+    const usable = this.d.nodes().filter((n) => n.slots > 0 && n.encoders.includes(ENCODER[spec.preset]) && !this.paused.has(n.peerId))
+    const nodes: EstimateNode[] = usable.map((n) => ({ peerId: n.peerId, fps: n.fps, slots: n.slots, costPerHour: n.costPerHour, accepting: true }))
+    let est: Estimate
+    try {
+      est = estimate({ frames: timeline.duration, width: timeline.width, height: timeline.height, preset: spec.preset, nodes, nowMs: now })
+    } catch (err) {
+      if (err instanceof EstimateError) throw new WireError('invalid-job', err.message)
+      throw err
+    }
+    try {
+      checkMaxCost(est, spec.maxCost)
+    } catch (err) {
+      if (err instanceof CostExceededError) throw new WireError('cost-exceeded', err.message)
+      throw err
+    }
+    const align = gopFrames(preset, timeline.fps)
+    const count = chunkCount({ frames: timeline.duration, fpsPerNode: nodes.map((n) => jobFps(n.fps[spec.preset] ?? 0, timeline.width, timeline.height)).filter((f) => f > 0), align })
+    const ranges = planChunks(timeline.duration, count, { align })
+    return { estimate: { ...est, chunks: ranges.length }, ranges }
+  }
+
+  private async tick (): Promise<void> {
+    const sched = this.sched
+    if (sched === undefined) return
+    const now = this.now()
+    for (const c of sched.expire(now)) {
+      this.d.log(`lease on ${c.id} expired; back in the queue`)
+      this.syncJob(c.jobId)
+    }
+    const nodes: SchedNode[] = this.d.nodes().map((n) => ({ peerId: n.peerId, slots: n.slots, encoders: n.encoders, gpu: n.gpu, fps: n.fps, accepting: n.accepting, paused: this.paused.has(n.peerId) }))
+    const leases = sched.assign(nodes, this.term, now)
+    for (const lease of leases) {
+      const rec = this.records.get(lease.jobId)
+      const chunk = rec?.chunks.find((c) => c.id === lease.chunkId)
+      if (rec === undefined || chunk === undefined) continue
+      chunk.startedMs = now
+      rec.startedMs ??= now
+      this.syncJob(lease.jobId)
+      void this.sendLease(lease, chunk)
+    }
+    if (now - this.lastProgressMs >= 500) {
+      this.lastProgressMs = now
+      for (const rec of this.records.values()) {
+        if (rec.status !== 'running') continue
+        void this.d.broadcast({ type: 'progress', term: this.term, jobId: rec.spec.id, framesDone: rec.framesDone, frames: rec.spec.timeline.duration, fps: rec.fps, chunks: rec.chunks.map((c) => ({ id: c.id, status: c.status, ...(c.node !== undefined ? { node: c.node } : {}), framesDone: c.framesDone })) }, 1000)
+      }
+    }
+    await this.flush()
+  }
+
+  private async sendLease (lease: Lease, chunk: ChunkRecord): Promise<void> {
+    try {
+      const reply = await this.d.node.request(lease.node, PROTOCOLS.chunk, { type: 'lease', lease: { jobId: lease.jobId, chunkId: lease.chunkId, index: chunk.index, start: chunk.start, end: chunk.end, term: lease.term, leaseToken: lease.leaseToken, expiresAt: lease.expiresAt } }, LeaseReplySchema, { timeoutMs: 5000 })
+      if (!reply.accepted) throw new Error(reply.reason ?? 'refused')
+    } catch (err) {
+      this.d.log(`lease of ${lease.chunkId} to ${lease.node} not taken: ${(err as Error).message}`)
+      this.sched?.release?.(lease.chunkId, lease.leaseToken) ?? this.sched?.fail(lease.chunkId, lease.leaseToken, this.now())
+      this.syncJob(lease.jobId)
+    }
+  }
+
+  /** Copies the scheduler's view of a job's chunks into its record and marks it for replication. */
+  private syncJob (jobId: string): void {
+    const rec = this.records.get(jobId)
+    const job = this.sched?.job(jobId)
+    if (rec === undefined || job === undefined) return
+    const byId = new Map(job.chunks.map((c) => [c.id, c]))
+    rec.chunks = rec.chunks.map((c) => {
+      const s = byId.get(c.id)
+      if (s === undefined) return c
+      return { ...c, status: s.status, attempts: s.attempts, framesDone: s.status === 'done' ? c.end - c.start : s.framesDone, ...(s.node !== undefined ? { node: s.node } : {}) }
+    })
+    rec.framesDone = rec.chunks.reduce((n, c) => n + c.framesDone, 0)
+    rec.fps = [...(this.fps.get(jobId)?.values() ?? [])].reduce((a, b) => a + b, 0)
+    const status = this.sched?.jobStatus(jobId)
+    rec.status = status === 'done' ? 'joining' : status === 'running' ? 'running' : status === 'failed' ? 'failed' : rec.status
+    rec.updatedMs = this.now()
+    this.dirty.add(jobId)
+  }
+
+  private async finishRecord (rec: JobRecord, status: 'done' | 'failed' | 'cancelled', error: string | undefined): Promise<void> {
+    const now = this.now()
+    rec.status = status
+    rec.completedMs = now
+    rec.updatedMs = now
+    rec.fps = 0
+    if (error !== undefined) rec.error = error.slice(0, 500)
+    const cost = new Map(this.d.nodes().map((n) => [n.peerId, n.costPerHour]))
+    rec.actualCost = Math.round(rec.chunks.reduce((sum, c) => sum + (c.startedMs !== undefined && c.endedMs !== undefined ? (c.endedMs - c.startedMs) / 3_600_000 * (cost.get(c.node ?? '') ?? 0) : 0), 0) * 1e6) / 1e6
+    this.records.delete(rec.spec.id)
+    this.fps.delete(rec.spec.id)
+    this.dirty.delete(rec.spec.id)
+    this.d.store.putJob(rec.spec.id, rec, now)
+    this.d.log(`job ${rec.spec.id} ${status}${error !== undefined ? `: ${error}` : ''}`)
+    await this.d.broadcast({ type: 'job', term: this.term, record: rec }, 2000)
+  }
+
+  private async flush (): Promise<void> {
+    const ids = [...this.dirty]
+    this.dirty.clear()
+    for (const id of ids) {
+      const rec = this.records.get(id)
+      if (rec === undefined) continue
+      this.d.store.putJob(id, rec, rec.updatedMs)
+      await this.d.broadcast({ type: 'job', term: this.term, record: rec }, 2000)
+    }
+  }
+
+  private async tellWorkers (msg: { type: 'cancel'; term: number; jobId: string } | { type: 'stop-all'; term: number }): Promise<void> {
+    await Promise.all(this.d.nodes().map(async (n) => {
+      try { await this.d.node.request(n.peerId, PROTOCOLS.chunk, msg, AckSchema, { timeoutMs: 3000 }) } catch (err) { this.d.log(`telling ${n.name} to ${msg.type}: ${(err as Error).message}`) }
+    }))
+  }
+}
+
+function schedJob (spec: JobSpec): { id: string; priority: JobSpec['priority']; deadlineMs?: number; createdMs: number; preset: string; encoders: string[]; needsGpu: boolean } {
+  return { id: spec.id, priority: spec.priority, ...(spec.deadlineMs !== undefined ? { deadlineMs: spec.deadlineMs } : {}), createdMs: spec.createdMs, preset: spec.preset, encoders: [ENCODER[spec.preset]], needsGpu: false }
+}

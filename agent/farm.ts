@@ -1,0 +1,230 @@
+/**
+ * Distributed rendering on one member: the pieces every agent runs, wired to its libp2p node.
+ *
+ *   const farm = new FarmServices({ node, store, tools, caps, stateDir, … })
+ *   await farm.start()
+ *   const record = await farm.submit({ timeline, output, preset: 'ffv1' })   // POST /v1/jobs
+ *
+ * - Leadership: the coordinator election (coordinator/election.ts over '/renderswarm/election/1').
+ * - Coordinator: active on the elected member only (agent/coordinator.ts).
+ * - Worker: renders leased chunks (agent/worker.ts).
+ * - Owner: the jobs submitted here; receives segments, joins, writes the output (agent/owner.ts).
+ * - Assets and segments move between members by hash (agent/transfer.ts).
+ * - Every member keeps each job record the coordinator pushes ('/renderswarm/status/1') in
+ *   SQLite and passes job events to its local API's SSE stream.
+ */
+import path from 'node:path'
+import { WireError } from '../protocol/errors.ts'
+import { MAX_FRAME_BYTES, PROTOCOLS } from '../protocol/ids.ts'
+import { AckSchema, JobReplySchema, StatusPushSchema, type JobRecord, type JobSpec, type StatusPush } from '../protocol/messages/jobs.ts'
+import type { NodeInfo } from '../protocol/messages/membership.ts'
+import { AssetCache } from './assets.ts'
+import { Coordinator, type NodeView } from './coordinator.ts'
+import type { FfmpegCapabilities, FfmpegTools } from './ffmpeg.ts'
+import { Leadership } from './leadership.ts'
+import type { FarmNode } from './node.ts'
+import { Owner } from './owner.ts'
+import type { Store } from './store.ts'
+import { AssetService, SegmentService } from './transfer.ts'
+import { Worker } from './worker.ts'
+
+export interface FarmServicesDeps {
+  node: FarmNode
+  store: Store
+  tools: FfmpegTools
+  caps: FfmpegCapabilities
+  stateDir: string
+  name: string
+  info: NodeInfo
+  slots: number
+  costPerHour: number
+  accepting: () => boolean
+  log: (line: string) => void
+  /** Pushes an event to the local API's SSE subscribers. */
+  emit: (type: string, data: unknown) => void
+  leaseMs?: number
+}
+
+/**
+ * A member that has not finished its first benchmark still takes work: it counts as this
+ * slow (frames per second at the 1280x720 reference) until its figure arrives.
+ */
+export const PROVISIONAL_FPS = 5
+const withProvisional = (bench: Record<string, number>): Record<string, number> => ({ ffv1: PROVISIONAL_FPS, h264: PROVISIONAL_FPS, hevc: PROVISIONAL_FPS, prores: PROVISIONAL_FPS, ...bench })
+
+export interface JobProgressView { jobId: string; framesDone: number; frames: number; fps: number; chunks: Array<{ id: string; status: string; node?: string | undefined; framesDone: number }>; atMs: number }
+
+export class FarmServices {
+  readonly cache: AssetCache
+  readonly leadership: Leadership
+  readonly coordinator: Coordinator
+  readonly worker: Worker
+  readonly owner: Owner
+  readonly assets: AssetService
+  readonly segments: SegmentService
+  private readonly progress = new Map<string, JobProgressView>()
+  private pausedPeers = new Set<string>()
+
+  constructor (private readonly d: FarmServicesDeps) {
+    const { node, store, log } = d
+    this.cache = new AssetCache(path.join(d.stateDir, 'assets'))
+    this.assets = new AssetService(node, this.cache)
+    this.leadership = new Leadership({ node, store, log, capacity: () => this.capacityOf(this.selfView()), candidates: () => this.nodes().map((n) => ({ peerId: n.peerId, capacity: this.capacityOf(n) })) })
+    this.coordinator = new Coordinator({
+      node, store, log, nodes: () => this.nodes(), checkTerm: (t) => { this.leadership.checkTerm(t) },
+      broadcast: async (msg, timeoutMs) => { await this.broadcast(msg, timeoutMs) },
+      ...(d.leaseMs !== undefined ? { leaseMs: d.leaseMs } : {})
+    })
+    this.owner = new Owner({
+      node, store, cache: this.cache, tools: d.tools, caps: d.caps, jobsDir: path.join(d.stateDir, 'jobs'), log,
+      coordinator: async () => await this.leadership.waitForLeader(15_000)
+    })
+    this.segments = new SegmentService(node, {
+      accept: (h) => this.owner.acceptSegment(h),
+      onSegment: async (h, file) => { await this.owner.segmentStored(h, file) }
+    })
+    this.worker = new Worker({
+      node, tools: d.tools, caps: d.caps, workRoot: path.join(d.stateDir, 'work'), log,
+      slots: () => d.slots,
+      accepting: () => d.accepting() && !this.pausedPeers.has(node.peerId.toString()),
+      checkTerm: (t) => { this.leadership.checkTerm(t) },
+      coordinator: () => this.leadership.leader,
+      job: async (jobId) => await this.jobSpec(jobId),
+      fetchAsset: async (sha, from, signal) => await this.assets.fetch(sha, from, { signal }),
+      sendSegment: async (owner, h, file, signal) => await this.segments.send(owner, h, file, { signal }),
+      peers: () => this.nodes().map((n) => n.peerId).filter((p) => p !== node.peerId.toString()),
+      onChange: () => { d.emit('worker', { running: this.worker.running() }) }
+    })
+  }
+
+  async start (): Promise<void> {
+    const { node } = this.d
+    await node.serve(PROTOCOLS.status, MAX_FRAME_BYTES.status * 64, StatusPushSchema, async (msg) => { await this.onStatus(msg); return { ok: true } })
+    await this.assets.start()
+    await this.segments.start()
+    await this.worker.start()
+    await this.coordinator.start()
+    this.leadership.addEventListener('leader', (e) => {
+      const { term, leader, self } = (e as CustomEvent<{ term: number; leader: string | undefined; self: boolean }>).detail
+      if (self) this.coordinator.lead(term)
+      else this.coordinator.follow()
+      this.d.emit('leader', { term, leader: leader ?? null })
+    })
+    node.addEventListener('member', (e) => {
+      const t = (e as CustomEvent<{ peerId: string; to: string }>).detail
+      if (t.to === 'dead') this.coordinator.nodeLost(t.peerId)
+    })
+    await this.leadership.start()
+  }
+
+  async stop (): Promise<void> {
+    this.leadership.stop()
+    this.coordinator.stop()
+    await this.worker.stopAll()
+    await this.owner.stop()
+  }
+
+  /** This member's own view for scheduling. */
+  private selfView (): NodeView {
+    const i = this.d.info
+    return { peerId: this.d.node.peerId.toString(), name: this.d.name, slots: this.d.slots, encoders: i.ffmpeg.encoders, gpu: i.gpus.length > 0, fps: withProvisional(i.bench), accepting: this.d.accepting() && !this.pausedPeers.has(this.d.node.peerId.toString()), costPerHour: this.d.costPerHour }
+  }
+
+  /** Live members as this node sees them, itself first. */
+  nodes (): NodeView[] {
+    const others = this.d.node.list().filter((m) => m.state === 'alive' && m.info !== undefined).map((m): NodeView => ({
+      peerId: m.peerId, name: m.name, slots: m.info!.slots ?? 1, encoders: m.info!.ffmpeg.encoders, gpu: m.info!.gpus.length > 0,
+      fps: withProvisional(m.info!.bench), accepting: m.accepting ?? true, costPerHour: m.info!.costPerHour ?? 0
+    }))
+    return [this.selfView(), ...others]
+  }
+
+  /** Election rank: what this member can render, and whether it takes work now. */
+  private capacityOf (n: NodeView): number {
+    return Math.round(((n.fps.ffv1 ?? 0) + (n.fps.h264 ?? 0)) * 10) / 10
+  }
+
+  private async broadcast (msg: StatusPush, timeoutMs: number): Promise<void> {
+    await Promise.allSettled(this.nodes().map(async (n) => {
+      await this.d.node.request(n.peerId, PROTOCOLS.status, msg, AckSchema, { timeoutMs })
+    }))
+  }
+
+  private async onStatus (msg: StatusPush): Promise<void> {
+    this.leadership.checkTerm(msg.term)
+    if (msg.type === 'job') {
+      const rec = msg.record
+      if (this.d.store.putJob(rec.spec.id, rec, rec.updatedMs)) {
+        this.d.emit('job', summary(rec, this.d.store.jobOutput(rec.spec.id)))
+        if (rec.status === 'done' || rec.status === 'failed' || rec.status === 'cancelled') this.progress.delete(rec.spec.id)
+        await this.owner.recordChanged(rec)
+        if (rec.status === 'cancelled' || rec.status === 'failed') await this.worker.cancel(rec.spec.id)
+      }
+    } else if (msg.type === 'progress') {
+      const view = { jobId: msg.jobId, framesDone: msg.framesDone, frames: msg.frames, fps: msg.fps, chunks: msg.chunks, atMs: Date.now() }
+      this.progress.set(msg.jobId, view)
+      this.d.emit('progress', view)
+    } else {
+      this.pausedPeers = new Set(msg.peers)
+      this.d.emit('paused', { peers: msg.peers })
+    }
+  }
+
+  private async jobSpec (jobId: string): Promise<JobSpec> {
+    const held = this.d.store.getJob<JobRecord>(jobId)
+    if (held !== undefined) return held.spec
+    const leader = this.leadership.leader
+    if (leader === undefined) throw new WireError('not-found', `job ${jobId} is unknown here and no coordinator is known`)
+    const reply = await this.d.node.request(leader, PROTOCOLS.submit, { type: 'get-job', jobId }, JobReplySchema, { maxBytes: MAX_FRAME_BYTES.submit })
+    if (reply.record === undefined) throw new WireError('not-found', `the coordinator has no job ${jobId}`)
+    this.d.store.putJob(jobId, reply.record, reply.record.updatedMs)
+    return reply.record.spec
+  }
+
+  // ---- local API ----
+
+  async submit (body: unknown): Promise<Record<string, unknown>> {
+    const rec = await this.owner.submit(body)
+    return summary(rec, this.d.store.jobOutput(rec.spec.id))
+  }
+
+  async estimate (body: unknown): Promise<unknown> {
+    return await this.owner.estimate(body)
+  }
+
+  jobs (): Array<Record<string, unknown>> {
+    return this.d.store.listJobs<JobRecord>(200).map((r) => summary(r, this.d.store.jobOutput(r.spec.id)))
+  }
+
+  job (jobId: string): Record<string, unknown> | undefined {
+    const rec = this.d.store.getJob<JobRecord>(jobId)
+    if (rec === undefined) return undefined
+    const live = this.progress.get(jobId)
+    return { ...summary(rec, this.d.store.jobOutput(jobId)), ...(live !== undefined && rec.status === 'running' ? { framesDone: live.framesDone, fps: live.fps } : {}), chunks: rec.chunks.map((c) => ({ ...c, ...(live?.chunks.find((l) => l.id === c.id) ?? {}) })) }
+  }
+
+  async control (msg: { type: 'cancel'; jobId: string } | { type: 'pause'; peerId?: string; all?: boolean; paused: boolean } | { type: 'emergency-stop' }): Promise<void> {
+    const leader = await this.leadership.waitForLeader(10_000)
+    await this.d.node.request(leader, PROTOCOLS.submit, msg, AckSchema, { timeoutMs: 10_000 })
+  }
+
+  pausedNodes (): string[] {
+    return [...this.pausedPeers]
+  }
+}
+
+/** A job as the API shows it: no timeline, no media table. */
+export function summary (r: JobRecord, output: string | undefined): Record<string, unknown> {
+  return {
+    jobId: r.spec.id, name: r.spec.name, user: r.spec.user, owner: r.spec.owner, status: r.status, preset: r.spec.preset, priority: r.spec.priority,
+    ...(r.spec.deadlineMs !== undefined ? { deadline: new Date(r.spec.deadlineMs).toISOString() } : {}),
+    ...(r.spec.maxCost !== undefined ? { maxCost: r.spec.maxCost } : {}),
+    ...(output !== undefined ? { output } : {}),
+    frames: r.spec.timeline.duration, framesDone: r.framesDone, fps: r.fps,
+    chunks: r.chunks.map((c) => ({ id: c.id, frameRange: [c.start, c.end], status: c.status, node: c.node, attempts: c.attempts, framesDone: c.framesDone })),
+    estimate: r.estimate, actualCost: r.actualCost, error: r.error,
+    createdAt: new Date(r.spec.createdMs).toISOString(),
+    ...(r.startedMs !== undefined ? { startedAt: new Date(r.startedMs).toISOString() } : {}),
+    ...(r.completedMs !== undefined ? { completedAt: new Date(r.completedMs).toISOString() } : {})
+  }
+}

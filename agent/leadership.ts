@@ -1,0 +1,162 @@
+/**
+ * The coordinator election on the wire: coordinator/election.ts (pure) driven by a timer,
+ * talking over '/renderswarm/election/1', its state persisted in the store.
+ *
+ *   const lead = new Leadership({ node, store, log, candidates: () => [{ peerId, capacity }, …] })
+ *   lead.addEventListener('leader', (e) => e.detail)     // { term, leader, self }
+ *   await lead.start()
+ *   const coordinator = await lead.waitForLeader(10_000)
+ *   lead.checkTerm(msg.term)                              // throws WireError('stale-term') for an old term
+ *
+ * A member waits `startupGraceMs` after start before standing, so that machines started
+ * together find each other (mDNS) and hold one election instead of each electing itself.
+ * The leader re-announces itself every second, so a member that joins later, or was cut
+ * off, learns the coordinator of the current term.
+ */
+import { WireError } from '../protocol/errors.ts'
+import { MAX_FRAME_BYTES, PROTOCOLS } from '../protocol/ids.ts'
+import { AckSchema, ElectionMessageSchema, VoteReplySchema } from '../protocol/messages/jobs.ts'
+import { Election, type Candidate, type ElectionAction, type ElectionState } from '../coordinator/election.ts'
+import type { FarmNode } from './node.ts'
+import type { Store } from './store.ts'
+
+export interface LeadershipDeps {
+  node: FarmNode
+  store: Store
+  log: (line: string) => void
+  /** Live members with their capacity, this node included. */
+  candidates: () => Candidate[]
+  capacity?: () => number
+  tickMs?: number
+  electionTimeoutMs?: number
+  startupGraceMs?: number
+  now?: () => number
+}
+
+export class Leadership extends EventTarget {
+  private election: Election | undefined
+  private timer: NodeJS.Timeout | undefined
+  private announceTimer: NodeJS.Timeout | undefined
+  private startedMs = 0
+  private readonly now: () => number
+  private lastLeader: string | undefined
+
+  constructor (private readonly d: LeadershipDeps) {
+    super()
+    this.now = d.now ?? Date.now
+  }
+
+  get leader (): string | undefined {
+    return this.election?.state.leader
+  }
+
+  get term (): number {
+    return this.election?.state.term ?? 0
+  }
+
+  get isLeader (): boolean {
+    return this.election?.isLeader ?? false
+  }
+
+  async start (): Promise<void> {
+    const self = this.d.node.peerId.toString()
+    const saved = this.d.store.getJson<ElectionState>('election')
+    // A restarted member keeps its term and vote, never its leadership: it must win again.
+    this.election = new Election({ self, ...(saved !== undefined ? { state: { term: saved.term, votedFor: saved.votedFor, leader: undefined } } : {}), electionTimeoutMs: this.d.electionTimeoutMs ?? 1500 })
+    this.startedMs = this.now()
+    await this.d.node.serve(PROTOCOLS.election, MAX_FRAME_BYTES.election, ElectionMessageSchema, async (msg, peer) => {
+      const e = this.election!
+      if (msg.type === 'vote') {
+        if (msg.candidate !== peer) throw new WireError('schema', 'a vote request must come from its candidate')
+        const reply = e.onVoteRequest(msg, this.now(), this.d.candidates())
+        await this.run(e.takeActions())
+        return reply
+      }
+      if (msg.leader !== peer) throw new WireError('schema', 'a leader announcement must come from the leader')
+      await this.run(e.onAnnounce(msg, this.now()))
+      return { ok: true }
+    })
+    this.timer = setInterval(() => { void this.tick() }, this.d.tickMs ?? 100)
+    this.timer.unref()
+    this.announceTimer = setInterval(() => { void this.reannounce() }, 1000)
+    this.announceTimer.unref()
+  }
+
+  stop (): void {
+    clearInterval(this.timer)
+    clearInterval(this.announceTimer)
+  }
+
+  /** Refuses an older term (WireError 'stale-term'); a newer one makes this member follow it. */
+  checkTerm (term: number): void {
+    const e = this.election
+    if (e === undefined) return
+    void this.run(e.observeTerm(term, this.now()))
+  }
+
+  /** The coordinator of the current term, waiting up to `timeoutMs` for an election to settle. */
+  async waitForLeader (timeoutMs: number): Promise<string> {
+    const deadline = this.now() + timeoutMs
+    for (;;) {
+      const leader = this.leader
+      if (leader !== undefined && (leader === this.d.node.peerId.toString() || this.d.node.isMember(leader))) return leader
+      if (this.now() >= deadline) throw new WireError('not-coordinator', `no coordinator was elected within ${Math.round(timeoutMs / 1000)} s; is the farm reachable?`)
+      await new Promise((r) => setTimeout(r, 100))
+    }
+  }
+
+  private async tick (): Promise<void> {
+    const e = this.election
+    if (e === undefined) return
+    if (this.now() - this.startedMs < (this.d.startupGraceMs ?? 3000)) return
+    await this.run(e.tick(this.now(), this.d.candidates()))
+  }
+
+  private async reannounce (): Promise<void> {
+    const e = this.election
+    if (e === undefined || !e.isLeader) return
+    const self = this.d.node.peerId.toString()
+    const to = this.d.candidates().map((c) => c.peerId).filter((p) => p !== self)
+    await this.run([{ type: 'announce', term: e.state.term, to }])
+  }
+
+  private async run (actions: ElectionAction[]): Promise<void> {
+    const e = this.election!
+    const self = this.d.node.peerId.toString()
+    for (const a of actions) {
+      switch (a.type) {
+        case 'persist':
+          this.d.store.setJson('election', a.state)
+          break
+        case 'leader-changed':
+          if (a.leader !== this.lastLeader) {
+            this.lastLeader = a.leader
+            this.d.log(a.leader === undefined ? `no coordinator (term ${a.term})` : `coordinator for term ${a.term}: ${a.self ? 'this machine' : a.leader}`)
+          }
+          this.dispatchEvent(new CustomEvent('leader', { detail: { term: a.term, leader: a.leader, self: a.self } }))
+          break
+        case 'request-votes':
+          await Promise.all(a.to.map(async (peer) => {
+            try {
+              const reply = await this.d.node.request(peer, PROTOCOLS.election, { type: 'vote', term: a.term, candidate: self }, VoteReplySchema, { timeoutMs: 1000 })
+              await this.run(e.onVoteReply(peer, reply, this.now(), this.d.candidates()))
+            } catch { /* no vote: the election times out and is retried */ }
+          }))
+          break
+        case 'announce':
+          await Promise.all(a.to.map(async (peer) => {
+            try {
+              await this.d.node.request(peer, PROTOCOLS.election, { type: 'leader', term: a.term, leader: self }, AckSchema, { timeoutMs: 1000 })
+            } catch (err) {
+              // A member that knows a newer term refuses: follow it.
+              if (err instanceof WireError && err.code === 'stale-term') {
+                const m = /term (\d+)/.exec(err.message.replace(/^.*?older than/, ''))
+                if (m !== null) await this.run(e.observeTerm(Number(m[1]), this.now()))
+              }
+            }
+          }))
+          break
+      }
+    }
+  }
+}

@@ -1,0 +1,280 @@
+/**
+ * The owner side of a job: the agent an editor submits to. It validates the request, hashes
+ * the timeline's media into its content store, submits the snapshot to the coordinator,
+ * renders the audio once, receives every segment straight from the workers, joins them
+ * (concat, no re-encode), muxes the audio, validates, and writes the output where asked.
+ *
+ *   const owner = new Owner({ node, store, cache, tools, caps, jobsDir, coordinator, log })
+ *   const record = await owner.submit({ timeline: '/proj/edit.json', output: '/proj/out.mkv', preset: 'ffv1' })
+ *
+ * Nothing is half-created: every check (request, preset, output folder, timeline, media,
+ * filters, the coordinator's estimate and maxCost) runs before the job exists anywhere; a
+ * refused job leaves no record and no work dir. The output is written to a temporary name
+ * beside it and renamed into place only after validation; an existing file is left as it
+ * was when anything fails.
+ */
+import { randomUUID } from 'node:crypto'
+import { mkdir, rename, rm, stat } from 'node:fs/promises'
+import path from 'node:path'
+import { z } from 'zod'
+import { WireError } from '../protocol/errors.ts'
+import { MAX_FRAME_BYTES, PROTOCOLS } from '../protocol/ids.ts'
+import { AckSchema, EstimateReplySchema, PRIORITY_NAMES, SubmitReplySchema, type JobRecord, type JobSpec } from '../protocol/messages/jobs.ts'
+import { framesToSeconds, TimelineError } from '../protocol/timeline.ts'
+import type { AssetCache } from './assets.ts'
+import type { FfmpegCapabilities, FfmpegTools } from './ffmpeg.ts'
+import type { FarmNode } from './node.ts'
+import { compileAudio } from './render/audio.ts'
+import { requiredFilters } from './render/compile.ts'
+import { compileJoin } from './render/join.ts'
+import { resolvePreset, type Preset } from './render/presets.ts'
+import { runInvocation } from './render/run.ts'
+import { validateOutput } from './render/validate.ts'
+import type { Store } from './store.ts'
+import { loadTimelineFile } from './timeline-file.ts'
+
+/** The body of `POST /v1/jobs` (and `POST /v1/estimate`). Paths are on the owner's machine. */
+export const JobRequestSchema = z.object({
+  timeline: z.string().min(1, 'must name the timeline file').max(4096),
+  output: z.string().min(1, 'must name the output file').max(4096).optional(),
+  preset: z.string().max(32).default('ffv1'),
+  priority: z.string().max(16).default('normal'),
+  /** ISO 8601 time, or a duration from now such as "30m", "2h", "90s". */
+  deadline: z.string().max(64).optional(),
+  maxCost: z.number({ invalid_type_error: 'must be a number of US dollars' }).nonnegative('must not be negative').max(1e7).optional(),
+  name: z.string().max(200).regex(/^[^\u0000-\u001f\u007f]*$/, 'must not contain control characters').optional(),
+  user: z.string().max(64).regex(/^[^\u0000-\u001f\u007f]*$/, 'must not contain control characters').optional()
+}).strict()
+export type JobRequest = z.input<typeof JobRequestSchema>
+
+/** A refused submission: `field` names the part of the request to blame. */
+export class JobRequestError extends Error {
+  override readonly name = 'JobRequestError'
+  constructor (readonly field: string, problem: string, readonly code: 'invalid-job' | 'cost-exceeded' | 'not-coordinator' = 'invalid-job') {
+    super(field === '' ? problem : `${field}: ${problem}`)
+  }
+}
+
+/** "30m", "2h", "90s", "1d" from now, or an ISO time; must lie in the future. */
+export function parseDeadline (s: string, nowMs: number): number {
+  const rel = /^(\d{1,6})\s*(s|m|h|d)$/.exec(s.trim())
+  let at: number
+  if (rel !== null) at = nowMs + Number(rel[1]) * { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[rel[2] as 's' | 'm' | 'h' | 'd']
+  else if (/^\d{4}-\d{2}-\d{2}T/.test(s)) at = Date.parse(s)
+  else throw new JobRequestError('deadline', `"${s.slice(0, 64)}" is neither a duration like 30m, 2h, 90s nor an ISO time like 2026-12-01T18:00:00Z`)
+  if (!Number.isFinite(at)) throw new JobRequestError('deadline', `"${s.slice(0, 64)}" is not a valid time`)
+  if (at <= nowMs) throw new JobRequestError('deadline', `${new Date(at).toISOString()} is in the past`)
+  return at
+}
+
+export interface OwnerDeps {
+  node: FarmNode
+  store: Store
+  cache: AssetCache
+  tools: FfmpegTools
+  caps: FfmpegCapabilities
+  jobsDir: string
+  /** Waits (briefly) for the coordinator of the current term. */
+  coordinator: () => Promise<string>
+  log: (line: string) => void
+  onChange?: (jobId: string) => void
+}
+
+interface Owned {
+  spec: JobSpec
+  preset: Preset
+  output: string
+  dir: string
+  chunks: Map<string, { index: number; frames: number; file: string | undefined }>
+  audio: Promise<string>
+  abort: AbortController
+  finishing: boolean
+  error?: string
+}
+
+export class Owner {
+  private readonly jobs = new Map<string, Owned>()
+
+  constructor (private readonly d: OwnerDeps) {}
+
+  /** Checks a request and builds the job's spec; throws JobRequestError before anything exists. */
+  async prepare (body: unknown, opts: { needOutput: boolean }): Promise<{ spec: JobSpec; preset: Preset; output: string | undefined; sources: Record<string, string> }> {
+    const res = JobRequestSchema.safeParse(body)
+    if (!res.success) {
+      const issue = res.error.issues[0]!
+      const field = issue.code === 'unrecognized_keys' ? (issue.keys[0] ?? '') : issue.path.join('.')
+      throw new JobRequestError(field, issue.code === 'unrecognized_keys' ? 'unknown field' : issue.message)
+    }
+    const req = res.data
+    const now = Date.now()
+    if (!(PRIORITY_NAMES as readonly string[]).includes(req.priority)) throw new JobRequestError('priority', `"${req.priority}" is not a priority; use one of ${PRIORITY_NAMES.join(', ')}`)
+    const deadlineMs = req.deadline !== undefined ? parseDeadline(req.deadline, now) : undefined
+    let preset: Preset
+    try { preset = resolvePreset(req.preset, this.d.caps) } catch (err) { throw new JobRequestError('preset', (err as Error).message) }
+    let output: string | undefined
+    if (req.output !== undefined) {
+      if (!path.isAbsolute(req.output)) throw new JobRequestError('output', `"${req.output}" must be an absolute path`)
+      output = path.resolve(req.output)
+      if (path.extname(output).toLowerCase() !== preset.ext) throw new JobRequestError('output', `"${path.basename(output)}" should end in ${preset.ext} for preset ${preset.name}`)
+      const dir = await stat(path.dirname(output)).catch(() => undefined)
+      if (dir?.isDirectory() !== true) throw new JobRequestError('output', `the output folder ${path.dirname(output)} does not exist`)
+    } else if (opts.needOutput) {
+      throw new JobRequestError('output', 'is required: where should the rendered file go?')
+    }
+    if (!path.isAbsolute(req.timeline)) throw new JobRequestError('timeline', `"${req.timeline}" must be an absolute path`)
+    let loaded
+    try {
+      loaded = await loadTimelineFile(req.timeline, { ffprobe: this.d.tools.ffprobe })
+    } catch (err) {
+      if (err instanceof TimelineError) throw new JobRequestError(err.field === '' ? 'timeline' : `timeline ${err.field}`, err.message.replace(/^[^:]*: /, ''))
+      throw new JobRequestError('timeline', (err as Error).message)
+    }
+    const missing = [...requiredFilters(loaded.snapshot)].filter((f) => !this.d.caps.filters.has(f))
+    if (missing.length > 0) throw new JobRequestError('timeline', `needs the ffmpeg filter(s) ${missing.join(', ')}, which this machine's ffmpeg lacks`)
+    const assets = await Promise.all(Object.entries(loaded.sources).map(async ([sha, file]) => ({ sha256: sha, size: (await stat(file)).size })))
+    const spec: JobSpec = {
+      id: randomUUID(),
+      owner: this.d.node.peerId.toString(),
+      name: req.name ?? loaded.snapshot.name ?? path.basename(req.timeline),
+      user: req.user ?? process.env.USER ?? 'editor',
+      preset: preset.name,
+      priority: req.priority as JobSpec['priority'],
+      ...(deadlineMs !== undefined ? { deadlineMs } : {}),
+      ...(req.maxCost !== undefined ? { maxCost: req.maxCost } : {}),
+      createdMs: now,
+      timeline: loaded.snapshot,
+      media: loaded.media as JobSpec['media'],
+      assets
+    }
+    if (JSON.stringify(spec).length > MAX_FRAME_BYTES.submit - 1024) throw new JobRequestError('timeline', `is too large to submit (over ${MAX_FRAME_BYTES.submit / 1024 / 1024} MiB as a snapshot)`)
+    return { spec, preset, output, sources: loaded.sources }
+  }
+
+  async estimate (body: unknown): Promise<z.infer<typeof EstimateReplySchema>['estimate']> {
+    const { spec } = await this.prepare(body, { needOutput: false })
+    const coordinator = await this.d.coordinator()
+    try {
+      return (await this.d.node.request(coordinator, PROTOCOLS.submit, { type: 'estimate', job: spec }, EstimateReplySchema, { maxBytes: MAX_FRAME_BYTES.submit })).estimate
+    } catch (err) {
+      throw asRequestError(err)
+    }
+  }
+
+  async submit (body: unknown): Promise<JobRecord> {
+    const { spec, preset, output, sources } = await this.prepare(body, { needOutput: true })
+    // Media into the content store first (workers fetch it from here by hash); the store is a
+    // cache, so a refused job leaves nothing that belongs to it.
+    for (const [sha, file] of Object.entries(sources)) await this.d.cache.put(file, sha)
+    const coordinator = await this.d.coordinator()
+    const dir = path.join(this.d.jobsDir, spec.id)
+    let record: JobRecord
+    try {
+      record = (await this.d.node.request(coordinator, PROTOCOLS.submit, { type: 'submit', job: spec }, SubmitReplySchema, { maxBytes: MAX_FRAME_BYTES.submit, timeoutMs: 20_000 })).record
+    } catch (err) {
+      throw asRequestError(err)
+    }
+    await mkdir(dir, { recursive: true })
+    const abort = new AbortController()
+    const owned: Owned = {
+      spec, preset, output: output!, dir, abort, finishing: false,
+      chunks: new Map(record.chunks.map((c) => [c.id, { index: c.index, frames: c.end - c.start, file: undefined }])),
+      audio: this.renderAudio(spec, preset, dir, abort.signal)
+    }
+    owned.audio.catch(() => {})
+    this.jobs.set(spec.id, owned)
+    this.d.store.putJob(spec.id, record, record.updatedMs)
+    this.d.store.setJobOutput(spec.id, owned.output)
+    this.d.log(`job ${spec.id} submitted: ${record.chunks.length} chunks, ${spec.timeline.duration} frames → ${owned.output}`)
+    return record
+  }
+
+  /** SegmentService asks where to store an incoming segment. */
+  acceptSegment (h: { jobId: string; chunkId: string; index: number; frames: number }): { path: string } | { refuse: 'not-found' | 'duplicate'; message: string } {
+    const job = this.jobs.get(h.jobId)
+    if (job === undefined) return { refuse: 'not-found', message: `this member owns no running job ${h.jobId}` }
+    const chunk = job.chunks.get(h.chunkId)
+    if (chunk === undefined || chunk.index !== h.index || chunk.frames !== h.frames) return { refuse: 'not-found', message: `job ${h.jobId} has no chunk ${h.chunkId} #${h.index} of ${h.frames} frames` }
+    if (chunk.file !== undefined) return { refuse: 'duplicate', message: `chunk ${h.chunkId} is already here` }
+    return { path: path.join(job.dir, `seg-${String(chunk.index).padStart(5, '0')}${job.preset.ext}`) }
+  }
+
+  /** A verified segment is stored: when it is the last one, join. */
+  async segmentStored (h: { jobId: string; chunkId: string }, file: string): Promise<void> {
+    const job = this.jobs.get(h.jobId)
+    const chunk = job?.chunks.get(h.chunkId)
+    if (job === undefined || chunk === undefined || chunk.file !== undefined) return
+    chunk.file = file
+    if ([...job.chunks.values()].every((c) => c.file !== undefined) && !job.finishing) {
+      job.finishing = true
+      void this.finish(job)
+    }
+  }
+
+  /** The coordinator's record changed (replicated): a cancelled or failed job is cleaned up here. */
+  async recordChanged (record: JobRecord): Promise<void> {
+    const job = this.jobs.get(record.spec.id)
+    if (job === undefined) return
+    if (record.status === 'cancelled' || (record.status === 'failed' && !job.finishing)) {
+      job.abort.abort()
+      this.jobs.delete(record.spec.id)
+      await job.audio.catch(() => {})
+      await rm(job.dir, { recursive: true, force: true })
+      this.d.log(`job ${record.spec.id} ${record.status}; its work dir is removed`)
+    }
+  }
+
+  owns (jobId: string): boolean {
+    return this.jobs.has(jobId)
+  }
+
+  async stop (): Promise<void> {
+    for (const job of this.jobs.values()) job.abort.abort()
+    await Promise.all([...this.jobs.values()].map((j) => j.audio.catch(() => {})))
+  }
+
+  private async renderAudio (spec: JobSpec, preset: Preset, dir: string, signal: AbortSignal): Promise<string> {
+    const file = path.join(dir, `audio${preset.audioExt}`)
+    const paths: Record<string, string> = {}
+    for (const a of spec.assets) paths[a.sha256] = await this.d.cache.verified(a.sha256)
+    await runInvocation(compileAudio({ timeline: spec.timeline, media: spec.media, assetPath: (sha) => paths[sha]!, workDir: path.join(dir, 'audio-work'), preset }, file), { ffmpeg: this.d.tools.ffmpeg, signal })
+    return file
+  }
+
+  private async finish (job: Owned): Promise<void> {
+    const { spec, preset } = job
+    const ext = preset.ext
+    const partial = path.join(path.dirname(job.output), `.${path.basename(job.output, ext)}.${spec.id.slice(0, 8)}.partial${ext}`)
+    let error: string | undefined
+    try {
+      const audio = await job.audio
+      const segments = [...job.chunks.values()].sort((a, b) => a.index - b.index).map((c) => c.file!)
+      await runInvocation(compileJoin({ segments, audio, preset, listFile: path.join(job.dir, 'segments.ffconcat'), outFile: partial, frames: spec.timeline.duration }), { ffmpeg: this.d.tools.ffmpeg, signal: job.abort.signal })
+      await validateOutput(this.d.tools.ffprobe, partial, { frames: spec.timeline.duration, fps: spec.timeline.fps, audioSeconds: framesToSeconds(spec.timeline.duration, spec.timeline.fps) })
+      await rename(partial, job.output)
+      this.d.log(`job ${spec.id} written to ${job.output}`)
+    } catch (err) {
+      error = (err as Error).message
+      this.d.log(`job ${spec.id} failed at the join: ${error}`)
+    } finally {
+      await rm(partial, { force: true })
+      await rm(job.dir, { recursive: true, force: true })
+      this.jobs.delete(spec.id)
+    }
+    for (let attempt = 0; attempt < 10; attempt++) {
+      try {
+        const to = await this.d.coordinator()
+        await this.d.node.request(to, PROTOCOLS.submit, { type: 'job-finished', jobId: spec.id, ok: error === undefined, ...(error !== undefined ? { error: error.replace(/[\u0000-\u001f\u007f]/g, ' ').slice(0, 500) } : {}) }, AckSchema)
+        return
+      } catch (err) {
+        this.d.log(`telling the coordinator job ${spec.id} finished: ${(err as Error).message}; retrying`)
+        await new Promise((r) => setTimeout(r, 1000))
+      }
+    }
+  }
+}
+
+function asRequestError (err: unknown): Error {
+  if (err instanceof WireError && (err.code === 'cost-exceeded' || err.code === 'invalid-job' || err.code === 'not-coordinator')) return new JobRequestError('', err.message, err.code)
+  if (err instanceof WireError && err.code === 'schema') return new JobRequestError('', err.message)
+  return err as Error
+}

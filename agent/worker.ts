@@ -1,0 +1,167 @@
+/**
+ * The worker side of a member: takes chunk leases from the coordinator, fetches missing
+ * assets by hash, renders the chunk with ffmpeg, sends the segment straight to the job's
+ * owner and reports to the coordinator.
+ *
+ *   const worker = new Worker({ node, tools, caps, workRoot, slots: () => 1, … })
+ *   await worker.start()                 // serves '/renderswarm/chunk/1'
+ *   worker.running()                     // chunks rendering now (heartbeats carry it)
+ *
+ * A lease is refused ('busy') when every slot is taken or the machine is not accepting work;
+ * a lease naming a term older than the newest this member has seen is refused ('stale-term').
+ * Progress renews the lease; cancel and stop-all kill the job's ffmpeg processes (SIGTERM,
+ * SIGKILL after a grace) and remove their work dirs.
+ */
+import { mkdir, rm } from 'node:fs/promises'
+import path from 'node:path'
+import { WireError } from '../protocol/errors.ts'
+import { MAX_FRAME_BYTES, PROTOCOLS } from '../protocol/ids.ts'
+import { AckSchema, LeaseReplySchema, WorkerRequestSchema, type JobSpec, type LeaseMsg } from '../protocol/messages/jobs.ts'
+import { parseSnapshot } from '../protocol/timeline.ts'
+import type { FfmpegCapabilities, FfmpegTools } from './ffmpeg.ts'
+import type { FarmNode } from './node.ts'
+import { compileChunk } from './render/compile.ts'
+import { resolvePreset } from './render/presets.ts'
+import { runInvocation } from './render/run.ts'
+import { validateOutput } from './render/validate.ts'
+
+export interface WorkerDeps {
+  node: FarmNode
+  tools: FfmpegTools
+  caps: FfmpegCapabilities
+  /** Private work dirs of running chunks go under here. */
+  workRoot: string
+  slots: () => number
+  accepting: () => boolean
+  /** Throws WireError('stale-term') for a term older than the newest seen; adopts a newer one. */
+  checkTerm: (term: number) => void
+  /** The coordinator of the current term, if one is known. */
+  coordinator: () => string | undefined
+  /** The job's spec (from this member's replica, else from the coordinator). */
+  job: (jobId: string) => Promise<JobSpec>
+  fetchAsset: (sha256: string, from: string[], signal: AbortSignal) => Promise<string>
+  sendSegment: (owner: string, h: { jobId: string; chunkId: string; index: number; frames: number }, file: string, signal: AbortSignal) => Promise<{ result: 'stored' | 'duplicate'; sha256: string; bytes: number }>
+  /** Members to fetch assets from after the owner, best first. */
+  peers: () => string[]
+  log: (line: string) => void
+  onChange?: () => void
+  /** Lease granted → ffmpeg started, for bench/farm's dispatch latency. */
+  onDispatch?: (lease: LeaseMsg, ms: number) => void
+}
+
+interface Running { lease: LeaseMsg; abort: AbortController; workDir: string; acceptedMs: number }
+
+export class Worker {
+  private readonly runs = new Map<string, Running>()
+  /** Chunks this worker has rendered, by job (for tests and the dashboard). */
+  readonly rendered: Array<{ jobId: string; chunkId: string; seconds: number }> = []
+
+  constructor (private readonly d: WorkerDeps) {}
+
+  async start (): Promise<void> {
+    await this.d.node.serve(PROTOCOLS.chunk, MAX_FRAME_BYTES.chunk, WorkerRequestSchema, async (msg) => {
+      if (msg.type === 'lease') {
+        this.d.checkTerm(msg.lease.term)
+        if (this.runs.has(msg.lease.chunkId)) return { accepted: true }
+        if (this.runs.size >= this.d.slots()) return { accepted: false, reason: `all ${this.d.slots()} slot(s) busy` }
+        if (!this.d.accepting()) return { accepted: false, reason: 'this machine is not taking work now' }
+        this.begin(msg.lease)
+        return { accepted: true }
+      }
+      this.d.checkTerm(msg.term)
+      if (msg.type === 'cancel') await this.cancel(msg.jobId)
+      else await this.stopAll()
+      return { ok: true }
+    })
+  }
+
+  running (): number {
+    return this.runs.size
+  }
+
+  runningJobs (): string[] {
+    return [...new Set([...this.runs.values()].map((r) => r.lease.jobId))]
+  }
+
+  /** Stops every chunk of a job here, waiting until its ffmpeg processes have exited and work dirs are gone. */
+  async cancel (jobId: string): Promise<void> {
+    await Promise.all([...this.runs.values()].filter((r) => r.lease.jobId === jobId).map((r) => this.stopRun(r)))
+  }
+
+  async stopAll (): Promise<void> {
+    await Promise.all([...this.runs.values()].map((r) => this.stopRun(r)))
+  }
+
+  private readonly finished = new Map<string, Promise<void>>()
+
+  private async stopRun (r: Running): Promise<void> {
+    r.abort.abort(new WireError('cancelled', 'the job was cancelled'))
+    await this.finished.get(r.lease.chunkId)
+  }
+
+  private begin (lease: LeaseMsg): void {
+    const abort = new AbortController()
+    const workDir = path.join(this.d.workRoot, `${lease.chunkId}-${lease.leaseToken.slice(0, 8)}`)
+    const run: Running = { lease, abort, workDir, acceptedMs: performance.now() }
+    this.runs.set(lease.chunkId, run)
+    this.d.onChange?.()
+    const done = this.render(run).catch(async (err: unknown) => {
+      if (abort.signal.aborted) { this.d.log(`chunk ${lease.chunkId} stopped`); return }
+      const message = (err as Error).message ?? String(err)
+      this.d.log(`chunk ${lease.chunkId} failed: ${message}`)
+      await this.report({ type: 'chunk-failed', term: lease.term, jobId: lease.jobId, chunkId: lease.chunkId, leaseToken: lease.leaseToken, error: message.replace(/[\u0000-\u001f\u007f]/g, ' ').slice(0, 500) })
+    }).finally(async () => {
+      await rm(workDir, { recursive: true, force: true }).catch(() => {})
+      this.runs.delete(lease.chunkId)
+      this.finished.delete(lease.chunkId)
+      this.d.onChange?.()
+    })
+    this.finished.set(lease.chunkId, done)
+  }
+
+  private async render (run: Running): Promise<void> {
+    const { lease, abort } = run
+    const began = performance.now()
+    const spec = await this.d.job(lease.jobId)
+    // Members check what they are given: the snapshot's rules, the preset, the range.
+    const timeline = parseSnapshot(spec.timeline)
+    if (lease.end > timeline.duration || lease.start >= lease.end) throw new WireError('schema', `lease range [${lease.start}, ${lease.end}) is outside the timeline's ${timeline.duration} frames`)
+    const preset = resolvePreset(spec.preset, this.d.caps)
+    const paths: Record<string, string> = {}
+    const from = [spec.owner, ...this.d.peers().filter((p) => p !== spec.owner)]
+    for (const a of spec.assets) paths[a.sha256] = await this.d.fetchAsset(a.sha256, from, abort.signal)
+    await mkdir(run.workDir, { recursive: true })
+    const segment = path.join(run.workDir, `segment${preset.ext}`)
+    const inv = compileChunk({ timeline, media: spec.media, assetPath: (sha) => paths[sha]!, workDir: path.join(run.workDir, 'work'), preset }, lease, segment)
+    let lastReport = 0
+    this.d.onDispatch?.(lease, performance.now() - run.acceptedMs)
+    await runInvocation(inv, {
+      ffmpeg: this.d.tools.ffmpeg,
+      signal: abort.signal,
+      onProgress: (p) => {
+        const now = performance.now()
+        if (now - lastReport < 500) return
+        lastReport = now
+        void this.report({ type: 'progress', term: lease.term, jobId: lease.jobId, chunkId: lease.chunkId, leaseToken: lease.leaseToken, framesDone: Math.min(p.frames, lease.end - lease.start), fps: Math.max(0, p.fps) })
+      }
+    })
+    await validateOutput(this.d.tools.ffprobe, segment, { frames: lease.end - lease.start, fps: timeline.fps })
+    if (abort.signal.aborted) return
+    const sent = await this.d.sendSegment(spec.owner, { jobId: lease.jobId, chunkId: lease.chunkId, index: lease.index, frames: lease.end - lease.start }, segment, abort.signal)
+    const seconds = (performance.now() - began) / 1000
+    this.rendered.push({ jobId: lease.jobId, chunkId: lease.chunkId, seconds })
+    this.d.log(`chunk ${lease.chunkId} [${lease.start}, ${lease.end}) rendered in ${seconds.toFixed(1)} s, ${sent.result} at the owner`)
+    await this.report({ type: 'chunk-done', term: lease.term, jobId: lease.jobId, chunkId: lease.chunkId, leaseToken: lease.leaseToken, sha256: sent.sha256, frames: lease.end - lease.start })
+  }
+
+  /** Tells the coordinator of the current term; a lost report is recovered by lease expiry. */
+  private async report (msg: Record<string, unknown>): Promise<void> {
+    const to = this.d.coordinator()
+    if (to === undefined) return
+    try {
+      await this.d.node.request(to, PROTOCOLS.submit, msg, AckSchema.or(LeaseReplySchema), { timeoutMs: 5000 })
+    } catch (err) {
+      this.d.log(`report ${String(msg.type)} for ${String(msg.chunkId)} to the coordinator failed: ${(err as Error).message}`)
+    }
+  }
+}

@@ -1,0 +1,161 @@
+/**
+ * Time and cost estimates for a job, and how many chunks to cut it into (pure).
+ *
+ *   const est = estimate({ frames: 9000, width: 1920, height: 1080, preset: 'h264', nodes, nowMs: now })
+ *   checkMaxCost(est, job.maxCost)              // throws CostExceededError before anything runs
+ *   planChunks(9000, est.chunks, { align: gop }) // est.chunks comes from chunkCount
+ *
+ * Speed. A node's benchmark is fps on a 1280x720 reference; a job at another size runs at
+ * fps × (1280·720)/(width·height). A node renders one chunk at a time per slot, but its slots
+ * share its cores, so its throughput is its fps whatever its slot count. Frames are pulled in
+ * chunks, so each node ends up with frames in proportion to its speed and all finish together.
+ *
+ * Time. expected = frames / Σ fps  +  chunkOverhead × chunks / nodes  +  join, where nodes are
+ * the fastest min(usable, chunks) nodes. low = 0.85 × expected and high = 1.3 × expected: the
+ * benchmark is a short synthetic run, so real footage can go somewhat faster or slower (noise
+ * both ways), and workstations are shared, so an owner's own work can slow a render far more
+ * than anything can speed it up (hence the wider band above).
+ * Cost = Σ over the nodes used of costPerHour × seconds / 3600 (each is busy until the end),
+ * for each of low/expected/high, rounded to 1e-6 USD.
+ *
+ * Chunks. chunkCount = clamp(ceil(frames / (median fps × targetChunkSeconds)), nodes, frames/align):
+ * a chunk takes about the target time (30 s) on a typical node, which keeps the ~0.3 s fixed
+ * cost of a chunk (spawn, seek, upload) near 1 %, and the median ignores one very fast or very
+ * slow machine; every usable node gets at least one chunk; there are never more chunks than
+ * whole GOPs (align = keyframe interval of an inter-frame codec, 1 otherwise), nor more than
+ * MAX_CHUNKS, nor fewer than one. The upper bounds win over "one chunk per node".
+ */
+
+export const REFERENCE_PIXELS = 1280 * 720
+export const LOW_FACTOR = 0.85
+export const HIGH_FACTOR = 1.3
+/** A job record holds at most this many chunks (protocol/messages/jobs.ts). */
+export const MAX_CHUNKS = 100_000
+
+export interface EstimateNode {
+  peerId: string
+  /** benchmark fps at the 1280x720 reference, per preset */
+  fps: Record<string, number>
+  slots: number
+  /** USD; local machines have a small power cost */
+  costPerHour: number
+  accepting: boolean
+}
+
+export interface EstimateInput {
+  frames: number
+  width: number
+  height: number
+  preset: string
+  nodes: readonly EstimateNode[]
+  nowMs: number
+  /** Fixed cost of one chunk in seconds. Default 0.3. */
+  chunkOverheadSeconds?: number
+  /** Joining the segments at the end. Default 1 s. */
+  joinSeconds?: number
+  /** Default 30 s. */
+  targetChunkSeconds?: number
+  /** Keyframe interval in frames for inter-frame codecs (chunk boundaries fall on keyframes). */
+  align?: number | undefined
+}
+
+export interface Range { low: number; expected: number; high: number }
+export interface Estimate {
+  seconds: Range
+  cost: Range & { currency: 'USD' }
+  /** Nodes the estimate puts to work. */
+  nodes: number
+  /** ISO time, from expected. */
+  completionAt: string
+  chunks: number
+  /** The farm's throughput for this job (sum of the used nodes' job fps). */
+  framesPerSecond: number
+}
+
+export class EstimateError extends Error {
+  override readonly name = 'EstimateError'
+}
+
+function usd (x: number, decimals: number): string {
+  return `$${x.toFixed(decimals)}`
+}
+
+export class CostExceededError extends Error {
+  override readonly name = 'CostExceededError'
+  readonly code = 'cost-exceeded'
+  constructor (readonly estimate: Estimate, readonly maxCost: number) {
+    // Enough decimals that the two figures differ on screen (0.0113 vs 0.01, not 0.01 vs 0.01).
+    let d = 2
+    while (d < 6 && usd(estimate.cost.expected, d) === usd(maxCost, d)) d++
+    super(`the estimated cost ${usd(estimate.cost.expected, d)} USD exceeds the job's maximum of ${usd(maxCost, d)} USD; raise maxCost or use fewer or cheaper nodes`)
+  }
+}
+
+/** Throws CostExceededError when the expected cost is over maxCost (no limit when undefined). */
+export function checkMaxCost (est: Estimate, maxCost: number | undefined): void {
+  if (maxCost === undefined) return
+  if (!Number.isFinite(maxCost) || maxCost < 0) throw new EstimateError(`maxCost must be a number ≥ 0 (got ${maxCost})`)
+  if (est.cost.expected > maxCost) throw new CostExceededError(est, maxCost)
+}
+
+/** A node's fps for a job of this frame size, from its fps on the 1280x720 reference (0 if it has none). */
+export function jobFps (benchFps: number, width: number, height: number): number {
+  if (!Number.isInteger(width) || !Number.isInteger(height) || width < 1 || height < 1) throw new EstimateError(`frame size must be whole pixels ≥ 1 (got ${width}x${height})`)
+  if (!Number.isFinite(benchFps) || benchFps <= 0) return 0
+  return benchFps * REFERENCE_PIXELS / (width * height)
+}
+
+function median (xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b)
+  const m = s.length >> 1
+  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2
+}
+
+/** How many chunks to cut a job into (formula in the module comment). */
+export function chunkCount (input: { frames: number; fpsPerNode: readonly number[]; targetChunkSeconds?: number | undefined; align?: number | undefined }): number {
+  const { frames } = input
+  const target = input.targetChunkSeconds ?? 30
+  const align = input.align ?? 1
+  if (!Number.isInteger(frames) || frames < 1) throw new EstimateError(`frames must be a whole number ≥ 1 (got ${frames})`)
+  if (!Number.isFinite(target) || target <= 0) throw new EstimateError(`targetChunkSeconds must be a number > 0 (got ${target})`)
+  if (!Number.isInteger(align) || align < 1) throw new EstimateError(`alignment must be a whole number ≥ 1 (got ${align})`)
+  const fps = input.fpsPerNode.filter((f) => Number.isFinite(f) && f > 0)
+  if (fps.length === 0) throw new EstimateError('sizing chunks: no node has a speed for this job')
+  const byTarget = Math.ceil(frames / (median(fps) * target))
+  const most = Math.max(1, Math.min(MAX_CHUNKS, Math.floor(frames / align)))
+  return Math.min(most, Math.max(byTarget, fps.length))
+}
+
+const round = (x: number, digits: number): number => Math.round(x * 10 ** digits) / 10 ** digits
+
+export function estimate (input: EstimateInput): Estimate {
+  const { frames, width, height, preset, nowMs } = input
+  const overhead = input.chunkOverheadSeconds ?? 0.3
+  const join = input.joinSeconds ?? 1
+  if (!Number.isFinite(nowMs)) throw new EstimateError(`nowMs must be a number (got ${nowMs})`)
+  if (!Number.isFinite(overhead) || overhead < 0) throw new EstimateError(`chunkOverheadSeconds must be a number ≥ 0 (got ${overhead})`)
+  if (!Number.isFinite(join) || join < 0) throw new EstimateError(`joinSeconds must be a number ≥ 0 (got ${join})`)
+  const usable = input.nodes
+    .map((node) => ({ node, fps: jobFps(node.fps[preset] ?? 0, width, height) }))
+    .filter((u) => u.node.accepting && u.node.slots >= 1 && u.fps > 0)
+    .sort((a, b) => b.fps - a.fps || (a.node.peerId < b.node.peerId ? -1 : 1))
+  if (usable.length === 0) throw new EstimateError(`no accepting node can render preset "${preset}" (none has a benchmark for it); wait for nodes to benchmark it or choose another preset`)
+  for (const { node } of usable) {
+    if (!Number.isFinite(node.costPerHour) || node.costPerHour < 0) throw new EstimateError(`node ${node.peerId}: costPerHour must be a number ≥ 0 (got ${node.costPerHour})`)
+  }
+  const chunks = chunkCount({ frames, fpsPerNode: usable.map((u) => u.fps), targetChunkSeconds: input.targetChunkSeconds, align: input.align })
+  const used = usable.slice(0, Math.min(usable.length, chunks))
+  const fps = used.reduce((s, u) => s + u.fps, 0)
+  const expected = frames / fps + overhead * chunks / used.length + join
+  const seconds = { low: round(expected * LOW_FACTOR, 3), expected: round(expected, 3), high: round(expected * HIGH_FACTOR, 3) }
+  const perHour = used.reduce((s, u) => s + u.node.costPerHour, 0)
+  const costOf = (s: number): number => round(perHour * s / 3600, 6)
+  return {
+    seconds,
+    cost: { low: costOf(seconds.low), expected: costOf(seconds.expected), high: costOf(seconds.high), currency: 'USD' },
+    nodes: used.length,
+    completionAt: new Date(nowMs + Math.round(seconds.expected * 1000)).toISOString(),
+    chunks,
+    framesPerSecond: round(fps, 3)
+  }
+}

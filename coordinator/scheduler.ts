@@ -1,0 +1,510 @@
+/**
+ * The farm's job/chunk scheduler (pure: no I/O; time, term and lease tokens come from the caller).
+ *
+ *   const s = new Scheduler({ leaseMs: 15_000 })
+ *   s.addJob({ id: 'j1', priority: 'normal', createdMs: now, preset: 'h264',
+ *              encoders: ['libx264', 'h264_nvenc'], needsGpu: false, chunks: planChunks(600, 8) })
+ *   s.expire(now)                                    // first reclaim leases whose holders went quiet
+ *   for (const lease of s.assign(nodes, term, now)) send(lease.node, lease)
+ *   s.renew(lease.leaseToken, now, framesDone)       // on progress; false → tell the worker to stop
+ *   s.complete(lease.chunkId, lease.leaseToken)      // 'done' | 'duplicate' | 'stale'
+ *
+ * Order. Jobs are served by priority (urgent > high > normal > low), then deadline (earliest
+ * first; a job with a deadline before one without), then age (createdMs), then id. Priority is
+ * strict: while a job has a queued chunk and a free node that may take it, no job of a lower
+ * priority gets that node. Jobs that tie on priority and deadline (or both have none) share
+ * fairly: each free slot goes to the one with the fewest live leases, then the older, so two
+ * normal jobs submitted together both progress.
+ *
+ * Placement. A node is eligible for a job when it is accepting, not paused, has a free slot
+ * (slots − live leases), has one of the job's encoders, has a GPU if the job needs one, and has
+ * not failed this job's chunks `maxFailuresPerNode` times. The fastest eligible node for the
+ * job's preset (benchmark fps, missing = 0; then peerId) takes the next chunk, so a fast node
+ * with several slots takes several. A job's chunks go out in index order; paused and failed
+ * jobs get none.
+ *
+ * Leases and retries (one policy, in `retry`). A lease lasts `leaseMs` from when it was given
+ * or last renewed; it is live while now < expiresAt. A failure report, or an expiry swept by
+ * `expire`, counts one attempt and one failure against that node; a chunk that has failed
+ * `maxAttempts` times is failed, and so is its job. A lost node's leases go back without
+ * counting (the machine failed, not the chunk). A result from any lease ever given for a chunk
+ * is accepted while the chunk is not done (a slow worker's late but good segment); once done,
+ * the same lease again is 'duplicate' and any other is 'stale'.
+ */
+import { randomUUID } from 'node:crypto'
+import { z } from 'zod'
+
+export const PRIORITIES = ['low', 'normal', 'high', 'urgent'] as const
+export type Priority = typeof PRIORITIES[number]
+export type ChunkStatus = 'queued' | 'leased' | 'done' | 'failed'
+export type JobStatus = 'queued' | 'running' | 'done' | 'failed'
+
+export interface SchedChunk {
+  id: string
+  jobId: string
+  index: number
+  start: number
+  end: number
+  status: ChunkStatus
+  /** Leased: the holder. Done: who rendered it. Failed: the last node that tried. */
+  node?: string | undefined
+  leaseToken?: string | undefined
+  leaseExpiresMs?: number | undefined
+  /** The coordinator term the current lease was given in. */
+  term?: number | undefined
+  /** Failed attempts (failure reports and expired leases). */
+  attempts: number
+  framesDone: number
+  /** One entry per failure, so a node that failed twice appears twice. */
+  failedOn: string[]
+}
+
+export interface SchedJob {
+  id: string
+  priority: Priority
+  deadlineMs?: number | undefined
+  createdMs: number
+  preset: string
+  /** encoders a node must have, any one of them */
+  encoders: string[]
+  needsGpu: boolean
+  paused: boolean
+  chunks: SchedChunk[]
+}
+
+export interface SchedNode { peerId: string; slots: number; encoders: string[]; gpu: boolean; fps: Record<string, number>; accepting: boolean; paused: boolean }
+
+export interface Lease { jobId: string; chunkId: string; index: number; start: number; end: number; node: string; term: number; leaseToken: string; expiresAt: number }
+
+export interface JobInput {
+  id: string
+  priority: Priority
+  deadlineMs?: number | undefined
+  createdMs: number
+  preset: string
+  encoders: string[]
+  needsGpu: boolean
+  paused?: boolean | undefined
+  chunks: ReadonlyArray<{ id: string; index: number; start: number; end: number }>
+}
+
+export interface SchedulerOptions {
+  /** Lease length from when it is given or renewed. Default 15 000 ms. */
+  leaseMs?: number
+  /** Failed attempts after which a chunk (and its job) is failed. Default 3. */
+  maxAttempts?: number
+  /** Failures of a job's chunks after which a node gets no more of that job. Default 2. */
+  maxFailuresPerNode?: number
+  /** Lease tokens; must be unique. Default crypto.randomUUID. */
+  token?: () => string
+}
+
+export class SchedulerError extends Error {
+  override readonly name = 'SchedulerError'
+}
+
+interface Chunk extends SchedChunk {
+  /** Every lease ever given for this chunk (late results are accepted from any). */
+  history: Array<{ token: string; node: string }>
+  /** The token whose result made the chunk done. */
+  doneToken?: string | undefined
+}
+interface Job extends Omit<SchedJob, 'chunks'> { chunks: Chunk[] }
+interface Issued { job: Job; chunk: Chunk; node: string }
+
+const RANK: Record<Priority, number> = { urgent: 0, high: 1, normal: 2, low: 3 }
+const FORMAT = 'renderswarm.scheduler/1'
+
+const cmpStr = (a: string, b: string): number => a < b ? -1 : a > b ? 1 : 0
+const deadlineOf = (j: Job): number => j.deadlineMs ?? Number.POSITIVE_INFINITY
+const sameClass = (a: Job, b: Job): boolean => a.priority === b.priority && deadlineOf(a) === deadlineOf(b)
+function byOrder (a: Job, b: Job): number {
+  if (a.priority !== b.priority) return RANK[a.priority] - RANK[b.priority]
+  const da = deadlineOf(a); const db = deadlineOf(b)
+  if (da !== db) return da < db ? -1 : 1
+  return a.createdMs - b.createdMs || cmpStr(a.id, b.id)
+}
+
+/** Job status, derived from its chunks. */
+function statusOf (job: Job): JobStatus {
+  let done = 0
+  let started = false
+  for (const c of job.chunks) {
+    switch (c.status) {
+      case 'failed': return 'failed'
+      case 'done': done++; started = true; break
+      case 'leased': started = true; break
+      case 'queued': break
+    }
+  }
+  return done === job.chunks.length ? 'done' : started ? 'running' : 'queued'
+}
+
+function copyChunk (c: Chunk): SchedChunk {
+  const { history: _h, doneToken: _d, ...rest } = c
+  return { ...rest, failedOn: [...c.failedOn] }
+}
+function copyJob (j: Job): SchedJob {
+  return { ...j, encoders: [...j.encoders], chunks: j.chunks.map(copyChunk) }
+}
+function leaseOf (job: Job, c: Chunk): Lease {
+  return { jobId: job.id, chunkId: c.id, index: c.index, start: c.start, end: c.end, node: c.node!, term: c.term!, leaseToken: c.leaseToken!, expiresAt: c.leaseExpiresMs! }
+}
+function positiveInt (name: string, v: number | undefined, dflt: number): number {
+  const x = v ?? dflt
+  if (!Number.isInteger(x) || x < 1) throw new SchedulerError(`${name} must be a whole number ≥ 1 (got ${x})`)
+  return x
+}
+
+export class Scheduler {
+  readonly leaseMs: number
+  readonly maxAttempts: number
+  readonly maxFailuresPerNode: number
+  private readonly token: () => string
+  private readonly byId = new Map<string, Job>()
+  private readonly issued = new Map<string, Issued>()
+
+  constructor (opts: SchedulerOptions = {}) {
+    this.leaseMs = positiveInt('leaseMs', opts.leaseMs, 15_000)
+    this.maxAttempts = positiveInt('maxAttempts', opts.maxAttempts, 3)
+    this.maxFailuresPerNode = positiveInt('maxFailuresPerNode', opts.maxFailuresPerNode, 2)
+    this.token = opts.token ?? randomUUID
+  }
+
+  /** Adds a job with all its chunks queued. Throws on a duplicate id or a malformed job. */
+  addJob (input: JobInput): void {
+    const what = `adding job "${String(input.id).slice(0, 64)}"`
+    if (typeof input.id !== 'string' || input.id === '') throw new SchedulerError(`${what}: the id must be a non-empty string`)
+    if (this.byId.has(input.id)) throw new SchedulerError(`${what}: a job with this id already exists`)
+    if (!(PRIORITIES as readonly string[]).includes(input.priority)) throw new SchedulerError(`${what}: unknown priority "${String(input.priority)}"; choose one of ${PRIORITIES.join(', ')}`)
+    if (!Number.isFinite(input.createdMs)) throw new SchedulerError(`${what}: createdMs must be a number`)
+    if (input.deadlineMs !== undefined && !Number.isFinite(input.deadlineMs)) throw new SchedulerError(`${what}: deadlineMs must be a number`)
+    if (input.encoders.length === 0) throw new SchedulerError(`${what}: no encoders given, so no node could render it`)
+    if (input.chunks.length === 0) throw new SchedulerError(`${what}: it has no chunks`)
+    const ids = new Set<string>()
+    const indices = new Set<number>()
+    for (const c of input.chunks) {
+      if (typeof c.id !== 'string' || c.id === '' || ids.has(c.id)) throw new SchedulerError(`${what}: chunk ids must be non-empty and unique (got "${String(c.id)}")`)
+      if (!Number.isInteger(c.index) || c.index < 0 || indices.has(c.index)) throw new SchedulerError(`${what}: chunk indices must be unique whole numbers ≥ 0 (got ${c.index})`)
+      if (!Number.isInteger(c.start) || !Number.isInteger(c.end) || c.start < 0 || c.end <= c.start) throw new SchedulerError(`${what}: chunk "${c.id}" must span whole frames with start < end (got [${c.start}, ${c.end}))`)
+      ids.add(c.id); indices.add(c.index)
+    }
+    const chunks: Chunk[] = [...input.chunks].sort((a, b) => a.index - b.index).map((c) => ({
+      id: c.id, jobId: input.id, index: c.index, start: c.start, end: c.end, status: 'queued', attempts: 0, framesDone: 0, failedOn: [], history: []
+    }))
+    this.byId.set(input.id, {
+      id: input.id, priority: input.priority, deadlineMs: input.deadlineMs, createdMs: input.createdMs, preset: input.preset,
+      encoders: [...input.encoders], needsGpu: input.needsGpu, paused: input.paused === true, chunks
+    })
+  }
+
+  /** Cancels a job: forgets it and returns its live leases, so the caller can stop those nodes. */
+  removeJob (jobId: string): Lease[] {
+    const job = this.byId.get(jobId)
+    if (job === undefined) return []
+    const live = job.chunks.filter((c) => c.status === 'leased').map((c) => leaseOf(job, c))
+    for (const c of job.chunks) for (const h of c.history) this.issued.delete(h.token)
+    this.byId.delete(jobId)
+    return live
+  }
+
+  job (jobId: string): SchedJob | undefined {
+    const j = this.byId.get(jobId)
+    return j === undefined ? undefined : copyJob(j)
+  }
+
+  /** Copies of every job, in scheduling order (fair sharing within a class aside). */
+  jobs (): SchedJob[] {
+    return this.ordered().map(copyJob)
+  }
+
+  /** Live leases, optionally of one job or on one node. */
+  leases (filter: { jobId?: string; node?: string } = {}): Lease[] {
+    const out: Lease[] = []
+    for (const job of this.ordered()) {
+      if (filter.jobId !== undefined && job.id !== filter.jobId) continue
+      for (const c of job.chunks) if (c.status === 'leased' && (filter.node === undefined || c.node === filter.node)) out.push(leaseOf(job, c))
+    }
+    return out
+  }
+
+  /**
+   * Hands out as many new leases as free slots allow, by the rules above. Leases that have
+   * run out still hold their slot until `expire` sweeps them, so call that first.
+   */
+  assign (nodes: readonly SchedNode[], term: number, nowMs: number): Lease[] {
+    if (!Number.isInteger(term) || term < 0) throw new SchedulerError(`assigning chunks: term must be a whole number ≥ 0 (got ${term})`)
+    if (!Number.isFinite(nowMs)) throw new SchedulerError(`assigning chunks: nowMs must be a number (got ${nowMs})`)
+    const held = new Map<string, number>()
+    for (const job of this.byId.values()) for (const c of job.chunks) if (c.status === 'leased') held.set(c.node!, (held.get(c.node!) ?? 0) + 1)
+    const free = new Map<string, number>()
+    for (const n of nodes) {
+      if (free.has(n.peerId)) throw new SchedulerError(`assigning chunks: node ${n.peerId} is listed twice`)
+      free.set(n.peerId, n.accepting && !n.paused ? Math.floor(n.slots) - (held.get(n.peerId) ?? 0) : 0)
+    }
+    const order = this.ordered().filter((j) => !j.paused && statusOf(j) !== 'failed' && j.chunks.some((c) => c.status === 'queued'))
+    const live = new Map(order.map((j) => [j.id, j.chunks.filter((c) => c.status === 'leased').length]))
+    const excluded = new Map(order.map((j) => [j.id, this.excludedNodes(j)]))
+    // Nothing goes back to the queue during assign, so each job's next queued chunk only moves forward.
+    const cursor = new Map(order.map((j) => [j.id, 0]))
+    const nextQueued = (j: Job): Chunk | undefined => {
+      let i = cursor.get(j.id)!
+      while (i < j.chunks.length && j.chunks[i]!.status !== 'queued') i++
+      cursor.set(j.id, i)
+      return j.chunks[i]
+    }
+    const fpsOf = (n: SchedNode, j: Job): number => { const f = n.fps[j.preset]; return f !== undefined && Number.isFinite(f) ? f : 0 }
+    const bestNode = (j: Job): SchedNode | undefined => {
+      let best: SchedNode | undefined
+      for (const n of nodes) {
+        if ((free.get(n.peerId) ?? 0) < 1 || excluded.get(j.id)!.has(n.peerId)) continue
+        if (j.needsGpu && !n.gpu) continue
+        if (!j.encoders.some((e) => n.encoders.includes(e))) continue
+        if (best === undefined || fpsOf(n, j) > fpsOf(best, j) || (fpsOf(n, j) === fpsOf(best, j) && cmpStr(n.peerId, best.peerId) < 0)) best = n
+      }
+      return best
+    }
+    const out: Lease[] = []
+    for (;;) {
+      let pick: { job: Job; chunk: Chunk; node: SchedNode } | undefined
+      // Walk the classes in order; within the first class that can use a free slot, the job
+      // with the fewest live leases wins (ties: the earlier in order, i.e. the older).
+      for (let i = 0; i < order.length && pick === undefined;) {
+        let k = i
+        while (k < order.length && sameClass(order[i]!, order[k]!)) k++
+        for (let x = i; x < k; x++) {
+          const job = order[x]!
+          if (pick !== undefined && live.get(job.id)! >= live.get(pick.job.id)!) continue
+          const chunk = nextQueued(job)
+          const node = chunk === undefined ? undefined : bestNode(job)
+          if (chunk !== undefined && node !== undefined) pick = { job, chunk, node }
+        }
+        i = k
+      }
+      if (pick === undefined) return out
+      const { job, chunk, node } = pick
+      const token = this.token()
+      if (typeof token !== 'string' || token === '' || this.issued.has(token)) throw new SchedulerError(`assigning chunk ${chunk.id} of job ${job.id}: the token function returned an empty or reused token`)
+      Object.assign(chunk, { status: 'leased', node: node.peerId, leaseToken: token, leaseExpiresMs: nowMs + this.leaseMs, term, framesDone: 0 })
+      chunk.history.push({ token, node: node.peerId })
+      this.issued.set(token, { job, chunk, node: node.peerId })
+      free.set(node.peerId, free.get(node.peerId)! - 1)
+      live.set(job.id, live.get(job.id)! + 1)
+      out.push(leaseOf(job, chunk))
+    }
+  }
+
+  /** Progress on a live lease: extends it to now + leaseMs. False when the token is not live. */
+  renew (leaseToken: string, nowMs: number, framesDone?: number): boolean {
+    const hit = this.issued.get(leaseToken)
+    if (hit === undefined) return false
+    const c = hit.chunk
+    if (c.status !== 'leased' || c.leaseToken !== leaseToken || !(nowMs < c.leaseExpiresMs!)) return false
+    c.leaseExpiresMs = Math.max(c.leaseExpiresMs!, nowMs + this.leaseMs)
+    if (framesDone !== undefined && Number.isFinite(framesDone)) c.framesDone = Math.min(c.end - c.start, Math.max(0, Math.floor(framesDone)))
+    return true
+  }
+
+  /**
+   * A chunk's result. 'done' when accepted (from the current lease, or a late one from an
+   * earlier lease of this chunk while it is not done yet: any holder of the chunk since is
+   * refused from then on); 'duplicate' when the same lease reports again; 'stale' when the
+   * token was never given for this chunk, another lease's result was taken, or the chunk failed.
+   */
+  complete (chunkId: string, leaseToken: string): 'done' | 'duplicate' | 'stale' {
+    const hit = this.issued.get(leaseToken)
+    if (hit === undefined || hit.chunk.id !== chunkId) return 'stale'
+    const c = hit.chunk
+    if (c.status === 'done') return c.doneToken === leaseToken ? 'duplicate' : 'stale'
+    if (c.status === 'failed') return 'stale'
+    Object.assign(c, { status: 'done', node: hit.node, doneToken: leaseToken, leaseToken: undefined, leaseExpiresMs: undefined, term: undefined, framesDone: c.end - c.start })
+    return 'done'
+  }
+
+  /**
+   * A worker reports that its lease failed. 'requeued', or 'failed' when the chunk has now
+   * failed maxAttempts times (its job is then failed); 'stale' when the token is not the
+   * chunk's current lease. A report after expiresAt but before `expire` swept the lease counts
+   * the same (once), so the outcome does not depend on nowMs.
+   */
+  fail (chunkId: string, leaseToken: string, _nowMs: number): 'requeued' | 'failed' | 'stale' {
+    const hit = this.issued.get(leaseToken)
+    if (hit === undefined || hit.chunk.id !== chunkId) return 'stale'
+    const c = hit.chunk
+    if (c.status !== 'leased' || c.leaseToken !== leaseToken) return 'stale'
+    return this.retry(c) === 'failed' ? 'failed' : 'requeued'
+  }
+
+  /**
+   * A lease that never started (the worker refused it or could not be reached): the chunk goes
+   * back to the queue with no attempt counted. False when the token is not the chunk's current
+   * lease. The same node may be offered the chunk again on the next `assign`; a node that keeps
+   * refusing should be reported with `accepting: false` or `paused: true` until it recovers.
+   */
+  release (chunkId: string, leaseToken: string): boolean {
+    const hit = this.issued.get(leaseToken)
+    if (hit === undefined || hit.chunk.id !== chunkId || hit.chunk.status !== 'leased' || hit.chunk.leaseToken !== leaseToken) return false
+    Object.assign(hit.chunk, { status: 'queued', node: undefined, leaseToken: undefined, leaseExpiresMs: undefined, term: undefined, framesDone: 0 })
+    return true
+  }
+
+  /**
+   * Marks a queued chunk done without a lease: a chunk finished under an earlier coordinator,
+   * when rebuilding from job records. `jobId` may be left out only when the chunk id is unique
+   * across jobs. False when there is no such queued chunk.
+   */
+  markDone (chunkId: string, jobId?: string): boolean {
+    const found: Chunk[] = []
+    for (const job of this.byId.values()) {
+      if (jobId !== undefined && job.id !== jobId) continue
+      for (const c of job.chunks) if (c.id === chunkId) found.push(c)
+    }
+    if (found.length > 1) throw new SchedulerError(`marking chunk "${chunkId}" done: ${found.length} jobs have a chunk with this id; name the job`)
+    const c = found[0]
+    if (c === undefined || c.status !== 'queued') return false
+    Object.assign(c, { status: 'done', framesDone: c.end - c.start })
+    return true
+  }
+
+  /** Sweeps leases with expiresAt ≤ nowMs: each counts as a failure on its node. Returns the chunks (queued or failed). */
+  expire (nowMs: number): SchedChunk[] {
+    const out: SchedChunk[] = []
+    for (const job of this.ordered()) {
+      for (const c of job.chunks) {
+        if (c.status === 'leased' && c.leaseExpiresMs! <= nowMs) { this.retry(c); out.push(copyChunk(c)) }
+      }
+    }
+    return out
+  }
+
+  /** A node is gone (dead member, emergency stop): its leases go back to the queue at once, no attempt counted. */
+  nodeLost (peerId: string): SchedChunk[] {
+    const out: SchedChunk[] = []
+    for (const job of this.ordered()) {
+      for (const c of job.chunks) {
+        if (c.status !== 'leased' || c.node !== peerId) continue
+        Object.assign(c, { status: 'queued', node: undefined, leaseToken: undefined, leaseExpiresMs: undefined, term: undefined, framesDone: 0 })
+        out.push(copyChunk(c))
+      }
+    }
+    return out
+  }
+
+  /** A paused job keeps its live leases but gets no new ones. False when there is no such job. */
+  pauseJob (jobId: string): boolean { return this.setPaused(jobId, true) }
+  resumeJob (jobId: string): boolean { return this.setPaused(jobId, false) }
+
+  /** Live leases on a node. */
+  running (peerId: string): number {
+    let n = 0
+    for (const job of this.byId.values()) for (const c of job.chunks) if (c.status === 'leased' && c.node === peerId) n++
+    return n
+  }
+
+  /** 'failed' if any chunk failed, 'done' when every chunk is, 'running' once any was leased or done. */
+  jobStatus (jobId: string): JobStatus | undefined {
+    const j = this.byId.get(jobId)
+    return j === undefined ? undefined : statusOf(j)
+  }
+
+  /** Plain data for persistence and for a successor coordinator (options are not included). */
+  toJSON (): SchedulerSnapshot {
+    return {
+      format: FORMAT,
+      jobs: this.ordered().map((j) => ({ ...copyJob(j), chunks: j.chunks.map((c) => ({ ...copyChunk(c), history: c.history.map((h) => ({ ...h })), doneToken: c.doneToken })) }))
+    }
+  }
+
+  /** Rebuilds a scheduler from `toJSON()` output; throws SchedulerError on anything else. */
+  static fromJSON (data: unknown, opts: SchedulerOptions = {}): Scheduler {
+    const parsed = SnapshotSchema.safeParse(data)
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0]
+      throw new SchedulerError(`loading scheduler state: ${issue === undefined ? 'invalid' : `${issue.path.join('.') || '(root)'}: ${issue.message}`}`)
+    }
+    const s = new Scheduler(opts)
+    for (const j of parsed.data.jobs) {
+      const bad = (why: string): never => { throw new SchedulerError(`loading scheduler state: job "${j.id}": ${why}`) }
+      try { s.addJob(j) } catch (err) { bad((err as Error).message.replace(/^adding job "[^"]*": /, '')) }
+      const job = s.byId.get(j.id)!
+      for (const saved of j.chunks) {
+        const c = job.chunks.find((x) => x.id === saved.id)!
+        const tokens = saved.history.map((h) => h.token)
+        if (saved.jobId !== j.id) bad(`chunk "${saved.id}" names job "${saved.jobId}"`)
+        if (saved.framesDone > saved.end - saved.start) bad(`chunk "${saved.id}" has more frames done than it spans`)
+        const leased = saved.status === 'leased'
+        if (leased !== (saved.leaseToken !== undefined) || leased !== (saved.leaseExpiresMs !== undefined) || leased !== (saved.term !== undefined) || (leased && saved.node === undefined)) {
+          bad(`chunk "${saved.id}" must have a node, token, expiry and term exactly when it is leased`)
+        }
+        if (saved.leaseToken !== undefined && !saved.history.some((h) => h.token === saved.leaseToken && h.node === saved.node)) bad(`chunk "${saved.id}": its lease is not in its history`)
+        if (saved.doneToken !== undefined && (saved.status !== 'done' || !tokens.includes(saved.doneToken))) bad(`chunk "${saved.id}": a done token on a chunk that is not done, or not in its history`)
+        Object.assign(c, { ...saved, failedOn: [...saved.failedOn], history: saved.history.map((h) => ({ ...h })) })
+        for (const h of saved.history) {
+          if (s.issued.has(h.token)) bad(`lease token "${h.token}" appears twice`)
+          s.issued.set(h.token, { job, chunk: c, node: h.node })
+        }
+      }
+    }
+    return s
+  }
+
+  private ordered (): Job[] {
+    return [...this.byId.values()].sort(byOrder)
+  }
+
+  /** Nodes that failed this job's chunks maxFailuresPerNode times. */
+  private excludedNodes (job: Job): Set<string> {
+    const count = new Map<string, number>()
+    for (const c of job.chunks) for (const n of c.failedOn) count.set(n, (count.get(n) ?? 0) + 1)
+    return new Set([...count].filter(([, k]) => k >= this.maxFailuresPerNode).map(([n]) => n))
+  }
+
+  /** The retry policy: one failed attempt of a leased chunk, charged to its node. */
+  private retry (c: Chunk): ChunkStatus {
+    c.attempts++
+    c.failedOn.push(c.node!)
+    const failed = c.attempts >= this.maxAttempts
+    Object.assign(c, { status: failed ? 'failed' : 'queued', node: failed ? c.node : undefined, leaseToken: undefined, leaseExpiresMs: undefined, term: undefined, framesDone: 0 })
+    return c.status
+  }
+
+  private setPaused (jobId: string, paused: boolean): boolean {
+    const j = this.byId.get(jobId)
+    if (j === undefined) return false
+    j.paused = paused
+    return true
+  }
+}
+
+const int = z.number().int().nonnegative()
+const str = z.string().min(1).max(200)
+const ChunkSnapshotSchema = z.object({
+  id: str,
+  jobId: str,
+  index: int,
+  start: int,
+  end: int,
+  status: z.enum(['queued', 'leased', 'done', 'failed']),
+  node: str.optional(),
+  leaseToken: str.optional(),
+  leaseExpiresMs: z.number().finite().optional(),
+  term: int.optional(),
+  attempts: int,
+  framesDone: int,
+  failedOn: z.array(str),
+  history: z.array(z.object({ token: str, node: str }).strict()),
+  doneToken: str.optional()
+}).strict()
+const JobSnapshotSchema = z.object({
+  id: str,
+  priority: z.enum(PRIORITIES),
+  deadlineMs: z.number().finite().optional(),
+  createdMs: z.number().finite(),
+  preset: z.string().max(200),
+  encoders: z.array(str).min(1),
+  needsGpu: z.boolean(),
+  paused: z.boolean(),
+  chunks: z.array(ChunkSnapshotSchema).min(1)
+}).strict()
+const SnapshotSchema = z.object({ format: z.literal(FORMAT), jobs: z.array(JobSnapshotSchema) }).strict()
+export type SchedulerSnapshot = z.infer<typeof SnapshotSchema>

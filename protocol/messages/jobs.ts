@@ -1,0 +1,155 @@
+/**
+ * Messages of distributed rendering: what an owner submits, what the coordinator leases,
+ * what workers report, and the job record every member keeps a copy of.
+ *
+ *   // owner → coordinator on '/renderswarm/submit/1' (one request, one reply)
+ *   await node.request(coordinator, PROTOCOLS.submit, { type: 'submit', job }, SubmitReplySchema)
+ *   // coordinator → worker on '/renderswarm/chunk/1'
+ *   await node.request(worker, PROTOCOLS.chunk, { type: 'lease', term, lease }, LeaseReplySchema)
+ *   // coordinator → every member on '/renderswarm/status/1'
+ *   await node.request(member, PROTOCOLS.status, { type: 'job', term, record }, AckSchema)
+ *
+ * A job never carries ffmpeg arguments, filters, paths or URLs: a timeline snapshot (assets
+ * by sha256), a preset name and scheduling fields. Every message from the coordinator names
+ * its term; a member refuses a term older than the newest it has seen ('stale-term').
+ * Within major 1 fields are only added as optional; enums only grow at the end.
+ */
+import { z } from 'zod'
+import { TimelineSnapshotSchema } from '../timeline.ts'
+import { peerId } from './membership.ts'
+
+export const PRIORITY_NAMES = ['low', 'normal', 'high', 'urgent'] as const
+export const JOB_STATUSES = ['queued', 'running', 'joining', 'done', 'failed', 'cancelled'] as const
+export const CHUNK_STATUSES = ['queued', 'leased', 'done', 'failed'] as const
+
+const ID = /^[A-Za-z0-9_-]{1,64}$/
+const SHA = /^[0-9a-f]{64}$/
+const NO_CONTROL = /^[^\u0000-\u001f\u007f]*$/
+export const id = z.string().regex(ID, 'must be 1–64 letters, digits, "-" or "_"')
+export const sha256 = z.string().regex(SHA, 'must be 64 lowercase hex digits')
+const text = (max: number) => z.string().max(max, `must be at most ${max} characters`).regex(NO_CONTROL, 'must not contain control characters')
+const count = (max = Number.MAX_SAFE_INTEGER) => z.number().int('must be a whole number').nonnegative('must not be negative').max(max, `must be at most ${max}`)
+const term = count()
+const epochMs = count()
+const rational = z.object({ num: z.number().int().positive().max(1_000_000), den: z.number().int().positive().max(1_000_000) }).strict()
+
+/** What the owner probed of each asset: every worker compiles from the same facts. */
+export const MediaInfoSchema = z.object({
+  video: z.object({ width: count(16384), height: count(16384), fps: rational, frames: count() }).strict().optional(),
+  audio: z.object({ sampleRate: count(768000), channels: count(64), seconds: z.number().nonnegative().max(1e7) }).strict().optional()
+}).strict()
+
+export const AssetRefSchema = z.object({ sha256, size: count() }).strict()
+
+export const JobSpecSchema = z.object({
+  id,
+  owner: peerId,
+  name: text(200),
+  user: text(64),
+  preset: z.enum(['ffv1', 'h264', 'hevc', 'prores']),
+  priority: z.enum(PRIORITY_NAMES),
+  deadlineMs: epochMs.optional(),
+  maxCost: z.number().nonnegative().max(1e7).optional(),
+  createdMs: epochMs,
+  timeline: TimelineSnapshotSchema,
+  media: z.record(sha256, MediaInfoSchema).refine((m) => Object.keys(m).length <= 4096, 'at most 4096 assets'),
+  assets: z.array(AssetRefSchema).max(4096)
+}).strict()
+export type JobSpec = z.infer<typeof JobSpecSchema>
+
+export const ChunkRecordSchema = z.object({
+  id,
+  index: count(100_000),
+  start: count(),
+  end: count(),
+  status: z.enum(CHUNK_STATUSES),
+  node: peerId.optional(),
+  attempts: count(1000),
+  framesDone: count(),
+  sha256: sha256.optional(),
+  startedMs: epochMs.optional(),
+  endedMs: epochMs.optional()
+}).strict()
+export type ChunkRecord = z.infer<typeof ChunkRecordSchema>
+
+export const EstimateSchema = z.object({
+  seconds: z.object({ low: z.number().nonnegative(), expected: z.number().nonnegative(), high: z.number().nonnegative() }).strict(),
+  cost: z.object({ low: z.number().nonnegative(), expected: z.number().nonnegative(), high: z.number().nonnegative(), currency: z.literal('USD') }).strict(),
+  nodes: count(100_000),
+  completionAt: z.string().max(40),
+  chunks: count(100_000),
+  framesPerSecond: z.number().nonnegative()
+}).strict()
+
+/** The record every member keeps (spec M8): enough for a successor coordinator to go on. */
+export const JobRecordSchema = z.object({
+  spec: JobSpecSchema,
+  status: z.enum(JOB_STATUSES),
+  chunks: z.array(ChunkRecordSchema).max(100_000),
+  estimate: EstimateSchema.optional(),
+  error: text(500).optional(),
+  startedMs: epochMs.optional(),
+  completedMs: epochMs.optional(),
+  framesDone: count(),
+  fps: z.number().nonnegative().max(1e6),
+  actualCost: z.number().nonnegative().max(1e9),
+  updatedMs: epochMs
+}).strict()
+export type JobRecord = z.infer<typeof JobRecordSchema>
+
+export const LeaseSchema = z.object({
+  jobId: id,
+  chunkId: id,
+  index: count(100_000),
+  start: count(),
+  end: count(),
+  term,
+  leaseToken: id,
+  expiresAt: epochMs
+}).strict()
+export type LeaseMsg = z.infer<typeof LeaseSchema>
+
+/** Requests a coordinator serves on '/renderswarm/submit/1' (from owners, workers and CLIs' agents). */
+export const CoordinatorRequestSchema = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('submit'), job: JobSpecSchema }).strict(),
+  z.object({ type: z.literal('estimate'), job: JobSpecSchema }).strict(),
+  z.object({ type: z.literal('cancel'), jobId: id }).strict(),
+  z.object({ type: z.literal('get-job'), jobId: id }).strict(),
+  z.object({ type: z.literal('progress'), term, jobId: id, chunkId: id, leaseToken: id, framesDone: count(), fps: z.number().nonnegative().max(1e6) }).strict(),
+  z.object({ type: z.literal('chunk-done'), term, jobId: id, chunkId: id, leaseToken: id, sha256, frames: count() }).strict(),
+  z.object({ type: z.literal('chunk-failed'), term, jobId: id, chunkId: id, leaseToken: id, error: text(500) }).strict(),
+  /** The owner has joined, validated and written the output (or failed to). */
+  z.object({ type: z.literal('job-finished'), jobId: id, ok: z.boolean(), error: text(500).optional() }).strict(),
+  z.object({ type: z.literal('pause'), peerId: peerId.optional(), all: z.boolean().optional(), paused: z.boolean() }).strict(),
+  z.object({ type: z.literal('emergency-stop') }).strict()
+])
+export type CoordinatorRequest = z.infer<typeof CoordinatorRequestSchema>
+
+/** Messages a worker serves on '/renderswarm/chunk/1' (from the coordinator). */
+export const WorkerRequestSchema = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('lease'), lease: LeaseSchema }).strict(),
+  z.object({ type: z.literal('cancel'), term, jobId: id }).strict(),
+  z.object({ type: z.literal('stop-all'), term }).strict()
+])
+export type WorkerRequest = z.infer<typeof WorkerRequestSchema>
+
+/** What the coordinator pushes to every member on '/renderswarm/status/1'. */
+export const StatusPushSchema = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('job'), term, record: JobRecordSchema }).strict(),
+  z.object({ type: z.literal('progress'), term, jobId: id, framesDone: count(), frames: count(), fps: z.number().nonnegative().max(1e6), chunks: z.array(z.object({ id, status: z.enum(CHUNK_STATUSES), node: peerId.optional(), framesDone: count() }).strict()).max(100_000) }).strict(),
+  z.object({ type: z.literal('paused'), term, peers: z.array(peerId).max(10_000) }).strict()
+])
+export type StatusPush = z.infer<typeof StatusPushSchema>
+
+/** Messages of '/renderswarm/election/1'. */
+export const ElectionMessageSchema = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('vote'), term, candidate: peerId }).strict(),
+  z.object({ type: z.literal('leader'), term, leader: peerId }).strict()
+])
+export const VoteReplySchema = z.object({ granted: z.boolean(), term, reason: text(200).optional() }).strict()
+
+export const AckSchema = z.object({ ok: z.literal(true) }).strict().or(z.null())
+export const SubmitReplySchema = z.object({ record: JobRecordSchema }).strict()
+export const EstimateReplySchema = z.object({ estimate: EstimateSchema }).strict()
+export const JobReplySchema = z.object({ record: JobRecordSchema.optional() }).strict()
+export const LeaseReplySchema = z.object({ accepted: z.boolean(), reason: text(200).optional() }).strict()

@@ -1,0 +1,162 @@
+import { describe, expect, it } from 'vitest'
+import { checkMaxCost, chunkCount, CostExceededError, estimate, EstimateError, jobFps, MAX_CHUNKS, type Estimate, type EstimateInput, type EstimateNode } from '../../coordinator/estimate.ts'
+
+const NOW = Date.UTC(2025, 0, 1)
+function node (peerId: string, over: Partial<EstimateNode> = {}): EstimateNode {
+  return { peerId, fps: { h264: 60 }, slots: 1, costPerHour: 0, accepting: true, ...over }
+}
+/** A at 60 fps ($3.60/h), B at 30 fps ($0.036/h), and two nodes that must not count. */
+const FARM: EstimateNode[] = [
+  node('A', { costPerHour: 3.6 }),
+  node('B', { fps: { h264: 30 }, costPerHour: 0.036, slots: 4 }),
+  node('busy', { fps: { h264: 1000 }, costPerHour: 100, accepting: false }),
+  node('proresOnly', { fps: { prores: 500 }, costPerHour: 100 })
+]
+const input = (over: Partial<EstimateInput> = {}): EstimateInput => ({ frames: 900, width: 1280, height: 720, preset: 'h264', nodes: FARM, nowMs: NOW, ...over })
+
+describe('jobFps', () => {
+  it('scales the 1280x720 benchmark by pixel count', () => {
+    expect(jobFps(60, 1280, 720)).toBe(60)
+    expect(jobFps(60, 640, 360)).toBe(240)
+    expect(jobFps(60, 1920, 1080)).toBeCloseTo(26.6667, 4)
+    expect(jobFps(60, 3840, 2160)).toBeCloseTo(6.6667, 4)
+  })
+  it('is 0 without a benchmark and refuses a nonsense frame size', () => {
+    expect(jobFps(0, 1920, 1080)).toBe(0)
+    expect(jobFps(-5, 1920, 1080)).toBe(0)
+    expect(jobFps(Number.NaN, 1920, 1080)).toBe(0)
+    expect(() => jobFps(60, 0, 1080)).toThrow(EstimateError)
+    expect(() => jobFps(60, 1920.5, 1080)).toThrow(/frame size/)
+  })
+})
+
+describe('estimate', () => {
+  it('splits frames across usable nodes by speed, adds chunk overhead and the join', () => {
+    const est = estimate(input())
+    // 900 frames at 60 + 30 fps = 10 s; 2 chunks (one per node) × 0.3 s / 2 nodes; + 1 s join.
+    expect(est.seconds).toEqual({ low: 9.605, expected: 11.3, high: 14.69 })
+    expect(est.nodes).toBe(2)
+    expect(est.chunks).toBe(2)
+    expect(est.framesPerSecond).toBe(90)
+    expect(est.completionAt).toBe('2025-01-01T00:00:11.300Z')
+    // One node alone: 900 / 60 = 15 s (+ 0.3 + 1), so B's half speed cuts 5 s, not half.
+    expect(estimate(input({ nodes: [FARM[0]!] })).seconds.expected).toBe(16.3)
+  })
+
+  it('does not multiply a node’s speed by its slots', () => {
+    const one = estimate(input({ nodes: FARM.map((n) => ({ ...n, slots: 1 })) }))
+    const many = estimate(input({ nodes: FARM.map((n) => ({ ...n, slots: 8 })) }))
+    expect(many).toEqual(one)
+    expect(() => estimate(input({ nodes: [node('A', { slots: 0 })] }))).toThrow(EstimateError)
+  })
+
+  it('runs slower on bigger frames', () => {
+    const est = estimate(input({ width: 1920, height: 1080 }))
+    // 26.67 + 13.33 = 40 fps → 22.5 s; still 2 chunks.
+    expect(est.framesPerSecond).toBe(40)
+    expect(est.seconds.expected).toBe(23.8)
+  })
+
+  it('prices every used node for the whole run, rounded to a millionth of a dollar', () => {
+    const est = estimate(input())
+    // (3.6 + 0.036) $/h × 11.3 s / 3600 = 0.0114130…
+    expect(est.cost).toEqual({ low: 0.009701, expected: 0.011413, high: 0.014837, currency: 'USD' })
+    const free = estimate(input({ nodes: [node('local', { costPerHour: 0 })] }))
+    expect(free.cost.expected).toBe(0)
+  })
+
+  it('puts only as many nodes to work as there are chunks', () => {
+    // One frame: one chunk, on the fastest node; B is neither timed nor billed.
+    const est = estimate(input({ frames: 1 }))
+    expect(est.chunks).toBe(1)
+    expect(est.nodes).toBe(1)
+    expect(est.seconds.expected).toBe(1.317) // 1/60 + 0.3 + 1
+    expect(est.cost.expected).toBe(Math.round(3.6 * 1.317 / 3600 * 1e6) / 1e6)
+    // A GOP longer than the timeline: one chunk too.
+    expect(estimate(input({ align: 1000 })).nodes).toBe(1)
+  })
+
+  it('honours the overhead, join and target options', () => {
+    const est = estimate(input({ chunkOverheadSeconds: 0, joinSeconds: 0 }))
+    expect(est.seconds.expected).toBe(10)
+    const small = estimate(input({ frames: 9000, targetChunkSeconds: 10, chunkOverheadSeconds: 1, joinSeconds: 0 }))
+    // median 45 fps × 10 s = 450 frames a chunk → 20 chunks, 10 per node: 100 s + 10 s.
+    expect(small.chunks).toBe(20)
+    expect(small.seconds.expected).toBe(110)
+  })
+
+  it('names the preset when no accepting node can render it', () => {
+    expect(() => estimate(input({ preset: 'hevc' }))).toThrow(EstimateError)
+    expect(() => estimate(input({ preset: 'hevc' }))).toThrow(/preset "hevc"/)
+    expect(() => estimate(input({ nodes: [FARM[2]!] }))).toThrow(/preset "h264"/)
+    expect(() => estimate(input({ nodes: [] }))).toThrow(EstimateError)
+  })
+
+  it('refuses nonsense input', () => {
+    expect(() => estimate(input({ frames: 0 }))).toThrow(/frames/)
+    expect(() => estimate(input({ width: -1 }))).toThrow(/frame size/)
+    expect(() => estimate(input({ nodes: [node('A', { costPerHour: -1 })] }))).toThrow(/costPerHour/)
+    expect(() => estimate(input({ chunkOverheadSeconds: -1 }))).toThrow(/chunkOverheadSeconds/)
+    expect(() => estimate(input({ nowMs: Number.NaN }))).toThrow(/nowMs/)
+  })
+})
+
+describe('checkMaxCost', () => {
+  const est = estimate(input())
+  const priced = (expected: number): Estimate => ({ ...est, cost: { ...est.cost, expected } })
+
+  it('throws CostExceededError naming both figures in USD', () => {
+    let err: unknown
+    try { checkMaxCost(est, 0.01) } catch (e) { err = e }
+    expect(err).toBeInstanceOf(CostExceededError)
+    const ce = err as CostExceededError
+    expect(ce.code).toBe('cost-exceeded')
+    expect(ce.maxCost).toBe(0.01)
+    expect(ce.estimate).toBe(est)
+    // Enough decimals that the figures differ on screen.
+    expect(ce.message).toMatch(/\$0\.011 USD .*\$0\.010 USD/)
+    expect(() => checkMaxCost(priced(12.5), 10)).toThrow(/\$12\.50 USD exceeds the job's maximum of \$10\.00 USD/)
+  })
+
+  it('passes at or under the limit, or without one', () => {
+    expect(() => checkMaxCost(est, undefined)).not.toThrow()
+    expect(() => checkMaxCost(est, 0.011413)).not.toThrow()
+    expect(() => checkMaxCost(est, 1)).not.toThrow()
+    expect(() => checkMaxCost(priced(0), 0)).not.toThrow()
+    expect(() => checkMaxCost(est, Number.NaN)).toThrow(EstimateError)
+  })
+})
+
+describe('chunkCount', () => {
+  it('aims for chunks of targetChunkSeconds on a median node', () => {
+    expect(chunkCount({ frames: 9000, fpsPerNode: [30, 30, 30] })).toBe(10) // 900 frames a chunk
+    expect(chunkCount({ frames: 9001, fpsPerNode: [30, 30, 30] })).toBe(11)
+    expect(chunkCount({ frames: 9000, fpsPerNode: [30], targetChunkSeconds: 10 })).toBe(30)
+    // The median, not the mean: one very fast machine does not make chunks huge.
+    expect(chunkCount({ frames: 9000, fpsPerNode: [10, 20, 40, 1000] })).toBe(10) // median 30
+    expect(chunkCount({ frames: 9000, fpsPerNode: [10, 30, 1000] })).toBe(10)
+  })
+
+  it('gives every usable node at least one chunk', () => {
+    expect(chunkCount({ frames: 3000, fpsPerNode: Array.from({ length: 100 }, () => 100) })).toBe(100)
+    expect(chunkCount({ frames: 600, fpsPerNode: [500, 500, 500] })).toBe(3)
+  })
+
+  it('never makes more chunks than frames / align, nor fewer than one', () => {
+    expect(chunkCount({ frames: 2, fpsPerNode: [1, 1, 1, 1, 1] })).toBe(2) // tiny timeline
+    expect(chunkCount({ frames: 1, fpsPerNode: [0.001] })).toBe(1)
+    expect(chunkCount({ frames: 600, fpsPerNode: [1] })).toBe(20)
+    expect(chunkCount({ frames: 600, fpsPerNode: [1], align: 60 })).toBe(10) // whole GOPs
+    expect(chunkCount({ frames: 30, fpsPerNode: [1, 1], align: 60 })).toBe(1) // GOP longer than the timeline
+    expect(chunkCount({ frames: 10_000_000, fpsPerNode: [0.01] })).toBe(MAX_CHUNKS)
+  })
+
+  it('ignores nodes without a speed and refuses nonsense', () => {
+    expect(chunkCount({ frames: 9000, fpsPerNode: [0, -1, Number.NaN, 30] })).toBe(10)
+    expect(() => chunkCount({ frames: 9000, fpsPerNode: [0] })).toThrow(EstimateError)
+    expect(() => chunkCount({ frames: 0, fpsPerNode: [30] })).toThrow(/frames/)
+    expect(() => chunkCount({ frames: 10.5, fpsPerNode: [30] })).toThrow(/frames/)
+    expect(() => chunkCount({ frames: 10, fpsPerNode: [30], align: 0 })).toThrow(/alignment/)
+    expect(() => chunkCount({ frames: 10, fpsPerNode: [30], targetChunkSeconds: 0 })).toThrow(/targetChunkSeconds/)
+  })
+})

@@ -1,0 +1,442 @@
+import { describe, expect, it } from 'vitest'
+import { Scheduler, SchedulerError, type JobInput, type Lease, type SchedNode, type SchedulerOptions } from '../../coordinator/scheduler.ts'
+
+/** A scheduler with predictable tokens t1, t2, … */
+function mk (opts: SchedulerOptions = {}): Scheduler {
+  let i = 0
+  return new Scheduler({ leaseMs: 1000, token: () => `t${++i}`, ...opts })
+}
+function chunks (jobId: string, n: number, frames = 10): JobInput['chunks'] {
+  return Array.from({ length: n }, (_, i) => ({ id: `${jobId}-c${i}`, index: i, start: i * frames, end: (i + 1) * frames }))
+}
+function job (id: string, over: Partial<JobInput> = {}): JobInput {
+  return { id, priority: 'normal', createdMs: 0, preset: 'h264', encoders: ['libx264'], needsGpu: false, chunks: chunks(id, 4), ...over }
+}
+function node (peerId: string, over: Partial<SchedNode> = {}): SchedNode {
+  return { peerId, slots: 1, encoders: ['libx264'], gpu: false, fps: { h264: 100 }, accepting: true, paused: false, ...over }
+}
+const who = (leases: Lease[]): string[] => leases.map((l) => `${l.chunkId}@${l.node}`)
+
+describe('Scheduler: order', () => {
+  it('leases an urgent job first even when it was submitted last', () => {
+    const s = mk()
+    s.addJob(job('low', { priority: 'low', createdMs: 1 }))
+    s.addJob(job('normal', { priority: 'normal', createdMs: 2 }))
+    s.addJob(job('high', { priority: 'high', createdMs: 3 }))
+    s.addJob(job('urgent', { priority: 'urgent', createdMs: 4, chunks: chunks('urgent', 2) }))
+    expect(s.jobs().map((j) => j.id)).toEqual(['urgent', 'high', 'normal', 'low'])
+    expect(who(s.assign([node('A')], 1, 0))).toEqual(['urgent-c0@A'])
+    // Strict across levels: urgent's last chunk, then all of high, before normal or low.
+    expect(who(s.assign([node('A', { slots: 6 })], 1, 0))).toEqual(['urgent-c1@A', 'high-c0@A', 'high-c1@A', 'high-c2@A', 'high-c3@A'])
+    expect(s.jobStatus('normal')).toBe('queued')
+    expect(s.jobStatus('low')).toBe('queued')
+  })
+
+  it('orders by deadline within a priority (earliest first, none last), and priority beats deadline', () => {
+    const s = mk()
+    s.addJob(job('none', { createdMs: 0 }))
+    s.addJob(job('late', { createdMs: 1, deadlineMs: 5000 }))
+    s.addJob(job('soon', { createdMs: 2, deadlineMs: 3000 }))
+    s.addJob(job('highNoDeadline', { createdMs: 3, priority: 'high' }))
+    expect(s.jobs().map((j) => j.id)).toEqual(['highNoDeadline', 'soon', 'late', 'none'])
+    s.pauseJob('highNoDeadline')
+    // Different deadlines are not a fair-share class: 'soon' takes every slot it can use.
+    expect(who(s.assign([node('A', { slots: 5 })], 1, 0))).toEqual(['soon-c0@A', 'soon-c1@A', 'soon-c2@A', 'soon-c3@A', 'late-c0@A'])
+  })
+
+  it('breaks remaining ties by age, then id', () => {
+    const s = mk()
+    s.addJob(job('b', { createdMs: 5 }))
+    s.addJob(job('z', { createdMs: 1 }))
+    s.addJob(job('a', { createdMs: 5 }))
+    expect(s.jobs().map((j) => j.id)).toEqual(['z', 'a', 'b'])
+  })
+
+  it('shares slots fairly between jobs of the same class', () => {
+    const s = mk()
+    s.addJob(job('old', { createdMs: 0 }))
+    s.addJob(job('new', { createdMs: 10 }))
+    expect(who(s.assign([node('A', { slots: 4 })], 1, 0))).toEqual(['old-c0@A', 'new-c0@A', 'old-c1@A', 'new-c1@A'])
+  })
+
+  it('gives the next slots to the job with fewer live leases', () => {
+    const s = mk()
+    s.addJob(job('first', { createdMs: 0, chunks: chunks('first', 6) }))
+    expect(s.assign([node('A', { slots: 3 })], 1, 0)).toHaveLength(3)
+    s.addJob(job('second', { createdMs: 5 }))
+    const more = s.assign([node('A', { slots: 3 }), node('B', { slots: 3 })], 1, 0)
+    // second catches up to 3 live leases before first gets another.
+    expect(more.map((l) => l.jobId)).toEqual(['second', 'second', 'second'])
+    expect(s.leases({ jobId: 'first' })).toHaveLength(3)
+    expect(s.leases({ jobId: 'second' })).toHaveLength(3)
+  })
+
+  it('shares fairly between jobs with the same deadline', () => {
+    const s = mk()
+    s.addJob(job('x', { deadlineMs: 100 }))
+    s.addJob(job('y', { deadlineMs: 100, createdMs: 1 }))
+    expect(s.assign([node('A', { slots: 2 })], 1, 0).map((l) => l.jobId)).toEqual(['x', 'y'])
+  })
+
+  it('lets a lower job use nodes the higher job cannot use', () => {
+    const s = mk()
+    s.addJob(job('gpuJob', { priority: 'urgent', needsGpu: true }))
+    s.addJob(job('cpuJob', { priority: 'low' }))
+    expect(who(s.assign([node('cpu'), node('gpu', { gpu: true })], 1, 0))).toEqual(['gpuJob-c0@gpu', 'cpuJob-c0@cpu'])
+  })
+})
+
+describe('Scheduler: placement', () => {
+  it('matches GPU and encoder needs, and skips paused or non-accepting nodes', () => {
+    const s = mk()
+    s.addJob(job('g', { needsGpu: true, encoders: ['h264_nvenc'] }))
+    const nodes = [
+      node('cpu', { encoders: ['libx264', 'h264_nvenc'] }), // has the encoder but no GPU
+      node('gpuNoEnc', { gpu: true, encoders: ['libx264'] }), // GPU but not the encoder
+      node('busy', { gpu: true, encoders: ['h264_nvenc'], accepting: false }),
+      node('paused', { gpu: true, encoders: ['h264_nvenc'], paused: true }),
+      node('ok', { gpu: true, encoders: ['hevc_nvenc', 'h264_nvenc'], fps: {} })
+    ]
+    expect(who(s.assign(nodes, 1, 0))).toEqual(['g-c0@ok'])
+    expect(s.assign(nodes, 1, 0)).toEqual([])
+  })
+
+  it('accepts any one of the job encoders', () => {
+    const s = mk()
+    s.addJob(job('j', { encoders: ['h264_nvenc', 'libx264'] }))
+    expect(who(s.assign([node('A', { encoders: ['libx264'] })], 1, 0))).toEqual(['j-c0@A'])
+  })
+
+  it('gives the next chunk to the fastest free node for the preset, missing fps last, ties by peerId', () => {
+    const s = mk()
+    s.addJob(job('j', { chunks: chunks('j', 5) }))
+    const nodes = [node('nofps', { fps: { prores: 500 } }), node('slow', { fps: { h264: 10 } }), node('fastB', { fps: { h264: 90 } }), node('fastA', { fps: { h264: 90 } })]
+    expect(who(s.assign(nodes, 1, 0))).toEqual(['j-c0@fastA', 'j-c1@fastB', 'j-c2@slow', 'j-c3@nofps'])
+  })
+
+  it('fills a fast node with several slots before a slower one', () => {
+    const s = mk()
+    s.addJob(job('j', { chunks: chunks('j', 5) }))
+    const nodes = [node('slow', { slots: 2, fps: { h264: 10 } }), node('fast', { slots: 3, fps: { h264: 50 } })]
+    expect(who(s.assign(nodes, 1, 0))).toEqual(['j-c0@fast', 'j-c1@fast', 'j-c2@fast', 'j-c3@slow', 'j-c4@slow'])
+    expect(s.running('fast')).toBe(3)
+    expect(s.running('slow')).toBe(2)
+  })
+
+  it('never exceeds a node’s slots across calls', () => {
+    const s = mk()
+    s.addJob(job('j', { chunks: chunks('j', 8) }))
+    const nodes = [node('A', { slots: 2 })]
+    expect(s.assign(nodes, 1, 0)).toHaveLength(2)
+    expect(s.assign(nodes, 1, 10)).toEqual([])
+    expect(s.assign([node('A', { slots: 3 })], 1, 20)).toHaveLength(1)
+    expect(s.running('A')).toBe(3)
+  })
+
+  it('gives a paused job no new leases until resumed', () => {
+    const s = mk()
+    s.addJob(job('j'))
+    expect(s.pauseJob('j')).toBe(true)
+    expect(s.job('j')!.paused).toBe(true)
+    expect(s.assign([node('A')], 1, 0)).toEqual([])
+    expect(s.resumeJob('j')).toBe(true)
+    expect(s.assign([node('A')], 1, 0)).toHaveLength(1)
+    expect(s.pauseJob('nope')).toBe(false)
+  })
+
+  it('fills a lease: token, expiry, term, chunk range; and records it on the chunk', () => {
+    const s = mk({ leaseMs: 15_000 })
+    s.addJob(job('j'))
+    const [l] = s.assign([node('A')], 7, 1000)
+    expect(l).toEqual({ jobId: 'j', chunkId: 'j-c0', index: 0, start: 0, end: 10, node: 'A', term: 7, leaseToken: 't1', expiresAt: 16_000 })
+    const c = s.job('j')!.chunks[0]!
+    expect(c).toMatchObject({ status: 'leased', node: 'A', leaseToken: 't1', leaseExpiresMs: 16_000, term: 7 })
+    expect(s.jobStatus('j')).toBe('running')
+  })
+
+  it('leases chunks in index order even when added out of order', () => {
+    const s = mk()
+    s.addJob(job('j', { chunks: [{ id: 'b', index: 1, start: 10, end: 20 }, { id: 'a', index: 0, start: 0, end: 10 }] }))
+    expect(s.assign([node('A', { slots: 2 })], 1, 0).map((l) => l.chunkId)).toEqual(['a', 'b'])
+  })
+
+  it('refuses a bad term, a node listed twice and a token function that repeats itself', () => {
+    const s = new Scheduler({ token: () => 'same' })
+    s.addJob(job('j'))
+    expect(() => s.assign([node('A')], -1, 0)).toThrow(/term/)
+    expect(() => s.assign([node('A'), node('A')], 1, 0)).toThrow(/listed twice/)
+    expect(s.assign([node('A')], 1, 0)).toHaveLength(1)
+    expect(() => s.assign([node('B')], 1, 0)).toThrow(/reused token/)
+  })
+})
+
+describe('Scheduler: leases', () => {
+  it('renews a live lease and records progress; refuses unknown, expired and superseded tokens', () => {
+    const s = mk()
+    s.addJob(job('j'))
+    const [l] = s.assign([node('A')], 1, 0)
+    expect(s.renew(l!.leaseToken, 500, 4)).toBe(true)
+    expect(s.job('j')!.chunks[0]).toMatchObject({ leaseExpiresMs: 1500, framesDone: 4 })
+    expect(s.renew(l!.leaseToken, 600, 999)).toBe(true)
+    expect(s.job('j')!.chunks[0]!.framesDone).toBe(10) // clamped to the chunk's length
+    expect(s.renew('nope', 700)).toBe(false)
+    expect(s.renew(l!.leaseToken, 1600)).toBe(false) // ran out at 1600, not swept yet
+    expect(s.job('j')!.chunks[0]!.leaseExpiresMs).toBe(1600)
+  })
+
+  it('expires leases past expiresAt: back to queued, one attempt, a failure on that node', () => {
+    const s = mk()
+    s.addJob(job('j'))
+    const [a, b] = s.assign([node('A'), node('B')], 1, 0)
+    s.renew(b!.leaseToken, 500)
+    expect(s.expire(999)).toEqual([])
+    const back = s.expire(1000)
+    expect(back).toHaveLength(1)
+    expect(back[0]).toMatchObject({ id: a!.chunkId, jobId: 'j', status: 'queued', attempts: 1, failedOn: ['A'], leaseToken: undefined, node: undefined })
+    expect(s.running('A')).toBe(0)
+    expect(s.running('B')).toBe(1)
+    expect(s.renew(a!.leaseToken, 1001)).toBe(false)
+    // Re-leased with a new token, first in index order.
+    const [again] = s.assign([node('C')], 1, 1000)
+    expect(again).toMatchObject({ chunkId: a!.chunkId, node: 'C', leaseToken: 't3' })
+  })
+
+  it('completes once: a repeat is duplicate, an unknown token or wrong chunk is stale', () => {
+    const s = mk()
+    s.addJob(job('j', { chunks: chunks('j', 1) }))
+    const [l] = s.assign([node('A')], 1, 0)
+    expect(s.complete('j-c1', l!.leaseToken)).toBe('stale')
+    expect(s.complete(l!.chunkId, 'forged')).toBe('stale')
+    expect(s.complete(l!.chunkId, l!.leaseToken)).toBe('done')
+    expect(s.complete(l!.chunkId, l!.leaseToken)).toBe('duplicate')
+    expect(s.job('j')!.chunks[0]).toMatchObject({ status: 'done', node: 'A', framesDone: 10, leaseToken: undefined })
+    expect(s.jobStatus('j')).toBe('done')
+    expect(s.running('A')).toBe(0)
+    expect(s.renew(l!.leaseToken, 10)).toBe(false)
+    expect(s.fail(l!.chunkId, l!.leaseToken, 10)).toBe('stale')
+  })
+
+  it('accepts a late result from an expired lease while the chunk is not done, then refuses the new holder', () => {
+    const s = mk()
+    s.addJob(job('j', { chunks: chunks('j', 1) }))
+    const [old] = s.assign([node('A')], 1, 0)
+    s.expire(1000)
+    const [now] = s.assign([node('B')], 1, 1000)
+    expect(s.complete(old!.chunkId, old!.leaseToken)).toBe('done')
+    expect(s.job('j')!.chunks[0]!.node).toBe('A')
+    expect(s.running('B')).toBe(0)
+    expect(s.renew(now!.leaseToken, 1100)).toBe(false)
+    expect(s.complete(now!.chunkId, now!.leaseToken)).toBe('stale')
+  })
+
+  it('refuses a late result once another lease completed the chunk', () => {
+    const s = mk()
+    s.addJob(job('j', { chunks: chunks('j', 1) }))
+    const [old] = s.assign([node('A')], 1, 0)
+    s.expire(1000)
+    const [now] = s.assign([node('B')], 1, 1000)
+    expect(s.complete(now!.chunkId, now!.leaseToken)).toBe('done')
+    expect(s.complete(old!.chunkId, old!.leaseToken)).toBe('stale')
+    expect(s.job('j')!.chunks[0]!.node).toBe('B')
+  })
+
+  it('tells chunks of different jobs with the same id apart by token', () => {
+    const s = mk()
+    const same = [{ id: 'c0', index: 0, start: 0, end: 10 }]
+    s.addJob(job('x', { chunks: same }))
+    s.addJob(job('y', { chunks: same, createdMs: 1 }))
+    const [lx, ly] = s.assign([node('A', { slots: 2 })], 1, 0)
+    expect(lx!.jobId).toBe('x')
+    expect(s.complete('c0', ly!.leaseToken)).toBe('done')
+    expect(s.jobStatus('y')).toBe('done')
+    expect(s.jobStatus('x')).toBe('running')
+    expect(() => s.markDone('c0')).toThrow(/name the job/)
+  })
+
+  it('requeues a failed chunk, and fails it (and the job) after maxAttempts', () => {
+    const s = mk({ maxAttempts: 3, maxFailuresPerNode: 10 })
+    s.addJob(job('j', { chunks: chunks('j', 2) }))
+    const nodes = [node('A')]
+    for (let attempt = 1; attempt <= 2; attempt++) {
+      const [l] = s.assign(nodes, 1, 0)
+      expect(l!.chunkId).toBe('j-c0')
+      expect(s.fail('j-c0', 'forged', 0)).toBe('stale')
+      expect(s.fail(l!.chunkId, l!.leaseToken, 0)).toBe('requeued')
+      expect(s.fail(l!.chunkId, l!.leaseToken, 0)).toBe('stale') // already handled
+      expect(s.job('j')!.chunks[0]).toMatchObject({ status: 'queued', attempts: attempt })
+    }
+    const [l] = s.assign(nodes, 1, 0)
+    expect(s.fail(l!.chunkId, l!.leaseToken, 0)).toBe('failed')
+    expect(s.job('j')!.chunks[0]).toMatchObject({ status: 'failed', attempts: 3, failedOn: ['A', 'A', 'A'] })
+    expect(s.jobStatus('j')).toBe('failed')
+    expect(s.assign(nodes, 1, 0)).toEqual([]) // a failed job gets nothing more
+    expect(s.complete(l!.chunkId, l!.leaseToken)).toBe('stale')
+  })
+
+  it('fails a chunk whose leases keep expiring', () => {
+    const s = mk({ maxAttempts: 2 })
+    s.addJob(job('j', { chunks: chunks('j', 1) }))
+    s.assign([node('A')], 1, 0)
+    expect(s.expire(1000)[0]!.status).toBe('queued')
+    s.assign([node('B')], 1, 1000)
+    expect(s.expire(2000)[0]).toMatchObject({ status: 'failed', attempts: 2, failedOn: ['A', 'B'] })
+    expect(s.jobStatus('j')).toBe('failed')
+  })
+
+  it('stops giving a job to a node that failed its chunks maxFailuresPerNode times', () => {
+    const s = mk({ maxAttempts: 5, maxFailuresPerNode: 2 })
+    s.addJob(job('j'))
+    s.addJob(job('other', { createdMs: 1, priority: 'low' }))
+    const fast = node('fast', { fps: { h264: 1000 } })
+    for (let i = 0; i < 2; i++) {
+      const [l] = s.assign([fast], 1, 0)
+      expect(l!.jobId).toBe('j')
+      expect(s.fail(l!.chunkId, l!.leaseToken, 0)).toBe('requeued')
+    }
+    // fast is now out for j (two failures, on any of its chunks) but still takes other work.
+    expect(who(s.assign([fast], 1, 0))).toEqual(['other-c0@fast'])
+    expect(who(s.assign([node('slow', { fps: { h264: 1 } })], 1, 0))).toEqual(['j-c0@slow'])
+  })
+
+  it('puts a lost node’s leases back at once without counting an attempt', () => {
+    const s = mk()
+    s.addJob(job('j'))
+    s.addJob(job('k', { createdMs: 1 }))
+    const leases = s.assign([node('A', { slots: 2 }), node('B', { fps: { h264: 1 } })], 1, 0)
+    expect(who(leases)).toEqual(['j-c0@A', 'k-c0@A', 'j-c1@B'])
+    const back = s.nodeLost('A')
+    expect(back.map((c) => c.id)).toEqual(['j-c0', 'k-c0'])
+    for (const c of back) expect(c).toMatchObject({ status: 'queued', attempts: 0, failedOn: [], node: undefined })
+    expect(s.running('A')).toBe(0)
+    expect(s.running('B')).toBe(1)
+    expect(s.nodeLost('A')).toEqual([])
+    expect(s.renew(leases[0]!.leaseToken, 10)).toBe(false)
+  })
+
+  it('releases a lease that never started without counting an attempt', () => {
+    const s = mk()
+    s.addJob(job('j'))
+    const [l] = s.assign([node('A')], 1, 0)
+    expect(s.release(l!.chunkId, 'forged')).toBe(false)
+    expect(s.release(l!.chunkId, l!.leaseToken)).toBe(true)
+    expect(s.release(l!.chunkId, l!.leaseToken)).toBe(false)
+    expect(s.job('j')!.chunks[0]).toMatchObject({ status: 'queued', attempts: 0, failedOn: [] })
+  })
+
+  it('cancels a job: returns its live leases and forgets its tokens', () => {
+    const s = mk()
+    s.addJob(job('j'))
+    const leases = s.assign([node('A', { slots: 2 }), node('B')], 3, 0)
+    s.complete(leases[0]!.chunkId, leases[0]!.leaseToken)
+    const live = s.removeJob('j')
+    expect(live).toEqual(leases.slice(1))
+    expect(live.map((l) => l.node).sort()).toEqual(['A', 'B'])
+    expect(s.job('j')).toBeUndefined()
+    expect(s.jobStatus('j')).toBeUndefined()
+    expect(s.running('A')).toBe(0)
+    expect(s.complete(leases[1]!.chunkId, leases[1]!.leaseToken)).toBe('stale')
+    expect(s.removeJob('j')).toEqual([])
+  })
+
+  it('derives job status: queued → running → done', () => {
+    const s = mk()
+    s.addJob(job('j', { chunks: chunks('j', 2) }))
+    expect(s.jobStatus('j')).toBe('queued')
+    const leases = s.assign([node('A', { slots: 2 })], 1, 0)
+    expect(s.jobStatus('j')).toBe('running')
+    s.complete(leases[0]!.chunkId, leases[0]!.leaseToken)
+    expect(s.jobStatus('j')).toBe('running')
+    s.complete(leases[1]!.chunkId, leases[1]!.leaseToken)
+    expect(s.jobStatus('j')).toBe('done')
+  })
+
+  it('restores chunks finished under an earlier coordinator', () => {
+    const s = mk()
+    s.addJob(job('j', { chunks: chunks('j', 2) }))
+    expect(s.markDone('j-c0')).toBe(true)
+    expect(s.markDone('j-c0')).toBe(false)
+    expect(s.markDone('nope')).toBe(false)
+    expect(s.assign([node('A', { slots: 2 })], 1, 0).map((l) => l.chunkId)).toEqual(['j-c1'])
+  })
+})
+
+describe('Scheduler: jobs in and out', () => {
+  it('refuses duplicate ids and malformed jobs', () => {
+    const s = mk()
+    s.addJob(job('j'))
+    expect(() => s.addJob(job('j'))).toThrow(/already exists/)
+    expect(() => s.addJob(job('e', { chunks: [] }))).toThrow(/no chunks/)
+    expect(() => s.addJob(job('e', { encoders: [] }))).toThrow(/no encoders/)
+    expect(() => s.addJob(job('e', { priority: 'asap' as never }))).toThrow(/unknown priority "asap"/)
+    expect(() => s.addJob(job('e', { chunks: [{ id: 'a', index: 0, start: 0, end: 1 }, { id: 'a', index: 1, start: 1, end: 2 }] }))).toThrow(/unique/)
+    expect(() => s.addJob(job('e', { chunks: [{ id: 'a', index: 0, start: 5, end: 5 }] }))).toThrow(/start < end/)
+    expect(() => s.addJob(job('e', { chunks: [{ id: 'a', index: -1, start: 0, end: 5 }] }))).toThrow(SchedulerError)
+    expect(() => new Scheduler({ maxAttempts: 0 })).toThrow(/maxAttempts/)
+    expect(s.jobs().map((j) => j.id)).toEqual(['j'])
+  })
+
+  it('hands out copies', () => {
+    const s = mk()
+    const input = job('j')
+    s.addJob(input)
+    ;(input.chunks as unknown as Array<{ start: number }>)[0]!.start = 99
+    const copy = s.job('j')!
+    copy.chunks[0]!.status = 'done'
+    copy.encoders.push('x')
+    s.jobs()[0]!.paused = true
+    expect(s.job('j')!.chunks[0]).toMatchObject({ status: 'queued', start: 0 })
+    expect(s.job('j')!.encoders).toEqual(['libx264'])
+    expect(s.assign([node('A')], 1, 0)).toHaveLength(1)
+  })
+
+  it('round-trips through JSON mid-flight, and the successor honours old tokens', () => {
+    const s = mk({ maxAttempts: 5 })
+    s.addJob(job('j', { deadlineMs: 9000, createdMs: 3, chunks: chunks('j', 4) }))
+    s.addJob(job('k', { priority: 'high', needsGpu: true, encoders: ['h264_nvenc'], paused: true }))
+    const [l0, l1, l2] = s.assign([node('A', { slots: 3 })], 2, 0)
+    s.complete(l0!.chunkId, l0!.leaseToken)
+    s.fail(l1!.chunkId, l1!.leaseToken, 5)
+    s.renew(l2!.leaseToken, 100, 3)
+    const data = JSON.parse(JSON.stringify(s.toJSON())) as unknown
+    let i = 100
+    const t = Scheduler.fromJSON(data, { leaseMs: 1000, token: () => `n${++i}` })
+    expect(t.jobs()).toEqual(s.jobs())
+    expect(t.toJSON()).toEqual(JSON.parse(JSON.stringify(s.toJSON())))
+    expect(t.running('A')).toBe(1)
+    expect(t.complete(l0!.chunkId, l0!.leaseToken)).toBe('duplicate')
+    expect(t.renew(l2!.leaseToken, 200, 5)).toBe(true)
+    // A late result from the failed lease is still welcome: that chunk is not done.
+    expect(t.complete(l1!.chunkId, l1!.leaseToken)).toBe('done')
+    expect(t.job('j')!.chunks[1]!.node).toBe('A')
+    expect(t.assign([node('B')], 3, 300)).toMatchObject([{ chunkId: 'j-c3', term: 3, leaseToken: 'n101' }])
+    // The original is unaffected by what the successor did.
+    expect(s.job('j')!.chunks[1]!.status).toBe('queued')
+  })
+
+  it('refuses garbage in fromJSON', () => {
+    const s = mk()
+    s.addJob(job('j'))
+    s.assign([node('A')], 1, 0)
+    const good = JSON.parse(JSON.stringify(s.toJSON())) as { jobs: Array<Record<string, unknown> & { chunks: Array<Record<string, unknown>> }> }
+    const variant = (f: (d: typeof good) => void): unknown => { const d = structuredClone(good); f(d); return d }
+    for (const bad of [
+      null, 42, 'x', {}, [],
+      { format: 'renderswarm.scheduler/2', jobs: [] },
+      variant((d) => { d.jobs[0]!.priority = 'asap' }),
+      variant((d) => { d.jobs[0]!.chunks = [] }),
+      variant((d) => { d.jobs[0]!.extra = 1 }),
+      variant((d) => { d.jobs.push(structuredClone(d.jobs[0]!)) }), // duplicate job id
+      variant((d) => { delete d.jobs[0]!.chunks[0]!.leaseToken }), // leased without a token
+      variant((d) => { d.jobs[0]!.chunks[1]!.leaseToken = 'zzz' }), // queued with a token
+      variant((d) => { d.jobs[0]!.chunks[0]!.history = [] }), // token not in history
+      variant((d) => { d.jobs[0]!.chunks[0]!.attempts = -1 }),
+      variant((d) => { d.jobs[0]!.chunks[0]!.jobId = 'other' }),
+      variant((d) => { d.jobs[0]!.chunks[1]!.framesDone = 11 }),
+      variant((d) => { d.jobs[0]!.chunks[1]!.history = d.jobs[0]!.chunks[0]!.history }) // one token twice
+    ]) {
+      expect(() => Scheduler.fromJSON(bad), JSON.stringify(bad)?.slice(0, 200)).toThrow(SchedulerError)
+    }
+    expect(() => Scheduler.fromJSON(good)).not.toThrow()
+    expect(() => Scheduler.fromJSON({ format: 'renderswarm.scheduler/1', jobs: [] })).not.toThrow()
+  })
+})
