@@ -141,7 +141,7 @@ export class Coordinator {
         const { estimate: est, ranges } = this.plan(msg.job)
         const now = this.now()
         const record: JobRecord = {
-          spec: msg.job, status: 'queued', estimate: est, framesDone: 0, fps: 0, actualCost: 0, updatedMs: now,
+          spec: msg.job, status: 'queued', estimate: est, acceptedMs: now, framesDone: 0, fps: 0, actualCost: 0, updatedMs: now,
           chunks: ranges.map((r) => ({ id: `${msg.job.id.slice(0, 36)}-${r.index}`, index: r.index, start: r.start, end: r.end, status: 'queued', attempts: 0, framesDone: 0 }))
         }
         sched.addJob({ ...schedJob(msg.job), chunks: record.chunks.map((c) => ({ id: c.id, index: c.index, start: c.start, end: c.end })) })

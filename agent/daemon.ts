@@ -448,7 +448,8 @@ export class Agent {
       addrs: this.node.addrs(), holdsFarmKey: this.store.getJson<FarmRecord>('farm')?.secrets !== undefined,
       ...(this.joinError !== undefined ? { joinError: this.joinError } : {}),
       nodes: { total: nodes.length, active: nodes.filter((n) => n.state === 'alive').length },
-      refused: { ...this.node.stats().refused, 'api-unauthorized': this.unauthorized, 'mdns-txt': this.discovery?.refusedCount ?? 0 }
+      refused: { ...this.node.stats().refused, 'api-unauthorized': this.unauthorized, 'mdns-txt': this.discovery?.refusedCount ?? 0 },
+      ...(this.farm !== undefined ? { farm: this.farm.stats() } : {})
     }
   }
 

@@ -63,6 +63,11 @@ export class FarmServices {
   readonly assets: AssetService
   readonly segments: SegmentService
   private readonly progress = new Map<string, JobProgressView>()
+  /** Network fetches of each asset by this member (the farm promises at most one per asset). */
+  private readonly fetchedBySha: Record<string, number> = {}
+  private readonly segmentTransfers: Array<{ bytes: number; seconds: number }> = []
+  /** Lease accepted → ffmpeg started, ms (the last 1000). */
+  private readonly dispatchMs: number[] = []
   private pausedPeers = new Set<string>()
 
   constructor (private readonly d: FarmServicesDeps) {
@@ -90,8 +95,19 @@ export class FarmServices {
       checkTerm: (t) => { this.leadership.checkTerm(t) },
       coordinator: () => this.leadership.leader,
       job: async (jobId) => await this.jobSpec(jobId),
-      fetchAsset: async (sha, from, signal) => await this.assets.fetch(sha, from, { signal }),
-      sendSegment: async (owner, h, file, signal) => await this.segments.send(owner, h, file, { signal }),
+      fetchAsset: async (sha, from, signal) => {
+        const before = this.assets.stats().fetched
+        const file = await this.assets.fetch(sha, from, { signal })
+        if (this.assets.stats().fetched > before) this.fetchedBySha[sha] = (this.fetchedBySha[sha] ?? 0) + 1
+        return file
+      },
+      sendSegment: async (owner, h, file, signal) => {
+        const t0 = performance.now()
+        const r = await this.segments.send(owner, h, file, { signal })
+        if (r.result === 'stored' && owner !== node.peerId.toString()) this.segmentTransfers.push({ bytes: r.bytes, seconds: (performance.now() - t0) / 1000 })
+        return r
+      },
+      onDispatch: (_lease, ms) => { this.dispatchMs.push(Math.round(ms * 10) / 10); if (this.dispatchMs.length > 1000) this.dispatchMs.shift() },
       peers: () => this.nodes().map((n) => n.peerId).filter((p) => p !== node.peerId.toString()),
       onChange: () => { d.emit('worker', { running: this.worker.running() }) }
     })
@@ -200,12 +216,25 @@ export class FarmServices {
     const rec = this.d.store.getJob<JobRecord>(jobId)
     if (rec === undefined) return undefined
     const live = this.progress.get(jobId)
-    return { ...summary(rec, this.d.store.jobOutput(jobId)), ...(live !== undefined && rec.status === 'running' ? { framesDone: live.framesDone, fps: live.fps } : {}), chunks: rec.chunks.map((c) => ({ ...c, ...(live?.chunks.find((l) => l.id === c.id) ?? {}) })) }
+    return { ...summary(rec, this.d.store.jobOutput(jobId)), ...(live !== undefined && rec.status === 'running' ? { framesDone: live.framesDone, fps: live.fps } : {}) }
   }
 
   async control (msg: { type: 'cancel'; jobId: string } | { type: 'pause'; peerId?: string; all?: boolean; paused: boolean } | { type: 'emergency-stop' }): Promise<void> {
     const leader = await this.leadership.waitForLeader(10_000)
     await this.d.node.request(leader, PROTOCOLS.submit, msg, AckSchema, { timeoutMs: 10_000 })
+  }
+
+  /** For /v1/status: what this member moved and rendered. */
+  stats (): Record<string, unknown> {
+    const a = this.assets.stats()
+    const bytes = this.segmentTransfers.reduce((n, t) => n + t.bytes, 0)
+    const seconds = this.segmentTransfers.reduce((n, t) => n + t.seconds, 0)
+    return {
+      coordinator: { term: this.leadership.term, leader: this.leadership.leader ?? null, self: this.leadership.isLeader },
+      worker: { running: this.worker.running(), chunksRendered: this.worker.rendered.length, dispatchMs: [...this.dispatchMs] },
+      assets: { fetched: a.fetched, fetchedBytes: a.fetchedBytes, fetchedBySha: { ...this.fetchedBySha }, served: a.served, servedBytes: a.servedBytes, hashMismatches: a.hashMismatches },
+      segments: { sent: this.segmentTransfers.length, bytes, mbPerSecond: seconds > 0 ? Math.round(bytes / seconds / 1e6 * 10) / 10 : null }
+    }
   }
 
   pausedNodes (): string[] {
@@ -221,9 +250,10 @@ export function summary (r: JobRecord, output: string | undefined): Record<strin
     ...(r.spec.maxCost !== undefined ? { maxCost: r.spec.maxCost } : {}),
     ...(output !== undefined ? { output } : {}),
     frames: r.spec.timeline.duration, framesDone: r.framesDone, fps: r.fps,
-    chunks: r.chunks.map((c) => ({ id: c.id, frameRange: [c.start, c.end], status: c.status, node: c.node, attempts: c.attempts, framesDone: c.framesDone })),
+    chunks: r.chunks.map((c) => ({ id: c.id, frameRange: [c.start, c.end], status: c.status, node: c.node, attempts: c.attempts, framesDone: c.framesDone, ...(c.startedMs !== undefined ? { startedAt: c.startedMs } : {}), ...(c.endedMs !== undefined ? { endedAt: c.endedMs } : {}) })),
     estimate: r.estimate, actualCost: r.actualCost, error: r.error,
     createdAt: new Date(r.spec.createdMs).toISOString(),
+    ...(r.acceptedMs !== undefined ? { acceptedAt: r.acceptedMs } : {}),
     ...(r.startedMs !== undefined ? { startedAt: new Date(r.startedMs).toISOString() } : {}),
     ...(r.completedMs !== undefined ? { completedAt: new Date(r.completedMs).toISOString() } : {})
   }

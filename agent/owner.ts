@@ -126,7 +126,7 @@ export class Owner {
     try {
       loaded = await loadTimelineFile(req.timeline, { ffprobe: this.d.tools.ffprobe })
     } catch (err) {
-      if (err instanceof TimelineError) throw new JobRequestError(err.field === '' ? 'timeline' : `timeline ${err.field}`, err.message.replace(/^[^:]*: /, ''))
+      if (err instanceof TimelineError) throw new JobRequestError(err.field === '' ? 'timeline' : `timeline ${err.field}`, err.problem)
       throw new JobRequestError('timeline', (err as Error).message)
     }
     const missing = [...requiredFilters(loaded.snapshot)].filter((f) => !this.d.caps.filters.has(f))

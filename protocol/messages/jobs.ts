@@ -88,6 +88,8 @@ export const JobRecordSchema = z.object({
   chunks: z.array(ChunkRecordSchema).max(100_000),
   estimate: EstimateSchema.optional(),
   error: text(500).optional(),
+  /** When the coordinator accepted it. */
+  acceptedMs: epochMs.optional(),
   startedMs: epochMs.optional(),
   completedMs: epochMs.optional(),
   framesDone: count(),

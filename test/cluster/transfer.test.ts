@@ -93,7 +93,11 @@ describe('assets between members', () => {
     expect(holder.assets.stats().served).toEqual({ [a.id]: 1 })
     expect(a.assets.stats().fetched).toBe(1)
 
-    const [p1, p2] = await Promise.all([b.assets.fetch(sha, [holder.id]), b.assets.fetch(sha, [holder.id])])
+    // One of three waiters gives up: the shared transfer goes on for the others.
+    const quitter = new AbortController()
+    const gaveUp = b.assets.fetch(sha, [holder.id], { signal: quitter.signal }).catch((e: unknown) => e)
+    const [p1, p2] = await Promise.all([b.assets.fetch(sha, [holder.id]), b.assets.fetch(sha, [holder.id]), quitter.abort()])
+    expect(await gaveUp).toMatchObject({ name: 'AbortError' })
     expect(p1).toBe(p2)
     expect(holder.assets.stats().served[b.id]).toBe(1)
     expect(b.assets.stats().fetched).toBe(1)
@@ -223,12 +227,13 @@ describe('segments to the owner', () => {
     await expect(worker.send(o.id, { jobId: 'nope', chunkId: 'c1', index: 0, frames: 1 }, file)).rejects.toMatchObject({ code: 'not-found', message: 'no job "nope" here' })
     // A header this side would never send is caught before the network.
     await expect(worker.send(o.id, { jobId: '../etc', chunkId: 'c1', index: 0, frames: 1 }, file)).rejects.toMatchObject({ code: 'schema' })
-    expect(o.node.stats().refused).toEqual({})
+    // Ordinary answers, not refusals.
+    expect(refused(o, 'not-found') + refused(o, 'duplicate') + refused(o, 'schema')).toBe(0)
   })
 
   it('bytes that do not match the header hash, or stop early, leave nothing behind', async () => {
     const farm = generateFarmKey()
-    const { m: o, stored, out, seg } = await owner(farm)
+    const { m: o, stored, out } = await owner(farm)
     const w = await member(farm, 'worker')
     await mesh(o, w)
     const body = randomBytes(2 * MAX_RAW_FRAME_BYTES + 5)
@@ -247,12 +252,13 @@ describe('segments to the owner', () => {
     expect(existsSync(path.join(out, 'job-1-c7.mkv'))).toBe(false)
     expect(await leftovers(out)).toEqual([])
 
+    const badFramesBefore = refused(o, 'bad-frame')
     const short = await raw(w, o, PROTOCOLS.segment)
     short.send(encodeJson({ ...header, chunkId: 'c8' }, MAX_FRAME_BYTES.segment))
     expect(await reply(short.reader)).toEqual({ type: 'ready' })
     sendBody(short.send, body.subarray(0, MAX_RAW_FRAME_BYTES + 10))
     await short.stream.close()
-    await waitFor(() => refused(o, 'bad-frame') === 1, 3000, 'the short segment to be refused')
+    await waitFor(() => refused(o, 'bad-frame') > badFramesBefore, 3000, 'the short segment to be refused')
     expect(await readdir(out)).toEqual([])
     expect(stored).toEqual([])
 
@@ -261,7 +267,6 @@ describe('segments to the owner', () => {
     const worker = new SegmentService(w.node, noop)
     expect(await worker.send(o.id, { jobId: 'job-1', chunkId: 'c7', index: 7, frames: 10 }, file)).toMatchObject({ result: 'stored', sha256: sha })
     expect(stored.map((s) => s.h.chunkId)).toEqual(['c7'])
-    expect(seg).toBeDefined()
   })
 })
 
@@ -291,7 +296,7 @@ describe('garbage headers', () => {
     s2.send(new Uint8Array([0x80, 0xc2, 0xd7, 0x2f]))
     expect(decodeJson(await s2.reader.expect('reply', 5000), SegmentReplySchema)).toMatchObject({ type: 'error', code: 'frame-too-large' })
 
-    await waitFor(() => refused(o, 'bad-frame') === 1 && refused(o, 'schema') === 2 && refused(o, 'frame-too-large') === 1, 3000, 'all four to be counted')
+    await waitFor(() => refused(o, 'bad-frame') >= 1 && refused(o, 'schema') === 2 && refused(o, 'frame-too-large') === 1, 3000, 'all four to be counted')
     expect(o.node.isMember(w.id)).toBe(true)
 
     const { file, sha } = await randomFile(o.dir, 'lut.cube', 5000)
