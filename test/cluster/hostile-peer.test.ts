@@ -10,7 +10,8 @@ import { lpStream } from '@libp2p/utils'
 import { multiaddr } from '@multiformats/multiaddr'
 import { FarmNode } from '../../agent/node.ts'
 import { createInvite, generateFarmKey, InviteLedger, issueCertificate, parseInvite, type FarmSecrets } from '../../protocol/farm-key.ts'
-import { PROTOCOLS } from '../../protocol/ids.ts'
+import { MAX_FRAME_BYTES, PROTOCOLS } from '../../protocol/ids.ts'
+import { CoordinatorRequestSchema, ElectionMessageSchema, StatusPushSchema, WorkerRequestSchema } from '../../protocol/messages/jobs.ts'
 import { waitFor } from '../helpers/wait.ts'
 
 const nodes: FarmNode[] = []
@@ -91,5 +92,55 @@ describe('hostile input on the wire', () => {
     expect(a.stats().refused['invite:reused']).toBe(1)
     expect(a.stats().refused['invite:expired']).toBe(1)
     expect(a.list().map((m) => m.name)).toEqual(['j1'])
+  })
+
+  it('job protocols (submit, chunk, status, election) and join: garbage from a member is answered with an error and counted; a non-member gets nothing', async () => {
+    const farm = generateFarmKey()
+    const ledger = new InviteLedger()
+    const a = await makeNode(farm, 'a', { admit: true, ledger })
+    const b = await makeNode(farm, 'b')
+    const handled: string[] = []
+    for (const [protocol, schema] of [[PROTOCOLS.submit, CoordinatorRequestSchema], [PROTOCOLS.chunk, WorkerRequestSchema], [PROTOCOLS.status, StatusPushSchema], [PROTOCOLS.election, ElectionMessageSchema]] as const) {
+      await a.serve(protocol, MAX_FRAME_BYTES.status, schema, async (msg) => { handled.push((msg as { type: string }).type); return { ok: true } })
+    }
+    await b.dial(a.addrs()[0]!)
+    await waitFor(() => a.list().filter((m) => m.state === 'alive').length === 1, 5000, 'membership')
+    const conn = await (b as unknown as RawNode).libp2p.dial(multiaddr(a.addrs()[0]!))
+    const enc = new TextEncoder()
+    const ask = async (protocol: string, bytes: Uint8Array, raw = false): Promise<string> => {
+      const s = await conn.newStream(protocol)
+      const lp = lpStream(s)
+      if (raw) (s as unknown as { send: (b: Uint8Array) => boolean }).send(bytes)
+      else await lp.write(bytes)
+      try { return new TextDecoder().decode((await lp.read({ signal: AbortSignal.timeout(3000) })).subarray()) } catch { return '' }
+    }
+    const before = Object.values(a.stats().refused).reduce((x, y) => x + y, 0)
+    for (const protocol of [PROTOCOLS.submit, PROTOCOLS.chunk, PROTOCOLS.status, PROTOCOLS.election]) {
+      expect(await ask(protocol, enc.encode('{not json'))).toMatch(/"ok":false.*"code":"bad-frame"/)
+      expect(await ask(protocol, enc.encode(JSON.stringify({ type: 'no-such-message' })))).toMatch(/"ok":false.*"code":"schema"/)
+      expect(await ask(protocol, enc.encode(JSON.stringify({ type: 'cancel', jobId: '../../etc', term: 1 })))).toMatch(/"ok":false/)
+    }
+    // A frame declaring 100 MB is refused at the length prefix.
+    await ask(PROTOCOLS.submit, new Uint8Array([0x80, 0xc2, 0xd7, 0x2f]), true)
+    // The join protocol: garbage, a wrong type, an oversized frame.
+    expect(await ask(PROTOCOLS.join, enc.encode('{"type":"join"'))).toMatch(/"type":"refused"/)
+    expect(await ask(PROTOCOLS.join, enc.encode(JSON.stringify({ type: 'join', token: 'x', peerId: 'not a peer id!', name: 'n' })))).toMatch(/"type":"refused"/)
+    await ask(PROTOCOLS.join, new Uint8Array([0x80, 0xc2, 0xd7, 0x2f]), true)
+    await waitFor(() => Object.values(a.stats().refused).reduce((x, y) => x + y, 0) - before >= 14, 5000, 'fourteen refusals')
+    expect(handled).toEqual([])
+    // A valid message is still served.
+    expect(await ask(PROTOCOLS.submit, enc.encode(JSON.stringify({ type: 'emergency-stop' })))).toBe('{"ok":true,"body":{"ok":true}}')
+    // A non-member with the PSK (a certificate from another farm) cannot submit: refused before a byte is read.
+    const other = generateFarmKey()
+    const privateKey = await generateKeyPair('Ed25519')
+    const stranger = new FarmNode({ privateKey, name: 'stranger', listen: ['/ip4/127.0.0.1/tcp/0'], farm: { publicKey: farm.publicKey, psk: farm.psk }, certificate: issueCertificate(other, { peerId: peerIdFromPrivateKey(privateKey).toString(), name: 'stranger', issuedAtMs: Date.now() }) })
+    await stranger.start()
+    nodes.push(stranger)
+    const sconn = await (stranger as unknown as RawNode).libp2p.dial(multiaddr(a.addrs()[0]!))
+    const notMember = a.stats().refused['not-member'] ?? 0
+    const s = await sconn.newStream(PROTOCOLS.submit).catch(() => undefined)
+    if (s !== undefined) await lpStream(s).write(enc.encode(JSON.stringify({ type: 'emergency-stop' }))).catch(() => {})
+    await waitFor(() => (a.stats().refused['not-member'] ?? 0) > notMember || (a.stats().refused['certificate:wrong-farm'] ?? 0) > 0 ? true : undefined, 3000, 'the stranger to be refused')
+    expect(handled).toEqual(['emergency-stop'])
   })
 })

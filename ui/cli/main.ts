@@ -30,7 +30,8 @@ const USAGE = `usage: renderswarm <command>
       [--preset ${PRESET_NAMES.join('|')}] [--chunks N] [--parallel J] [--no-gpu] [--json]
   probe [--json]                   show the ffmpeg in use and what it can do
   bench [--json] [--state-dir DIR] re-run the self-benchmark (fps per preset) and cache it
-  demo [DIR]                       write the sample into DIR (default ./renderswarm-demo) and render it
+  demo [DIR] [--local]             a farm of three agents on this machine renders the sample (DIR default
+                                   ./renderswarm-demo) and keeps running until Ctrl-C; --local: one-machine render
   agent [--state-dir DIR] [--listen MULTIADDR]… [--api-port N] [--name NAME]
         [--no-mdns] [--mdns-interface ADDR] [--bootstrap MULTIADDR]…
         [--when always|idle|schedule] [--schedule "mon-fri 19:00-07:00, sat-sun"] [--max-cpu PCT]
@@ -196,7 +197,8 @@ async function benchCmd (args: string[]): Promise<number> {
 }
 
 async function demoCmd (args: string[]): Promise<number> {
-  const { positionals } = parse(args, {})
+  const { positionals, values } = parse(args, { local: { type: 'boolean', default: false } })
+  if (values.local !== true) return await (await import('./demo.ts')).farmDemo(positionals[0])
   const dir = path.resolve(positionals[0] ?? 'renderswarm-demo')
   process.stderr.write(`writing the sample project into ${dir} …\n`)
   const file = await writeSample(dir, await locateFfmpeg())
