@@ -9,8 +9,8 @@
  *
  * Why: a long-running agent through tsx costs ~80 MB more RSS and ~0.6 s more start-up
  * (tsx's loader thread and its transform of every module); see docs/benchmarks.md, issue B.
- * Native modules (better-sqlite3) stay external; packages found at run time with
- * createRequire (ffmpeg/ffprobe installers, node-nvidia-smi) are not seen by esbuild.
+ * better-sqlite3 (native) and fluent-ffmpeg (uses __dirname) stay external; packages found at
+ * run time with createRequire (ffmpeg/ffprobe installers, node-nvidia-smi) are not seen by esbuild.
  */
 import { mkdir, rename, rm, stat, writeFile } from 'node:fs/promises'
 import path from 'node:path'
@@ -58,7 +58,8 @@ async function build (esbuild, tmp, t0) {
     format: 'esm',
     platform: 'node',
     target: 'node20',
-    external: ['better-sqlite3'],
+    // better-sqlite3 is native; fluent-ffmpeg finds its presets through __dirname.
+    external: ['better-sqlite3', 'fluent-ffmpeg'],
     // CommonJS dependencies inside an ESM bundle still call require() for Node built-ins.
     banner: { js: "import { createRequire as __rsCreateRequire } from 'node:module'; const require = __rsCreateRequire(import.meta.url);" },
     sourcemap: 'linked',
