@@ -17,9 +17,9 @@ import { PRESET_NAMES, resolvePreset, type PresetName } from './render/presets.t
 import type { Store } from './store.ts'
 
 /** Runs ffmpeg, optionally at low CPU priority (an agent benchmarking in the background). */
-function run (file: string, args: string[], lowPriority: boolean): Promise<void> {
+function run (file: string, args: string[], lowPriority: boolean, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
-    const child = execFile(file, args, { timeout: 300_000 }, (err) => { if (err === null) resolve(); else reject(err) })
+    const child = execFile(file, args, { timeout: 300_000, ...(signal !== undefined ? { signal } : {}) }, (err) => { if (err === null) resolve(); else reject(err) })
     if (lowPriority && child.pid !== undefined) { try { os.setPriority(child.pid, 15) } catch { /* not permitted: run as is */ } }
   })
 }
@@ -34,7 +34,7 @@ export function benchmarkKey (hw: HardwareInfo, caps: Pick<FfmpegCapabilities, '
   return createHash('sha256').update(what).digest('hex').slice(0, 32)
 }
 
-export async function benchmark (tools: FfmpegTools, caps: FfmpegCapabilities, hw: HardwareInfo, store: Store, opts: { force?: boolean; presets?: PresetName[]; now?: () => number; lowPriority?: boolean } = {}): Promise<BenchResult> {
+export async function benchmark (tools: FfmpegTools, caps: FfmpegCapabilities, hw: HardwareInfo, store: Store, opts: { force?: boolean; presets?: PresetName[]; now?: () => number; lowPriority?: boolean; signal?: AbortSignal } = {}): Promise<BenchResult> {
   const key = benchmarkKey(hw, caps)
   const cached = store.getBenchmark<Partial<Record<PresetName, number>>>(key)
   if (cached !== undefined && opts.force !== true) return { fps: cached.result, measuredAtMs: cached.measuredAtMs, key, cached: true }
@@ -44,7 +44,7 @@ export async function benchmark (tools: FfmpegTools, caps: FfmpegCapabilities, h
     try { preset = resolvePreset(name, caps) } catch { continue }
     const started = performance.now()
     await run(tools.ffmpeg, ['-nostdin', '-hide_banner', '-loglevel', 'error', '-f', 'lavfi', '-i', GRAPH,
-      '-frames:v', String(REFERENCE_FRAMES), ...preset.videoArgs, '-an', '-f', 'null', '-'], opts.lowPriority === true)
+      '-frames:v', String(REFERENCE_FRAMES), ...preset.videoArgs, '-an', '-f', 'null', '-'], opts.lowPriority === true, opts.signal)
     fps[name] = Math.round(REFERENCE_FRAMES / ((performance.now() - started) / 1000) * 10) / 10
   }
   const measuredAtMs = (opts.now ?? Date.now)()

@@ -143,7 +143,7 @@ export class Agent {
     store.setJson('nodeInfo', info)
     if (changed) await agent.node.announce()
     // Cached per (hardware, ffmpeg build); measured in the background, at low priority, on first start.
-    agent.benchDone = benchmark(tools, caps, hw, store, { presets: ['ffv1', 'h264'], lowPriority: true })
+    agent.benchDone = benchmark(tools, caps, hw, store, { presets: ['ffv1', 'h264'], lowPriority: true, signal: agent.benchAbort.signal })
       .then(async (r) => {
         Object.assign(info.bench, r.fps)
         store.setJson('nodeInfo', info)
@@ -255,6 +255,8 @@ export class Agent {
 
   joinError: string | undefined
   benchDone: Promise<void> = Promise.resolve()
+  /** Stopping the agent stops a background benchmark (it runs again on the next start). */
+  readonly benchAbort = new AbortController()
   private stopped = false
 
   private async startApi (): Promise<void> {
@@ -449,13 +451,14 @@ export class Agent {
       ...(this.joinError !== undefined ? { joinError: this.joinError } : {}),
       nodes: { total: nodes.length, active: nodes.filter((n) => n.state === 'alive').length },
       refused: { ...this.node.stats().refused, 'api-unauthorized': this.unauthorized, 'mdns-txt': this.discovery?.refusedCount ?? 0 },
-      ...(this.farm !== undefined ? { farm: this.farm.stats() } : {})
+      ...(this.farm !== undefined ? { rendering: this.farm.stats() } : {})
     }
   }
 
   async stop (): Promise<void> {
     this.stopped = true
     await this.farm?.stop().catch(() => {})
+    this.benchAbort.abort()
     await this.benchDone
     clearInterval(this.loadTimer)
     clearInterval(this.bootstrapTimer)

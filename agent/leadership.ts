@@ -150,7 +150,7 @@ export class Leadership extends EventTarget {
             } catch (err) {
               // A member that knows a newer term refuses: follow it.
               if (err instanceof WireError && err.code === 'stale-term') {
-                const m = /term (\d+)/.exec(err.message.replace(/^.*?older than/, ''))
+                const m = /current term is (\d+)/.exec(err.message)
                 if (m !== null) await this.run(e.observeTerm(Number(m[1]), this.now()))
               }
             }

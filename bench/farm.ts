@@ -3,20 +3,23 @@
  * (b) by a one-agent farm pinned to one core, (c) by two agents in two network namespaces pinned
  * to one core each. Needs root, iproute2, taskset and at least 2 cores.
  *
- *   node bin/run-ts.js bench/farm.ts [--runs 3] [--seconds 30] [--logs DIR]
+ *   node bin/run-ts.js bench/farm.ts [--runs 3] [--seconds 30] [--quiet-wait 300] [--logs DIR]
  *   npm run bench:farm
  *
  * Prints overhead (b/a, target ≤ 1.05) and speed-up (a/c, target ≥ 1.8) from the medians, plus
- * dispatch latency (lease accepted → ffmpeg started, the workers' `farm.worker.dispatchMs`,
+ * dispatch latency (lease accepted → ffmpeg started, the workers' `rendering.worker.dispatchMs`,
  * p50/p99) and segment transfer MB/s (worker → owner over the network, the sender's
- * `farm.segments`). Variants are interleaved within each run (a, b, c, a, b, c, …). Each farm
+ * `rendering.segments`). Variants are interleaved within each run (a, b, c, a, b, c, …). Each farm
  * runs alone: its agents are started for its variant (state dirs kept between runs, so the
  * background benchmark runs once), it renders an untimed 3 s warm-up job first (fresh
  * processes, cached assets), then the timed job, and its agents are stopped. (a) is the
  * video-only argv of compileChunk over the whole timeline; (b) and (c) are whole jobs (video
  * chunks, audio, join, validation) timed from just before POST /v1/jobs to the job's 'done'
  * event, by a helper that this script starts inside the owner's namespace (the local API
- * listens on 127.0.0.1 there). Exits 0 whether the targets are met or not; non-zero on errors.
+ * listens on 127.0.0.1 there). Before each timed render it waits (up to --quiet-wait s) until the
+ * machine is idle (≤ 0.25 busy cores over 1 s, from /proc/stat), and it reports how busy the
+ * machine was during each timed render, so a run disturbed by other work shows.
+ * Exits 0 whether the targets are met or not; non-zero on errors.
  * Every wait is bounded; Ctrl-C stops what it started and removes the namespaces and files.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
@@ -30,7 +33,7 @@ import { fileURLToPath } from 'node:url'
 
 const { values: opt } = parseArgs({
   options: {
-    runs: { type: 'string', default: '3' }, seconds: { type: 'string', default: '30' }, logs: { type: 'string' },
+    runs: { type: 'string', default: '3' }, seconds: { type: 'string', default: '30' }, logs: { type: 'string' }, 'quiet-wait': { type: 'string', default: '300' },
     // Internal: this script run as a helper inside a namespace (see helperMain).
     role: { type: 'string' }, 'state-dir': { type: 'string' }, nodes: { type: 'string' }, timeline: { type: 'string' }, out: { type: 'string' }, 'timeout-s': { type: 'string' }
   },
@@ -65,9 +68,9 @@ async function helperMain (role: string): Promise<void> {
     // Every member alive with a benchmark figure, and a coordinator elected.
     const want = Number(opt.nodes ?? 1)
     for (;;) {
-      const [{ nodes }, status] = await Promise.all([api.get<{ nodes: Array<{ name: string; peerId: string; state: string; info?: { bench?: Record<string, number> } }> }>('/v1/nodes'), api.get<{ farm?: { coordinator?: { leader: string | null } } }>('/v1/status')])
+      const [{ nodes }, status] = await Promise.all([api.get<{ nodes: Array<{ name: string; peerId: string; state: string; info?: { bench?: Record<string, number> } }> }>('/v1/nodes'), api.get<{ rendering?: { coordinator?: { leader: string | null } } }>('/v1/status')])
       const alive = nodes.filter((n) => n.state === 'alive')
-      const leader = status.farm?.coordinator?.leader ?? null
+      const leader = status.rendering?.coordinator?.leader ?? null
       if (alive.length >= want && alive.every((n) => (n.info?.bench?.ffv1 ?? 0) > 0) && leader !== null) {
         console.log(JSON.stringify({ leader, nodes: alive.map((n) => ({ name: n.name, peerId: n.peerId, ffv1Fps: n.info!.bench!.ffv1 })) }))
         return
@@ -234,6 +237,21 @@ function cpuTicks (): { busy: number; total: number } {
   return { busy: total - idle, total }
 }
 const busyCores = (a: { busy: number; total: number }, b: { busy: number; total: number }): number => (b.busy - a.busy) / Math.max(1, b.total - a.total) * os.cpus().length
+const QUIET_CORES = 0.25
+let quietMisses = 0
+
+/** Waits (bounded) until the whole machine is idle: other people's work would land in the timings. */
+async function quiet (maxWaitS: number): Promise<void> {
+  const began = Date.now()
+  for (let said = false; ;) {
+    const c0 = cpuTicks()
+    await sleep(1000)
+    const busy = busyCores(c0, cpuTicks())
+    if (busy <= QUIET_CORES) return
+    if (Date.now() - began > maxWaitS * 1000) { quietMisses++; process.stderr.write(`  the machine is still busy (${busy.toFixed(2)} cores) after ${maxWaitS} s; timing anyway\n`); return }
+    if (!said) { process.stderr.write(`  waiting for a quiet machine (${busy.toFixed(2)} busy cores) …\n`); said = true }
+  }
+}
 
 interface Plain { seconds: number; busy: number }
 interface FarmRun {
@@ -249,9 +267,9 @@ interface FarmRun {
 }
 
 interface JobView { status: string; error?: string; chunks: Array<{ frameRange: [number, number]; node?: string; startedAt?: number; endedAt?: number }> }
-interface StatusView { farm: { worker: { dispatchMs: number[] }; segments: { sent: number; bytes: number; mbPerSecond: number | null } } }
+interface StatusView { rendering: { worker: { dispatchMs: number[] }; segments: { sent: number; bytes: number; mbPerSecond: number | null } } }
 
-const segSeconds = (s: StatusView['farm']['segments']): number => s.mbPerSecond !== null && s.mbPerSecond > 0 ? s.bytes / (s.mbPerSecond * 1e6) : 0
+const segSeconds = (s: StatusView['rendering']['segments']): number => s.mbPerSecond !== null && s.mbPerSecond > 0 ? s.bytes / (s.mbPerSecond * 1e6) : 0
 
 async function main (): Promise<void> {
   const RUNS = Number(opt.runs)
@@ -261,6 +279,8 @@ async function main (): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error('needs root (network namespaces)')
   if (os.cpus().length < 2) throw new Error('needs at least 2 cores (one per agent)')
   const LOGS = opt.logs !== undefined ? path.resolve(opt.logs) : undefined
+  const QUIET_WAIT_S = Number(opt['quiet-wait'])
+  if (!Number.isFinite(QUIET_WAIT_S) || QUIET_WAIT_S < 0 || QUIET_WAIT_S > 3600) throw new Error(`--quiet-wait must be 0–3600 s (got ${opt['quiet-wait']})`)
 
   const { createLan, destroyLan } = await import('../test/helpers/netns.ts')
   const { AssetCache } = await import('../agent/assets.ts')
@@ -308,6 +328,7 @@ async function main (): Promise<void> {
         if ('content' in f) await writeFile(f.path, f.content); else await copyFile(f.copyOf, f.path)
       }
       for (const o of inv.outputs) await mkdir(path.dirname(o.file), { recursive: true })
+      await quiet(QUIET_WAIT_S)
       const c0 = cpuTicks()
       const p0 = performance.now()
       await runTo('taskset', ['-c', '0', tools.ffmpeg, ...toArgv(inv)], 600_000, 'plain ffmpeg')
@@ -350,8 +371,9 @@ async function main (): Promise<void> {
         await mkdir(outDir, { recursive: true })
         await submit(tl.warmup, path.join(outDir, `warmup-${label}${run}.mkv`))
         const before = await statuses()
-        if (label === 'c' && coldDispatchMs === undefined) coldDispatchMs = before[1]!.farm.worker.dispatchMs[0]
+        if (label === 'c' && coldDispatchMs === undefined) coldDispatchMs = before[1]!.rendering.worker.dispatchMs[0]
         const out = path.join(outDir, `${label}${run}.mkv`)
+        await quiet(QUIET_WAIT_S)
         const c0 = cpuTicks()
         const r = await submit(tl.main, out)
         const busy = busyCores(c0, cpuTicks())
@@ -359,10 +381,10 @@ async function main (): Promise<void> {
         // Outside the timing: the output is the whole timeline, audio included.
         await validateOutput(tools.ffprobe, out, { frames: t.duration, fps: t.fps, audioSeconds: framesToSeconds(t.duration, t.fps) })
         await rm(outDir, { recursive: true, force: true })
-        const dispatchMs = after.flatMap((s, i) => s.farm.worker.dispatchMs.slice(before[i]!.farm.worker.dispatchMs.length))
+        const dispatchMs = after.flatMap((s, i) => s.rendering.worker.dispatchMs.slice(before[i]!.rendering.worker.dispatchMs.length))
         const seg = after.reduce((acc, s, i) => {
-          const b = before[i]!.farm.segments
-          return { sent: acc.sent + s.farm.segments.sent - b.sent, bytes: acc.bytes + s.farm.segments.bytes - b.bytes, seconds: acc.seconds + segSeconds(s.farm.segments) - segSeconds(b) }
+          const b = before[i]!.rendering.segments
+          return { sent: acc.sent + s.rendering.segments.sent - b.sent, bytes: acc.bytes + s.rendering.segments.bytes - b.bytes, seconds: acc.seconds + segSeconds(s.rendering.segments) - segSeconds(b) }
         }, { sent: 0, bytes: 0, seconds: 0 })
         const cs = r.job.chunks
         const firstLease = Math.min(...cs.map((c) => c.startedAt ?? NaN))
@@ -476,18 +498,18 @@ function report (r: { a: Plain[]; audio: Plain[]; b: FarmRun[]; c: FarmRun[] }, 
   console.log(`  ffmpeg:    ${info.version} (${info.ffmpeg})`)
   console.log(`  preset:    ${info.preset}`)
   console.log(`  timeline:  ${t.duration} frames (${t.duration / FPS} s), ${t.width}x${t.height} @ ${FPS} fps, 3 generated H.264 clips, 1 dissolve, 1 wipe, eq, 1 text title, 1 audio track`)
-  console.log(`  runs:      ${info.runs}; medians; variants interleaved (a, b, c in each run)`)
+  console.log(`  runs:      ${info.runs}; medians; variants interleaved (a, b, c in each run); each timed render started on an idle machine (≤ ${QUIET_CORES} busy cores over 1 s)${quietMisses > 0 ? ` except ${quietMisses} that waited in vain` : ''}; busy cores = whole machine, /proc/stat, during the timed render (a and b use 1 core, c 2)`)
   console.log('  (a):       the video-only argv of compileChunk over [0, duration) (agent/render/compile.ts + toArgv), run as `taskset -c 0 ffmpeg …`; spawn → exit')
   console.log('  (b):       one agent (`taskset -c 0`, own farm, in a namespace); the job submitted through it; ffmpeg children inherit the pinning')
   console.log('  (c):       two agents in two namespaces on one bridge (`taskset -c 0` owner + `taskset -c 1` worker, joined by invite); the job submitted through the core-0 agent, which renders too')
   console.log('  farm time: POST /v1/jobs → the job\'s \'done\' event (output joined with audio, validated, renamed), timed inside the owner\'s namespace; each farm is started for its variant and renders an untimed 3 s warm-up job first (warm processes, cached assets)')
-  console.log('  dispatch:  the workers\' farm.worker.dispatchMs for the timed jobs (lease accepted → just before ffmpeg is spawned); p99 of so few leases is their maximum')
-  console.log('  segments:  the sender\'s farm.segments for the timed jobs (its clock starts before it hashes the segment); busy cores: /proc/stat over the timed part')
+  console.log('  dispatch:  the workers\' rendering.worker.dispatchMs for the timed jobs (lease accepted → just before ffmpeg is spawned); p99 of so few leases is their maximum')
+  console.log('  segments:  the sender\'s rendering.segments for the timed jobs (its clock starts before it hashes the segment)')
   console.log(`  date:      ${date}`)
   console.log('')
   console.log(JSON.stringify({
     bench: 'farm', date, preset: info.preset, runs: info.runs, frames: t.duration,
-    machine: { cpu: cpus[0]?.model ?? null, cores: cpus.length, node: process.version, ffmpeg: info.version, loadBefore: round(info.loadBefore, 2), loadAfter: round(info.loadAfter, 2) },
+    machine: { cpu: cpus[0]?.model ?? null, cores: cpus.length, node: process.version, ffmpeg: info.version, loadBefore: round(info.loadBefore, 2), loadAfter: round(info.loadAfter, 2), quietMisses },
     a: r.a.map((x) => ({ seconds: round(x.seconds), busy: round(x.busy, 2) })),
     audio: r.audio.map((x) => round(x.seconds)),
     b: r.b.map((x) => ({ ...x, seconds: round(x.seconds), busy: round(x.busy, 2) })),

@@ -81,7 +81,7 @@ async function dialFigures (): Promise<number[]> {
 interface Running { name: string; child: ChildProcess; lines: Array<{ at: number; text: string }>; spawnedAt: number; stateDir: string; apiAt?: number }
 
 /** Figures of one repetition of one variant, in ms (bytes/s and MB for the last two). */
-interface Figures { ready: number[]; discovered: number[]; seenToMember: number[]; formed: number; restartReady: number[]; restartDiscovered: number[]; restartFormed: number; idleBps: number; rssMb: number[] }
+interface Figures { ready: number[]; discovered: number[]; seenToMember: number[]; formed: number; restartReady: number[]; restartDiscovered: number[]; restartFormed: number; idleBps: number; idlePps: number; rssMb: number[] }
 
 async function formFarm (lan: Lan, dir: string, v: Variant, rep: number): Promise<Figures> {
   const hosts = lan.hosts
@@ -150,14 +150,17 @@ async function formFarm (lan: Lan, dir: string, v: Variant, rep: number): Promis
       seenToMember,
       formed: formedAt - Math.max(...others.map((a) => a.spawnedAt)),
       idleBps: 0,
+      idlePps: 0,
       rssMb: []
     }
     // Idle: let the first-start benchmarks finish, then count eth0 bytes and read RSS.
     await sleep(8000)
-    const tx = (ns: string): number => Number(execFileSync('ip', ['netns', 'exec', ns, 'cat', '/sys/class/net/eth0/statistics/tx_bytes'], { encoding: 'utf8' }))
+    const tx = (ns: string): [number, number] => execFileSync('ip', ['netns', 'exec', ns, 'cat', '/sys/class/net/eth0/statistics/tx_bytes', '/sys/class/net/eth0/statistics/tx_packets'], { encoding: 'utf8' }).trim().split('\n').map(Number) as [number, number]
     const before = hosts.map((h) => tx(h.ns))
     await sleep(IDLE_S * 1000)
-    figures.idleBps = median(hosts.map((h, i) => (tx(h.ns) - before[i]!) / IDLE_S / (N - 1)))
+    const after = hosts.map((h) => tx(h.ns))
+    figures.idleBps = median(hosts.map((_, i) => (after[i]![0] - before[i]![0]) / IDLE_S / (N - 1)))
+    figures.idlePps = median(hosts.map((_, i) => (after[i]![1] - before[i]![1]) / IDLE_S / (N - 1)))
     // The agent is the child of `ip netns exec`, which execs: the pid is the agent's.
     figures.rssMb = running.map((a) => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${a.child.pid!}/status`, 'utf8'))![1]) / 1024)
     // Restart: every member at once (state kept, no join): the everyday case.
@@ -200,7 +203,7 @@ async function main (): Promise<void> {
         results.get(v.label)!.push(f)
         await rm(dir, { recursive: true, force: true })
         dir = undefined
-        process.stderr.write(`rep ${rep + 1}/${REPS} ${v.label}: formed ${f.formed} ms, restart formed ${f.restartFormed} ms, discovery ${median(f.discovered)} ms, RSS ${median(f.rssMb).toFixed(0)} MB, idle ${f.idleBps.toFixed(0)} B/s\n`)
+        process.stderr.write(`rep ${rep + 1}/${REPS} ${v.label}: formed ${f.formed} ms, restart formed ${f.restartFormed} ms, discovery ${median(f.discovered)} ms, RSS ${median(f.rssMb).toFixed(0)} MB, idle ${f.idleBps.toFixed(0)} B/s, ${f.idlePps.toFixed(1)} packets/s\n`)
       }
     }
   } catch (err) {
@@ -223,6 +226,7 @@ async function main (): Promise<void> {
     ['mDNS discovery: spawn → peer seen (restart)', 'ms', per((f) => median(f.restartDiscovered)), 0],
     [`farm formed, all ${N} restarted at once`, 'ms', per((f) => f.restartFormed), 0],
     ['idle traffic per member pair (all layers, mDNS incl.)', 'B/s', per((f) => f.idleBps), 0],
+    ['idle packets per member pair', '/s', per((f) => f.idlePps), 1],
     ['idle agent RSS (target < 120 MB)', 'MB', per((f) => median(f.rssMb)), 0]
   ]
   if ([...results.values()].some((fs) => fs.length > 0)) {

@@ -58,8 +58,9 @@ async function build (esbuild, tmp, t0) {
     format: 'esm',
     platform: 'node',
     target: 'node20',
-    // better-sqlite3 is native; fluent-ffmpeg finds its presets through __dirname.
-    external: ['better-sqlite3', 'fluent-ffmpeg'],
+    // better-sqlite3 is native; fluent-ffmpeg finds its presets through __dirname; xsalsa20 (the
+    // pnet cipher) must be the one copy agent/polyfill.ts patches (docs/decisions.md #19).
+    external: ['better-sqlite3', 'fluent-ffmpeg', 'xsalsa20'],
     // CommonJS dependencies inside an ESM bundle still call require() for Node built-ins.
     banner: { js: "import { createRequire as __rsCreateRequire } from 'node:module'; const require = __rsCreateRequire(import.meta.url);" },
     sourcemap: 'linked',

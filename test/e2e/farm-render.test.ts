@@ -113,8 +113,8 @@ describe.skipIf(!canRun)('distributed rendering on a farm of real agents', () =>
     // Each worker fetched each asset over the network at most once (and some did fetch).
     let fetched = 0
     for (const [w, host] of workers.map((w, i) => [w, lan!.hosts[i]!] as const)) {
-      const s = await statusOf<{ farm: { assets: { fetchedBySha: Record<string, number> } } }>(host.ns, w.stateDir)
-      for (const n of Object.values(s.farm.assets.fetchedBySha)) { expect(n).toBe(1); fetched++ }
+      const s = await statusOf<{ rendering: { assets: { fetchedBySha: Record<string, number> } } }>(host.ns, w.stateDir)
+      for (const n of Object.values(s.rendering.assets.fetchedBySha)) { expect(n).toBe(1); fetched++ }
     }
     expect(fetched).toBeGreaterThan(0)
   }, 600_000)

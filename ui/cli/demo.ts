@@ -86,8 +86,8 @@ export async function farmDemo (dirArg: string | undefined): Promise<number> {
     }
     const farm = await until('the API of the first agent', 10_000, async () => await RenderFarm.connect(path.join(farmDir, first)))
     await until('three members and a coordinator', 60_000, async () => {
-      const s = await farm.client.get<{ nodes: { active: number }; farm?: { coordinator?: { leader: string | null } } }>('/v1/status')
-      return s.nodes.active === 3 && s.farm?.coordinator?.leader != null ? true : undefined
+      const s = await farm.client.get<{ nodes: { active: number }; rendering?: { coordinator?: { leader: string | null } } }>('/v1/status')
+      return s.nodes.active === 3 && s.rendering?.coordinator?.leader != null ? true : undefined
     })
     process.stderr.write(`farm of ${NAMES.length} agents up on 127.0.0.1 (logs in ${farmDir}); submitting the sample …\n`)
     const out = path.join(dir, 'sample-farm.mkv')
