@@ -49,6 +49,8 @@ export interface CoordinatorDeps {
   /** Throws WireError('stale-term') for an older term; adopts a newer one. */
   checkTerm: (term: number) => void
   leaseMs?: number
+  /** Render time a chunk should take on a typical node (coordinator/estimate.ts chunkCount). Default 30 s. */
+  chunkSeconds?: number
   tickMs?: number
   now?: () => number
 }
@@ -65,6 +67,8 @@ export class Coordinator {
   private readonly dirty = new Set<string>()
   private readonly fps = new Map<string, Map<string, number>>()
   private paused = new Set<string>()
+  /** Members that refused a lease (busy, not accepting) get no offer until then. */
+  private readonly refusedUntil = new Map<string, number>()
   private lastProgressMs = 0
   private readonly now: () => number
 
@@ -93,7 +97,7 @@ export class Coordinator {
       if (open.length === 0) { this.records.set(rec.spec.id, rec); continue }
       sched.addJob({ ...schedJob(rec.spec), chunks: rec.chunks.map((c) => ({ id: c.id, index: c.index, start: c.start, end: c.end })) })
       // Chunks finished under an earlier coordinator stay finished.
-      for (const c of rec.chunks) if (c.status === 'done') sched.markDone?.(c.id)
+      for (const c of rec.chunks) if (c.status === 'done') sched.markDone(c.id, rec.spec.id)
       rec.chunks = rec.chunks.map((c) => c.status === 'done' ? c : { ...c, status: 'queued', node: undefined })
       this.records.set(rec.spec.id, rec)
     }
@@ -193,6 +197,25 @@ export class Coordinator {
         }
         return { ok: true }
       }
+      case 'segments': {
+        const rec = this.records.get(msg.jobId)
+        if (rec === undefined) return { ok: true }
+        if (rec.spec.owner !== peer) throw new WireError('invalid-job', 'only the job\'s owner reports its segments')
+        const stop: Array<{ node: string; chunkId: string }> = []
+        for (const s of msg.chunks) {
+          const live = sched.job(msg.jobId)?.chunks.find((c) => c.id === s.chunkId)
+          if (live === undefined || live.status === 'done') continue
+          if (live.status === 'leased' && live.node !== undefined) stop.push({ node: live.node, chunkId: s.chunkId })
+          if (sched.markDone(s.chunkId, msg.jobId)) {
+            const chunk = rec.chunks.find((c) => c.id === s.chunkId)
+            if (chunk !== undefined) { chunk.sha256 = s.sha256; chunk.endedMs ??= this.now() }
+          }
+        }
+        this.syncJob(msg.jobId)
+        // A chunk the owner already has is not rendered again: its current holder stops.
+        if (stop.length > 0) await this.tellWorkers({ type: 'cancel-chunks', term: this.term, jobId: msg.jobId, chunkIds: stop.map((x) => x.chunkId) })
+        return { ok: true }
+      }
       case 'job-finished': {
         const rec = this.records.get(msg.jobId)
         if (rec === undefined) return { ok: true }
@@ -249,7 +272,7 @@ export class Coordinator {
       throw err
     }
     const align = gopFrames(preset, timeline.fps)
-    const count = chunkCount({ frames: timeline.duration, fpsPerNode: nodes.map((n) => jobFps(n.fps[spec.preset] ?? 0, timeline.width, timeline.height)).filter((f) => f > 0), align })
+    const count = chunkCount({ frames: timeline.duration, fpsPerNode: nodes.map((n) => jobFps(n.fps[spec.preset] ?? 0, timeline.width, timeline.height)).filter((f) => f > 0), align, ...(this.d.chunkSeconds !== undefined ? { targetChunkSeconds: this.d.chunkSeconds } : {}) })
     const ranges = planChunks(timeline.duration, count, { align })
     return { estimate: { ...est, chunks: ranges.length }, ranges }
   }
@@ -262,7 +285,7 @@ export class Coordinator {
       this.d.log(`lease on ${c.id} expired; back in the queue`)
       this.syncJob(c.jobId)
     }
-    const nodes: SchedNode[] = this.d.nodes().map((n) => ({ peerId: n.peerId, slots: n.slots, encoders: n.encoders, gpu: n.gpu, fps: n.fps, accepting: n.accepting, paused: this.paused.has(n.peerId) }))
+    const nodes: SchedNode[] = this.d.nodes().map((n) => ({ peerId: n.peerId, slots: n.slots, encoders: n.encoders, gpu: n.gpu, fps: n.fps, accepting: n.accepting && (this.refusedUntil.get(n.peerId) ?? 0) <= now, paused: this.paused.has(n.peerId) }))
     const leases = sched.assign(nodes, this.term, now)
     for (const lease of leases) {
       const rec = this.records.get(lease.jobId)
@@ -289,7 +312,9 @@ export class Coordinator {
       if (!reply.accepted) throw new Error(reply.reason ?? 'refused')
     } catch (err) {
       this.d.log(`lease of ${lease.chunkId} to ${lease.node} not taken: ${(err as Error).message}`)
-      this.sched?.release?.(lease.chunkId, lease.leaseToken) ?? this.sched?.fail(lease.chunkId, lease.leaseToken, this.now())
+      // Back in the queue without counting an attempt; that node gets no offer for a while.
+      this.sched?.release(lease.chunkId, lease.leaseToken)
+      this.refusedUntil.set(lease.node, this.now() + 2000)
       this.syncJob(lease.jobId)
     }
   }
@@ -341,7 +366,7 @@ export class Coordinator {
     }
   }
 
-  private async tellWorkers (msg: { type: 'cancel'; term: number; jobId: string } | { type: 'stop-all'; term: number }): Promise<void> {
+  private async tellWorkers (msg: { type: 'cancel'; term: number; jobId: string } | { type: 'cancel-chunks'; term: number; jobId: string; chunkIds: string[] } | { type: 'stop-all'; term: number }): Promise<void> {
     await Promise.all(this.d.nodes().map(async (n) => {
       try { await this.d.node.request(n.peerId, PROTOCOLS.chunk, msg, AckSchema, { timeoutMs: 3000 }) } catch (err) { this.d.log(`telling ${n.name} to ${msg.type}: ${(err as Error).message}`) }
     }))

@@ -51,6 +51,8 @@ export interface AgentOptions {
   costPerHour?: number
   /** Chunk lease length; progress renews it. Default 15 s. */
   leaseMs?: number
+  /** When this agent coordinates: the render time a chunk should take on a typical node. Default 30 s. */
+  chunkSeconds?: number
 }
 
 export interface ApiInfo { url: string; token: string; pid: number }
@@ -149,7 +151,7 @@ export class Agent {
         store.setJson('nodeInfo', info)
         if (!r.cached) log(`benchmark: ${Object.entries(r.fps).map(([k, v]) => `${k} ${v} fps`).join(', ')}`)
         if (changed || !r.cached) await agent.node.announce()
-      }, (err: Error) => { log(`benchmark failed: ${err.message}`) })
+      }, (err: Error) => { log(agent.benchAbort.signal.aborted ? 'benchmark stopped with the agent; it runs again on the next start' : `benchmark failed: ${err.message}`) })
     return agent
   }
 
@@ -167,7 +169,8 @@ export class Agent {
     this.farm = new FarmServices({
       node: this.node, store: this.store, tools, caps, stateDir: this.opts.stateDir, name: this.name, info: this.info, slots, costPerHour,
       accepting: () => this.availability().accepting, log, emit: (type, data) => { this.emitEvent(type, data) },
-      ...(this.opts.leaseMs !== undefined ? { leaseMs: this.opts.leaseMs } : {})
+      ...(this.opts.leaseMs !== undefined ? { leaseMs: this.opts.leaseMs } : {}),
+      ...(this.opts.chunkSeconds !== undefined ? { chunkSeconds: this.opts.chunkSeconds } : {})
     })
     await this.farm.start()
     await this.node.announce()

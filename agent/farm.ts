@@ -43,6 +43,7 @@ export interface FarmServicesDeps {
   /** Pushes an event to the local API's SSE subscribers. */
   emit: (type: string, data: unknown) => void
   leaseMs?: number
+  chunkSeconds?: number
 }
 
 /**
@@ -78,7 +79,8 @@ export class FarmServices {
     this.coordinator = new Coordinator({
       node, store, log, nodes: () => this.nodes(), checkTerm: (t) => { this.leadership.checkTerm(t) },
       broadcast: async (msg, timeoutMs) => { await this.broadcast(msg, timeoutMs) },
-      ...(d.leaseMs !== undefined ? { leaseMs: d.leaseMs } : {})
+      ...(d.leaseMs !== undefined ? { leaseMs: d.leaseMs } : {}),
+      ...(d.chunkSeconds !== undefined ? { chunkSeconds: d.chunkSeconds } : {})
     })
     this.owner = new Owner({
       node, store, cache: this.cache, tools: d.tools, caps: d.caps, jobsDir: path.join(d.stateDir, 'jobs'), log,
@@ -125,6 +127,7 @@ export class FarmServices {
       if (self) this.coordinator.lead(term)
       else this.coordinator.follow()
       this.d.emit('leader', { term, leader: leader ?? null })
+      if (leader !== undefined) void this.owner.reportSegments(leader)
     })
     node.addEventListener('member', (e) => {
       const t = (e as CustomEvent<{ peerId: string; to: string }>).detail

@@ -10,8 +10,8 @@
  *
  * A member waits `startupGraceMs` after start before standing, so that machines started
  * together find each other (mDNS) and hold one election instead of each electing itself.
- * The leader re-announces itself every second, so a member that joins later, or was cut
- * off, learns the coordinator of the current term.
+ * The leader announces itself every second (Election.tick), so a member that joins later, or
+ * was cut off, learns the coordinator of the current term; three silent seconds and it is gone.
  */
 import { WireError } from '../protocol/errors.ts'
 import { MAX_FRAME_BYTES, PROTOCOLS } from '../protocol/ids.ts'
@@ -36,7 +36,6 @@ export interface LeadershipDeps {
 export class Leadership extends EventTarget {
   private election: Election | undefined
   private timer: NodeJS.Timeout | undefined
-  private announceTimer: NodeJS.Timeout | undefined
   private startedMs = 0
   private readonly now: () => number
   private lastLeader: string | undefined
@@ -62,7 +61,7 @@ export class Leadership extends EventTarget {
     const self = this.d.node.peerId.toString()
     const saved = this.d.store.getJson<ElectionState>('election')
     // A restarted member keeps its term and vote, never its leadership: it must win again.
-    this.election = new Election({ self, ...(saved !== undefined ? { state: { term: saved.term, votedFor: saved.votedFor, leader: undefined } } : {}), electionTimeoutMs: this.d.electionTimeoutMs ?? 1500 })
+    this.election = new Election({ self, ...(saved !== undefined ? { state: { term: saved.term, votedFor: saved.votedFor, leader: undefined } } : {}), electionTimeoutMs: this.d.electionTimeoutMs ?? 1500, announceEveryMs: 1000 })
     this.startedMs = this.now()
     await this.d.node.serve(PROTOCOLS.election, MAX_FRAME_BYTES.election, ElectionMessageSchema, async (msg, peer) => {
       const e = this.election!
@@ -78,13 +77,10 @@ export class Leadership extends EventTarget {
     })
     this.timer = setInterval(() => { void this.tick() }, this.d.tickMs ?? 100)
     this.timer.unref()
-    this.announceTimer = setInterval(() => { void this.reannounce() }, 1000)
-    this.announceTimer.unref()
   }
 
   stop (): void {
     clearInterval(this.timer)
-    clearInterval(this.announceTimer)
   }
 
   /** Refuses an older term (WireError 'stale-term'); a newer one makes this member follow it. */
@@ -110,14 +106,6 @@ export class Leadership extends EventTarget {
     if (e === undefined) return
     if (this.now() - this.startedMs < (this.d.startupGraceMs ?? 3000)) return
     await this.run(e.tick(this.now(), this.d.candidates()))
-  }
-
-  private async reannounce (): Promise<void> {
-    const e = this.election
-    if (e === undefined || !e.isLeader) return
-    const self = this.d.node.peerId.toString()
-    const to = this.d.candidates().map((c) => c.peerId).filter((p) => p !== self)
-    await this.run([{ type: 'announce', term: e.state.term, to }])
   }
 
   private async run (actions: ElectionAction[]): Promise<void> {

@@ -85,7 +85,7 @@ interface Owned {
   preset: Preset
   output: string
   dir: string
-  chunks: Map<string, { index: number; frames: number; file: string | undefined }>
+  chunks: Map<string, { index: number; frames: number; file: string | undefined; sha256?: string | undefined }>
   audio: Promise<string>
   abort: AbortController
   finishing: boolean
@@ -199,11 +199,12 @@ export class Owner {
   }
 
   /** A verified segment is stored: when it is the last one, join. */
-  async segmentStored (h: { jobId: string; chunkId: string }, file: string): Promise<void> {
+  async segmentStored (h: { jobId: string; chunkId: string; sha256: string }, file: string): Promise<void> {
     const job = this.jobs.get(h.jobId)
     const chunk = job?.chunks.get(h.chunkId)
     if (job === undefined || chunk === undefined || chunk.file !== undefined) return
     chunk.file = file
+    chunk.sha256 = h.sha256
     if ([...job.chunks.values()].every((c) => c.file !== undefined) && !job.finishing) {
       job.finishing = true
       void this.finish(job)
@@ -220,6 +221,22 @@ export class Owner {
       await job.audio.catch(() => {})
       await rm(job.dir, { recursive: true, force: true })
       this.d.log(`job ${record.spec.id} ${record.status}; its work dir is removed`)
+    }
+  }
+
+  /**
+   * Tells a (new) coordinator which segments this owner already holds, so that it does not have
+   * them rendered again (a worker's own report may have died with the previous coordinator).
+   */
+  async reportSegments (coordinator: string): Promise<void> {
+    for (const [jobId, job] of this.jobs) {
+      const held = [...job.chunks].filter(([, c]) => c.file !== undefined && c.sha256 !== undefined).map(([chunkId, c]) => ({ chunkId, sha256: c.sha256! }))
+      if (held.length === 0) continue
+      try {
+        await this.d.node.request(coordinator, PROTOCOLS.submit, { type: 'segments', jobId, chunks: held }, AckSchema, { timeoutMs: 5000 })
+      } catch (err) {
+        this.d.log(`telling the coordinator which segments of job ${jobId} are here: ${(err as Error).message}`)
+      }
     }
   }
 

@@ -62,7 +62,13 @@ export class Worker {
     await this.d.node.serve(PROTOCOLS.chunk, MAX_FRAME_BYTES.chunk, WorkerRequestSchema, async (msg) => {
       if (msg.type === 'lease') {
         this.d.checkTerm(msg.lease.term)
-        if (this.runs.has(msg.lease.chunkId)) return { accepted: true }
+        const running = this.runs.get(msg.lease.chunkId)
+        if (running !== undefined) {
+          // Leased again (a new coordinator): the run goes on and reports under the new lease.
+          if (running.lease.jobId !== msg.lease.jobId) return { accepted: false, reason: 'a chunk with this id is running for another job' }
+          running.lease = msg.lease
+          return { accepted: true }
+        }
         if (this.runs.size >= this.d.slots()) return { accepted: false, reason: `all ${this.d.slots()} slot(s) busy` }
         if (!this.d.accepting()) return { accepted: false, reason: 'this machine is not taking work now' }
         this.begin(msg.lease)
@@ -70,6 +76,7 @@ export class Worker {
       }
       this.d.checkTerm(msg.term)
       if (msg.type === 'cancel') await this.cancel(msg.jobId)
+      else if (msg.type === 'cancel-chunks') await Promise.all(msg.chunkIds.map(async (c) => { const r = this.runs.get(c); if (r !== undefined && r.lease.jobId === msg.jobId) await this.stopRun(r) }))
       else await this.stopAll()
       return { ok: true }
     })
@@ -109,7 +116,7 @@ export class Worker {
       if (abort.signal.aborted) { this.d.log(`chunk ${lease.chunkId} stopped`); return }
       const message = (err as Error).message ?? String(err)
       this.d.log(`chunk ${lease.chunkId} failed: ${message}`)
-      await this.report({ type: 'chunk-failed', term: lease.term, jobId: lease.jobId, chunkId: lease.chunkId, leaseToken: lease.leaseToken, error: message.replace(/[\u0000-\u001f\u007f]/g, ' ').slice(0, 500) })
+      await this.report({ type: 'chunk-failed', term: run.lease.term, jobId: lease.jobId, chunkId: lease.chunkId, leaseToken: run.lease.leaseToken, error: message.replace(/[\u0000-\u001f\u007f]/g, ' ').slice(0, 500) })
     }).finally(async () => {
       await rm(workDir, { recursive: true, force: true }).catch(() => {})
       this.runs.delete(lease.chunkId)
@@ -142,7 +149,7 @@ export class Worker {
         const now = performance.now()
         if (now - lastReport < 500) return
         lastReport = now
-        void this.report({ type: 'progress', term: lease.term, jobId: lease.jobId, chunkId: lease.chunkId, leaseToken: lease.leaseToken, framesDone: Math.min(p.frames, lease.end - lease.start), fps: Math.max(0, p.fps) })
+        void this.report({ type: 'progress', term: run.lease.term, jobId: lease.jobId, chunkId: lease.chunkId, leaseToken: run.lease.leaseToken, framesDone: Math.min(p.frames, lease.end - lease.start), fps: Math.max(0, p.fps) })
       }
     })
     await validateOutput(this.d.tools.ffprobe, segment, { frames: lease.end - lease.start, fps: timeline.fps })
@@ -151,7 +158,7 @@ export class Worker {
     const seconds = (performance.now() - began) / 1000
     this.rendered.push({ jobId: lease.jobId, chunkId: lease.chunkId, seconds })
     this.d.log(`chunk ${lease.chunkId} [${lease.start}, ${lease.end}) rendered in ${seconds.toFixed(1)} s, ${sent.result} at the owner`)
-    await this.report({ type: 'chunk-done', term: lease.term, jobId: lease.jobId, chunkId: lease.chunkId, leaseToken: lease.leaseToken, sha256: sent.sha256, frames: lease.end - lease.start })
+    await this.report({ type: 'chunk-done', term: run.lease.term, jobId: lease.jobId, chunkId: lease.chunkId, leaseToken: run.lease.leaseToken, sha256: sent.sha256, frames: lease.end - lease.start })
   }
 
   /** Tells the coordinator of the current term; a lost report is recovered by lease expiry. */

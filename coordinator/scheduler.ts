@@ -349,9 +349,10 @@ export class Scheduler {
   }
 
   /**
-   * Marks a queued chunk done without a lease: a chunk finished under an earlier coordinator,
-   * when rebuilding from job records. `jobId` may be left out only when the chunk id is unique
-   * across jobs. False when there is no such queued chunk.
+   * Marks a chunk done without a lease: a chunk finished under an earlier coordinator (when
+   * rebuilding from job records), or one whose segment the owner already holds. A live lease on
+   * it ends (the caller tells that node to stop). `jobId` may be left out only when the chunk id
+   * is unique across jobs. False when there is no such queued or leased chunk.
    */
   markDone (chunkId: string, jobId?: string): boolean {
     const found: Chunk[] = []
@@ -361,8 +362,8 @@ export class Scheduler {
     }
     if (found.length > 1) throw new SchedulerError(`marking chunk "${chunkId}" done: ${found.length} jobs have a chunk with this id; name the job`)
     const c = found[0]
-    if (c === undefined || c.status !== 'queued') return false
-    Object.assign(c, { status: 'done', framesDone: c.end - c.start })
+    if (c === undefined || (c.status !== 'queued' && c.status !== 'leased')) return false
+    Object.assign(c, { status: 'done', framesDone: c.end - c.start, leaseToken: undefined, leaseExpiresMs: undefined })
     return true
   }
 

@@ -120,6 +120,8 @@ export const CoordinatorRequestSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('progress'), term, jobId: id, chunkId: id, leaseToken: id, framesDone: count(), fps: z.number().nonnegative().max(1e6) }).strict(),
   z.object({ type: z.literal('chunk-done'), term, jobId: id, chunkId: id, leaseToken: id, sha256, frames: count() }).strict(),
   z.object({ type: z.literal('chunk-failed'), term, jobId: id, chunkId: id, leaseToken: id, error: text(500) }).strict(),
+  /** The owner holds these verified segments (after each one arrives, and again for a new coordinator). */
+  z.object({ type: z.literal('segments'), jobId: id, chunks: z.array(z.object({ chunkId: id, sha256 }).strict()).max(100_000) }).strict(),
   /** The owner has joined, validated and written the output (or failed to). */
   z.object({ type: z.literal('job-finished'), jobId: id, ok: z.boolean(), error: text(500).optional() }).strict(),
   z.object({ type: z.literal('pause'), peerId: peerId.optional(), all: z.boolean().optional(), paused: z.boolean() }).strict(),
@@ -131,6 +133,7 @@ export type CoordinatorRequest = z.infer<typeof CoordinatorRequestSchema>
 export const WorkerRequestSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('lease'), lease: LeaseSchema }).strict(),
   z.object({ type: z.literal('cancel'), term, jobId: id }).strict(),
+  z.object({ type: z.literal('cancel-chunks'), term, jobId: id, chunkIds: z.array(id).max(100_000) }).strict(),
   z.object({ type: z.literal('stop-all'), term }).strict()
 ])
 export type WorkerRequest = z.infer<typeof WorkerRequestSchema>

@@ -14,7 +14,7 @@ import { locateFfmpeg, type FfmpegTools } from '../../agent/ffmpeg.ts'
 import { bundledFontPath, writeSample } from '../../agent/sample.ts'
 import { cleanupTmp, frameHashes, run, tmpDir, writeDissolveCut, writeKitchenSink } from '../helpers/media.ts'
 import { canUseNetns, createLan, destroyLan, type Lan } from '../helpers/netns.ts'
-import { BIN, cli, killAll, startAgent, statusOf, type AgentProc } from '../helpers/agents.ts'
+import { BIN, cli, killAll, startFarm, statusOf, type AgentProc } from '../helpers/agents.ts'
 import { waitFor } from '../helpers/wait.ts'
 
 const canRun = canUseNetns()
@@ -62,25 +62,11 @@ describe.skipIf(!canRun)('distributed rendering on a farm of real agents', () =>
     dir = await tmpDir('farm-render')
     tools = await locateFfmpeg()
     lan = createLan(`rf${process.pid % 100000}`, 4, `10.78.${process.pid % 200}`)
-    const [h1, h2, h3, h4] = lan.hosts as [Lan['hosts'][0], Lan['hosts'][0], Lan['hosts'][0], Lan['hosts'][0]]
-    editorNs = h4.ns
-    const alpha = startAgent(h1, dir, 'alpha')
-    await waitFor(() => existsSync(path.join(alpha.stateDir, 'api.json')) ? true : undefined, 20_000, 'alpha to start')
-    for (const name of ['beta', 'gamma', 'editor']) {
-      const inv = await cli(h1.ns, ['farm', 'invite', '--ttl', '10m', '--state-dir', alpha.stateDir])
-      expect(inv.code).toBe(0)
-      expect((await cli(h1.ns, ['farm', 'join', inv.stdout.trim(), '--state-dir', path.join(dir, name)])).code).toBe(0)
-    }
-    workers = [alpha, startAgent(h2, dir, 'beta'), startAgent(h3, dir, 'gamma')]
-    editor = startAgent(h4, dir, 'editor', ['--slots', '0'])
-    // All four see each other and every worker has its benchmark (measured on first start).
-    await waitFor(async () => {
-      const r = await cli(editorNs, ['nodes', '--json', '--state-dir', editor.stateDir])
-      if (r.code !== 0) return undefined
-      const nodes = (JSON.parse(r.stdout) as { nodes: Array<{ name: string; peerId: string; state: string; info?: { bench?: Record<string, number> } }> }).nodes
-      for (const n of nodes) peerOf.set(n.name, n.peerId)
-      return nodes.filter((n) => n.state === 'alive').length === 4 && nodes.filter((n) => n.name !== 'editor').every((n) => (n.info?.bench?.ffv1 ?? 0) > 0) ? true : undefined
-    }, 120_000, 'four members with benchmarks', 500)
+    const farm = await startFarm(lan.hosts, dir)
+    workers = farm.workers
+    editor = farm.editor
+    editorNs = farm.hosts[3]!.ns
+    for (const [k, v] of farm.peerOf) peerOf.set(k, v)
   }, 180_000)
 
   afterAll(async () => {

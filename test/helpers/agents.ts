@@ -7,8 +7,10 @@
  *   const r = await cli(host.ns, ['nodes', '--json', '--state-dir', a.stateDir])
  */
 import { spawn, type ChildProcess } from 'node:child_process'
+import { existsSync } from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { waitFor } from './wait.ts'
 
 export const BIN = fileURLToPath(new URL('../../bin/renderswarm.js', import.meta.url))
 
@@ -46,4 +48,34 @@ export async function statusOf<T = Record<string, unknown>> (ns: string, stateDi
   const r = await cli(ns, [what, '--json', '--state-dir', stateDir])
   if (r.code !== 0) throw new Error(`${what} failed: ${r.stderr}`)
   return JSON.parse(r.stdout) as T
+}
+
+export interface TestFarm { workers: AgentProc[]; editor: AgentProc; hosts: Array<{ ns: string; ip: string }>; peerOf: Map<string, string> }
+
+/**
+ * Three workers (alpha holds the farm key; beta and gamma join by invite) and an editor's
+ * workstation that submits but never renders (--slots 0), one per host; resolves once all four
+ * see each other and every worker has its benchmark.
+ */
+export async function startFarm (hosts: Array<{ ns: string; ip: string }>, dir: string, extra: string[] = []): Promise<TestFarm> {
+  const [h1, h2, h3, h4] = hosts as [typeof hosts[0], typeof hosts[0], typeof hosts[0], typeof hosts[0]]
+  const alpha = startAgent(h1, dir, 'alpha', extra)
+  await waitFor(() => existsSync(path.join(alpha.stateDir, 'api.json')) ? true : undefined, 20_000, 'alpha to start')
+  for (const name of ['beta', 'gamma', 'editor']) {
+    const inv = await cli(h1.ns, ['farm', 'invite', '--ttl', '10m', '--state-dir', alpha.stateDir])
+    if (inv.code !== 0) throw new Error(`farm invite: ${inv.stderr}`)
+    const join = await cli(h1.ns, ['farm', 'join', inv.stdout.trim(), '--state-dir', path.join(dir, name)])
+    if (join.code !== 0) throw new Error(`farm join: ${join.stderr}`)
+  }
+  const workers = [alpha, startAgent(h2, dir, 'beta', extra), startAgent(h3, dir, 'gamma', extra)]
+  const editor = startAgent(h4, dir, 'editor', ['--slots', '0', ...extra])
+  const peerOf = new Map<string, string>()
+  await waitFor(async () => {
+    const r = await cli(h4.ns, ['nodes', '--json', '--state-dir', editor.stateDir])
+    if (r.code !== 0) return undefined
+    const nodes = (JSON.parse(r.stdout) as { nodes: Array<{ name: string; peerId: string; state: string; info?: { bench?: Record<string, number> } }> }).nodes
+    for (const n of nodes) peerOf.set(n.name, n.peerId)
+    return nodes.filter((n) => n.state === 'alive').length === 4 && nodes.filter((n) => n.name !== 'editor').every((n) => (n.info?.bench?.ffv1 ?? 0) > 0) ? true : undefined
+  }, 120_000, 'four members with benchmarks', 500)
+  return { workers, editor, hosts: [h1, h2, h3, h4], peerOf }
 }

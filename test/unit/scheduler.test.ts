@@ -358,6 +358,17 @@ describe('Scheduler: leases', () => {
     expect(s.markDone('nope')).toBe(false)
     expect(s.assign([node('A', { slots: 2 })], 1, 0).map((l) => l.chunkId)).toEqual(['j-c1'])
   })
+
+  it('marks a leased chunk done when its segment is already at the owner; the lease ends and its late result is not taken', () => {
+    const s = mk()
+    s.addJob(job('j', { chunks: chunks('j', 1) }))
+    const [lease] = s.assign([node('A')], 1, 0)
+    expect(s.markDone('j-c0', 'j')).toBe(true)
+    expect(s.running('A')).toBe(0)
+    expect(s.jobStatus('j')).toBe('done')
+    expect(s.renew(lease!.leaseToken, 1)).toBe(false)
+    expect(s.complete('j-c0', lease!.leaseToken)).toBe('stale')
+  })
 })
 
 describe('Scheduler: jobs in and out', () => {

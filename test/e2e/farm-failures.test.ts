@@ -1,0 +1,143 @@
+/**
+ * Nothing lost (issue D, first part): a worker killed mid-chunk and the coordinator killed
+ * mid-job. Real agent processes on namespace hosts, real ffmpeg; outputs are compared
+ * frame by frame with a one-machine render. Needs root and iproute2: skipped otherwise,
+ * except under CI=true where it must run.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { copyFile, writeFile } from 'node:fs/promises'
+import path from 'node:path'
+import { locateFfmpeg, type FfmpegTools } from '../../agent/ffmpeg.ts'
+import { bundledFontPath } from '../../agent/sample.ts'
+import { cleanupTmp, frameHashes, run, tmpDir } from '../helpers/media.ts'
+import { canUseNetns, createLan, destroyLan, type Lan } from '../helpers/netns.ts'
+import { BIN, cli, killAll, startAgent, startFarm, statusOf, type AgentProc, type TestFarm } from '../helpers/agents.ts'
+import { waitFor } from '../helpers/wait.ts'
+
+const canRun = canUseNetns()
+if (!canRun && process.env.CI === 'true') throw new Error('farm-failures tests need root and iproute2 (ip); CI runs as root: install iproute2')
+
+interface Chunk { id: string; status: string; node?: string; attempts: number }
+interface Job { jobId: string; status: string; output?: string; frames: number; chunks: Chunk[] }
+interface Status { peerId: string; rendering: { coordinator: { leader: string | null; term: number } } }
+
+let lan: Lan | undefined
+let dir: string
+let tools: FfmpegTools
+let farm: TestFarm
+let timeline: string
+let reference: string[]
+// Small chunks (about 2 s of work each) so that a job has many and a failure lands mid-job.
+const EXTRA = ['--chunk-seconds', '2']
+
+async function jobOf (jobId: string): Promise<Job | undefined> {
+  const r = await cli(farm.hosts[3]!.ns, ['jobs', '--json', '--state-dir', farm.editor.stateDir])
+  if (r.code !== 0) return undefined
+  return (JSON.parse(r.stdout) as { jobs: Job[] }).jobs.find((j) => j.jobId === jobId)
+}
+
+async function submitDetached (out: string): Promise<string> {
+  const r = await cli(farm.hosts[3]!.ns, ['submit', timeline, '-o', out, '--detach', '--json', '--state-dir', farm.editor.stateDir])
+  expect(r.code, r.stderr).toBe(0)
+  return (JSON.parse(r.stdout) as Job).jobId
+}
+
+const hostOf = (a: AgentProc): { ns: string; ip: string } => farm.hosts[farm.workers.indexOf(a)]!
+const logTime = (line: string): number => Number(line.split(' ')[0])
+/** "chunk <id> [a, b) rendered in" lines in every worker's log, by chunk id. */
+function renders (agents: AgentProc[]): Map<string, number[]> {
+  const out = new Map<string, number[]>()
+  for (const a of agents) {
+    for (const l of a.log) {
+      const m = / chunk (\S+) \[\d+, \d+\) rendered in /.exec(l)
+      if (m !== null) out.set(m[1]!, [...(out.get(m[1]!) ?? []), logTime(l)])
+    }
+  }
+  return out
+}
+
+describe.skipIf(!canRun)('failures on a farm of real agents', () => {
+  beforeAll(async () => {
+    dir = await tmpDir('farm-failures')
+    tools = await locateFfmpeg()
+    lan = createLan(`ff${process.pid % 100000}`, 4, `10.79.${process.pid % 200}`)
+    farm = await startFarm(lan.hosts, dir, EXTRA)
+    await copyFile(bundledFontPath(), path.join(dir, 'font.ttf'))
+    const frames = 300
+    timeline = path.join(dir, 'timeline.json')
+    await writeFile(timeline, JSON.stringify({
+      schema: 'farm.timeline/1', fps: { num: 25, den: 1 }, width: 1280, height: 720, duration: frames, assets: { font: { path: 'font.ttf' } },
+      video: [
+        { clips: [{ id: 'bg', type: 'color', color: '#304050', start: 0, length: frames }] },
+        { clips: [{ id: 't', type: 'text', text: 'nothing lost', font: 'font', size: 64, color: '#FFFFFF', x: 80, y: 80, start: 0, length: frames }] }
+      ]
+    }))
+    const ref = path.join(dir, 'reference.mkv')
+    await run(process.execPath, [BIN, 'render', timeline, '-o', ref, '--chunks', '1'], { timeout: 300_000 })
+    reference = await frameHashes(tools.ffmpeg, ref)
+    expect(reference.length).toBe(frames)
+  }, 300_000)
+
+  afterAll(async () => {
+    if (process.env.RS_DEBUG_NETNS === '1') for (const a of [...farm.workers, farm.editor]) console.log(a.log.join('\n'))
+    await killAll()
+    if (lan !== undefined) destroyLan(lan)
+    await cleanupTmp()
+  })
+
+  it('kill -9 of a worker mid-chunk: its chunk is back in the queue within 4 s and the job completes identical', async () => {
+    const leader = (await statusOf<Status>(farm.hosts[3]!.ns, farm.editor.stateDir)).rendering.coordinator.leader
+    const out = path.join(dir, 'worker-kill.mkv')
+    const jobId = await submitDetached(out)
+    // A worker that is not the coordinator, while it holds a chunk of the job.
+    const victimName = await waitFor(async () => {
+      const job = await jobOf(jobId)
+      const c = job?.chunks.find((c) => c.status === 'leased' && c.node !== leader)
+      return c === undefined ? undefined : [...farm.peerOf].find(([, id]) => id === c.node)?.[0]
+    }, 60_000, 'a non-coordinator worker to be rendering', 100)
+    const victim = farm.workers.find((w) => w.name === victimName)!
+    const leaderAgent = farm.workers.find((w) => farm.peerOf.get(w.name) === leader)!
+    const killedAt = Date.now()
+    victim.child.kill('SIGKILL')
+    const requeued = await waitFor(() => leaderAgent.log.find((l) => logTime(l) >= killedAt && / back in the queue/.test(l)), 10_000, 'the dead worker\'s chunks to go back in the queue')
+    console.log(`worker ${victim.name} killed: its chunk(s) back in the queue ${logTime(requeued) - killedAt} ms later`)
+    expect(logTime(requeued) - killedAt).toBeLessThan(4000)
+    const done = await waitFor(async () => { const j = await jobOf(jobId); return j?.status === 'done' || j?.status === 'failed' ? j : undefined }, 180_000, 'the job to finish', 500)
+    expect(done.status).toBe('done')
+    expect(await frameHashes(tools.ffmpeg, out)).toEqual(reference)
+    // The victim comes back (same state dir: same identity and membership) for the next test.
+    const back = startAgent(hostOf(victim), dir, victim.name, EXTRA)
+    farm.workers[farm.workers.indexOf(victim)] = back
+    await waitFor(async () => (await statusOf<{ nodes: { active: number } }>(farm.hosts[3]!.ns, farm.editor.stateDir)).nodes.active === 4 ? true : undefined, 30_000, 'the victim to rejoin', 500)
+  }, 300_000)
+
+  it('kill -9 of the coordinator mid-job: a successor within 5 s, no finished chunk rendered again, the job completes identical', async () => {
+    const before = await statusOf<Status>(farm.hosts[3]!.ns, farm.editor.stateDir)
+    const leader = before.rendering.coordinator.leader!
+    const coordinator = farm.workers.find((w) => farm.peerOf.get(w.name) === leader)!
+    const out = path.join(dir, 'coordinator-kill.mkv')
+    const jobId = await submitDetached(out)
+    const snapshot = await waitFor(async () => {
+      const j = await jobOf(jobId)
+      return j !== undefined && j.chunks.filter((c) => c.status === 'done').length >= 2 && j.chunks.some((c) => c.status !== 'done') ? j : undefined
+    }, 120_000, 'two chunks done and more to go', 100)
+    const doneBefore = snapshot.chunks.filter((c) => c.status === 'done').map((c) => c.id)
+    const killedAt = Date.now()
+    coordinator.child.kill('SIGKILL')
+    const successor = await waitFor(async () => {
+      const s = await statusOf<Status>(farm.hosts[3]!.ns, farm.editor.stateDir)
+      const l = s.rendering.coordinator.leader
+      return l !== null && l !== leader ? { leader: l, term: s.rendering.coordinator.term, at: Date.now() } : undefined
+    }, 15_000, 'a new coordinator', 100)
+    console.log(`coordinator ${coordinator.name} killed: successor ${[...farm.peerOf].find(([, id]) => id === successor.leader)?.[0]} for term ${successor.term} after ${successor.at - killedAt} ms (includes a CLI round trip)`)
+    expect(successor.at - killedAt).toBeLessThan(5000)
+    expect(successor.term).toBeGreaterThan(before.rendering.coordinator.term)
+    const done = await waitFor(async () => { const j = await jobOf(jobId); return j?.status === 'done' || j?.status === 'failed' ? j : undefined }, 240_000, 'the job to finish', 500)
+    expect(done.status).toBe('done')
+    expect(await frameHashes(tools.ffmpeg, out)).toEqual(reference)
+    const counts = renders([...farm.workers])
+    const twice = doneBefore.filter((id) => (counts.get(id)?.length ?? 0) !== 1)
+    console.log(`chunks finished before the kill: ${doneBefore.length}; rendered more than once since: ${twice.length}`)
+    expect(twice).toEqual([])
+  }, 400_000)
+})
