@@ -10,8 +10,8 @@
  *
  * A member waits `startupGraceMs` after start before standing, so that machines started
  * together find each other (mDNS) and hold one election instead of each electing itself.
- * The leader announces itself every second (Election.tick), so a member that joins later, or
- * was cut off, learns the coordinator of the current term; three silent seconds and it is gone.
+ * The leader announces itself every 0.8 s (Election.tick), so a member that joins later, or
+ * was cut off, learns the coordinator of the current term; 2.4 silent seconds and it is gone; a successor stands 1 s later.
  */
 import { WireError } from '../protocol/errors.ts'
 import { MAX_FRAME_BYTES, PROTOCOLS } from '../protocol/ids.ts'
@@ -61,7 +61,7 @@ export class Leadership extends EventTarget {
     const self = this.d.node.peerId.toString()
     const saved = this.d.store.getJson<ElectionState>('election')
     // A restarted member keeps its term and vote, never its leadership: it must win again.
-    this.election = new Election({ self, ...(saved !== undefined ? { state: { term: saved.term, votedFor: saved.votedFor, leader: undefined } } : {}), electionTimeoutMs: this.d.electionTimeoutMs ?? 1500, announceEveryMs: 1000 })
+    this.election = new Election({ self, ...(saved !== undefined ? { state: { term: saved.term, votedFor: saved.votedFor, leader: undefined } } : {}), electionTimeoutMs: this.d.electionTimeoutMs ?? 1000, announceEveryMs: 800 })
     this.startedMs = this.now()
     await this.d.node.serve(PROTOCOLS.election, MAX_FRAME_BYTES.election, ElectionMessageSchema, async (msg, peer) => {
       const e = this.election!

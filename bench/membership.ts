@@ -81,7 +81,7 @@ async function dialFigures (): Promise<number[]> {
 interface Running { name: string; child: ChildProcess; lines: Array<{ at: number; text: string }>; spawnedAt: number; stateDir: string; apiAt?: number }
 
 /** Figures of one repetition of one variant, in ms (bytes/s and MB for the last two). */
-interface Figures { ready: number[]; discovered: number[]; seenToMember: number[]; formed: number; restartReady: number[]; restartDiscovered: number[]; restartFormed: number; idleBps: number; idlePps: number; rssMb: number[] }
+interface Figures { ready: number[]; discovered: number[]; seenToMember: number[]; formed: number; restartReady: number[]; restartDiscovered: number[]; restartSeenToMember: number[]; restartFormed: number; idleBps: number; idlePps: number; rssMb: number[] }
 
 async function formFarm (lan: Lan, dir: string, v: Variant, rep: number): Promise<Figures> {
   const hosts = lan.hosts
@@ -139,15 +139,15 @@ async function formFarm (lan: Lan, dir: string, v: Variant, rep: number): Promis
     for (let i = 1; i < N; i++) cli(hosts[0]!.ns, ['farm', 'join', cli(hosts[0]!.ns, ['farm', 'invite', '--state-dir', first.stateDir]).trim(), '--state-dir', path.join(dir, `m${i}`)])
     const others = hosts.slice(1).map((_, i) => start(i + 1))
     const formedAt = await waitFormed([first, ...others])
-    const seenToMember: number[] = []
-    for (const a of others) {
+    /** For each peer an agent saw on mDNS and then admitted: the time between the two. */
+    const seenToMember = (group: Running[]): number[] => group.flatMap((a) => {
       const al = alive(a)
-      for (const [peer, at] of discovered(a)) { const m = al.get(peer); if (m !== undefined && m >= at) seenToMember.push(m - at) }
-    }
-    const figures: Omit<Figures, 'restartReady' | 'restartDiscovered' | 'restartFormed'> = {
+      return [...discovered(a)].flatMap(([peer, at]) => { const m = al.get(peer); return m !== undefined && m >= at ? [m - at] : [] })
+    })
+    const figures: Omit<Figures, 'restartReady' | 'restartDiscovered' | 'restartSeenToMember' | 'restartFormed'> = {
       ready: others.map((a) => a.apiAt! - a.spawnedAt),
       discovered: others.flatMap((a) => [...discovered(a).values()].map((t) => t - a.spawnedAt)),
-      seenToMember,
+      seenToMember: seenToMember(others),
       formed: formedAt - Math.max(...others.map((a) => a.spawnedAt)),
       idleBps: 0,
       idlePps: 0,
@@ -174,6 +174,7 @@ async function formFarm (lan: Lan, dir: string, v: Variant, rep: number): Promis
       ...figures,
       restartReady: again.map((a) => a.apiAt! - a.spawnedAt),
       restartDiscovered: again.flatMap((a) => [...discovered(a).values()].map((t) => t - a.spawnedAt)),
+      restartSeenToMember: seenToMember(again),
       restartFormed: restartFormedAt - Math.max(...again.map((a) => a.spawnedAt))
     }
   } finally {
@@ -220,10 +221,11 @@ async function main (): Promise<void> {
   const table: Array<[string, string, Map<string, number[]>, number]> = [
     ['agent start-up: spawn → API up (first start)', 'ms', per((f) => median(f.ready)), 0],
     ['mDNS discovery: spawn → peer seen (first start)', 'ms', per((f) => median(f.discovered)), 0],
-    ['mDNS seen → member alive (first start)', 'ms', per((f) => f.seenToMember.length > 0 ? median(f.seenToMember) : NaN), 0],
+    ['mDNS seen → member alive (first start, join included)', 'ms', per((f) => f.seenToMember.length > 0 ? median(f.seenToMember) : NaN), 0],
     [`farm formed, first start (${N} agents, join by invite)`, 'ms', per((f) => f.formed), 0],
     ['agent start-up: spawn → API up (restart)', 'ms', per((f) => median(f.restartReady)), 0],
     ['mDNS discovery: spawn → peer seen (restart)', 'ms', per((f) => median(f.restartDiscovered)), 0],
+    ['mDNS seen → member alive (restart)', 'ms', per((f) => f.restartSeenToMember.length > 0 ? median(f.restartSeenToMember) : NaN), 0],
     [`farm formed, all ${N} restarted at once`, 'ms', per((f) => f.restartFormed), 0],
     ['idle traffic per member pair (all layers, mDNS incl.)', 'B/s', per((f) => f.idleBps), 0],
     ['idle packets per member pair', '/s', per((f) => f.idlePps), 1],
