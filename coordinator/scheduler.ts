@@ -76,14 +76,8 @@ export interface SchedNode { peerId: string; slots: number; encoders: string[]; 
 
 export interface Lease { jobId: string; chunkId: string; index: number; start: number; end: number; node: string; term: number; leaseToken: string; expiresAt: number }
 
-export interface JobInput {
-  id: string
-  priority: Priority
-  deadlineMs?: number | undefined
-  createdMs: number
-  preset: string
-  encoders: string[]
-  needsGpu: boolean
+/** What addJob takes: a job's scheduling fields and its planned chunk ranges. */
+export type JobInput = Omit<SchedJob, 'paused' | 'chunks'> & {
   paused?: boolean | undefined
   chunks: ReadonlyArray<{ id: string; index: number; start: number; end: number }>
 }

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { Election, StaleTermError, best, rank, type Candidate, type ElectionAction, type ElectionState } from '../../coordinator/election.ts'
 import { WireError, toWire } from '../../protocol/errors.ts'
+import { seeded } from '../helpers/prng.ts'
 
 const c = (peerId: string, capacity: number): Candidate => ({ peerId, capacity })
 const types = (as: ElectionAction[]): string[] => as.map((a) => a.type)
@@ -177,17 +178,6 @@ class Farm {
   }
 }
 
-/** mulberry32: a small seeded generator, so a failure replays. */
-function seeded (seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 // ---------------------------------------------------------------------------------------------
 

@@ -3,18 +3,8 @@ import { z } from 'zod'
 import { FrameDecoder, decodeJson, encodeFrame, encodeJson, encodeVarint, MAX_JSON_DEPTH } from '../../protocol/framing.ts'
 import { WireError, WIRE_ERRORS, WIRE_ERROR_DESCRIPTIONS, fromWire, toWire } from '../../protocol/errors.ts'
 import { MAX_FRAME_BYTES, PROTOCOLS } from '../../protocol/ids.ts'
+import { seeded as prng } from '../helpers/prng.ts'
 
-/** mulberry32: a small seeded PRNG so failures reproduce. */
-function prng (seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 const concat = (parts: Uint8Array[]): Uint8Array => {
   const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0))
