@@ -8,7 +8,9 @@
  *   const coordinator = await lead.waitForLeader(10_000)
  *   lead.checkTerm(msg.term)                              // throws WireError('stale-term') for an old term
  *
- * A member waits `startupGraceMs` after start before standing, so that machines started
+ * A member stands only while it sees a strict majority of the members seen alive in the last
+ * `rosterMs` (a machine cut off from the farm does not elect itself). A member waits
+ * `startupGraceMs` after start before standing, so that machines started
  * together find each other (mDNS) and hold one election instead of each electing itself.
  * The leader announces itself every 0.8 s (Election.tick), so a member that joins later, or
  * was cut off, learns the coordinator of the current term; 2.4 silent seconds and it is gone; a successor stands 1 s later.
@@ -30,6 +32,8 @@ export interface LeadershipDeps {
   tickMs?: number
   electionTimeoutMs?: number
   startupGraceMs?: number
+  /** How long a member that went silent still counts toward the majority needed to stand. Default 30 s. */
+  rosterMs?: number
   now?: () => number
 }
 
@@ -104,9 +108,20 @@ export class Leadership extends EventTarget {
   private async tick (): Promise<void> {
     const e = this.election
     if (e === undefined) return
-    if (this.now() - this.startedMs < (this.d.startupGraceMs ?? 3000)) return
-    await this.run(e.tick(this.now(), this.d.candidates()))
+    const now = this.now()
+    if (now - this.startedMs < (this.d.startupGraceMs ?? 3000)) return
+    const live = this.d.candidates()
+    for (const c of live) this.roster.set(c.peerId, now)
+    for (const [p, seen] of this.roster) if (now - seen > (this.d.rosterMs ?? 30_000)) this.roster.delete(p)
+    // A member cut off from most of the farm it saw a moment ago does not elect itself: it
+    // waits to hear the majority's coordinator again (no second coordinator in a partition).
+    // Members silent for rosterMs leave the roster, so a farm that really shrank elects again.
+    if (!e.isLeader && live.length * 2 <= this.roster.size) return
+    await this.run(e.tick(now, live))
   }
+
+  /** Members seen alive within rosterMs (self included), by when. */
+  private readonly roster = new Map<string, number>()
 
   private async run (actions: ElectionAction[]): Promise<void> {
     const e = this.election!

@@ -94,6 +94,8 @@ interface Owned {
 
 export class Owner {
   private readonly jobs = new Map<string, Owned>()
+  /** Jobs whose output this owner wrote (the most recent 1000). */
+  private readonly written = new Set<string>()
 
   constructor (private readonly d: OwnerDeps) {}
 
@@ -191,6 +193,8 @@ export class Owner {
   /** SegmentService asks where to store an incoming segment. */
   acceptSegment (h: { jobId: string; chunkId: string; index: number; frames: number }): { path: string } | { refuse: 'not-found' | 'duplicate'; message: string } {
     const job = this.jobs.get(h.jobId)
+    // A late copy of a chunk (a worker that was cut off, a speculative copy) after the output is written.
+    if (job === undefined && this.written.has(h.jobId)) return { refuse: 'duplicate', message: `job ${h.jobId} is already written` }
     if (job === undefined) return { refuse: 'not-found', message: `this member owns no running job ${h.jobId}` }
     const chunk = job.chunks.get(h.chunkId)
     if (chunk === undefined || chunk.index !== h.index || chunk.frames !== h.frames) return { refuse: 'not-found', message: `job ${h.jobId} has no chunk ${h.chunkId} #${h.index} of ${h.frames} frames` }
@@ -268,6 +272,8 @@ export class Owner {
       await runInvocation(compileJoin({ segments, audio, preset, listFile: path.join(job.dir, 'segments.ffconcat'), outFile: partial, frames: spec.timeline.duration }), { ffmpeg: this.d.tools.ffmpeg, signal: job.abort.signal })
       await validateOutput(this.d.tools.ffprobe, partial, { frames: spec.timeline.duration, fps: spec.timeline.fps, audioSeconds: framesToSeconds(spec.timeline.duration, spec.timeline.fps) })
       await rename(partial, job.output)
+      this.written.add(spec.id)
+      if (this.written.size > 1000) this.written.delete(this.written.values().next().value!)
       this.d.log(`job ${spec.id} written to ${job.output}`)
     } catch (err) {
       error = (err as Error).message

@@ -153,8 +153,11 @@ async function formFarm (lan: Lan, dir: string, v: Variant, rep: number): Promis
       idlePps: 0,
       rssMb: []
     }
-    // Idle: let the first-start benchmarks finish, then count eth0 bytes and read RSS.
-    await sleep(8000)
+    // Idle: let the first-start self-benchmarks finish (their ffmpeg runs would outlive a
+    // kill -9 of the agent and load the restart below), settle, then count eth0 bytes and read RSS.
+    const t0 = Date.now()
+    while (!running.every((a) => a.lines.some((l) => / benchmark(:| failed| stopped)/.test(l.text))) && Date.now() - t0 < 60_000) await sleep(100)
+    await sleep(Math.max(2000, 8000 - (Date.now() - t0)))
     const tx = (ns: string): [number, number] => execFileSync('ip', ['netns', 'exec', ns, 'cat', '/sys/class/net/eth0/statistics/tx_bytes', '/sys/class/net/eth0/statistics/tx_packets'], { encoding: 'utf8' }).trim().split('\n').map(Number) as [number, number]
     const before = hosts.map((h) => tx(h.ns))
     await sleep(IDLE_S * 1000)
@@ -238,7 +241,7 @@ async function main (): Promise<void> {
     console.log(`\n${''.padEnd(cw)}  ${labels.map((l, i) => l.padStart(colW[i]!)).join('  ')}`)
     for (const [k, unit, m, d] of table) console.log(`${k.padEnd(cw)}  ${labels.map((l, i) => summarize(l, unit, m.get(l)!, d).trim().padStart(colW[i]!)).join('  ')}`)
   }
-  console.log(`\nmethod: ${N} real agent processes, one per network namespace, on a bridge in a namespace of its own; heartbeats every 1 s; ${REPS} repetition(s), variants interleaved; each figure the median over repetitions (range in brackets) of the per-repetition median over agents; "farm formed" from starting the last agent process until every agent lists all others alive; idle traffic = eth0 tx bytes over ${IDLE_S} s ÷ ${N - 1} peers, 8 s after the farm formed; RSS = VmRSS then; restart = all agents killed and started again at once with their state; dial figure from two FarmNodes in one process on 127.0.0.1`)
+  console.log(`\nmethod: ${N} real agent processes, one per network namespace, on a bridge in a namespace of its own; heartbeats every 1 s; ${REPS} repetition(s), variants interleaved; each figure the median over repetitions (range in brackets) of the per-repetition median over agents; "farm formed" from starting the last agent process until every agent lists all others alive; idle traffic = eth0 tx bytes over ${IDLE_S} s ÷ ${N - 1} peers, from 8 s after the farm formed or 2 s after the last first-start self-benchmark, whichever is later; RSS = VmRSS then; restart = all agents killed and started again at once with their state; dial figure from two FarmNodes in one process on 127.0.0.1`)
   console.log(`variants: ${VARIANTS.map((v) => `${v.label} = ${path.relative(REPO, v.bin) || v.bin}${Object.keys(v.env).length > 0 ? ` with ${Object.entries(v.env).map(([k, x]) => `${k}=${x}`).join(' ')}` : ''}`).join('; ')}`)
   console.log(`machine: ${os.cpus()[0]?.model ?? 'unknown'}, ${os.cpus().length} cores, node ${process.version}; ${new Date().toISOString()}`)
   console.log(JSON.stringify({ bench: 'membership', rows, variants: Object.fromEntries(results) }))

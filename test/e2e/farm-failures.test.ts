@@ -79,7 +79,7 @@ describe.skipIf(!canRun)('failures on a farm of real agents', () => {
   }, 300_000)
 
   afterAll(async () => {
-    if (process.env.RS_DEBUG_NETNS === '1') for (const a of [...farm.workers, farm.editor]) console.log(a.log.join('\n'))
+    if (process.env.RS_DEBUG_NETNS === '1') for (const a of [...farm.workers, farm.editor]) await writeFile(`/tmp/rs-debug-${a.name}.log`, a.log.join('\n'))
     await killAll()
     if (lan !== undefined) destroyLan(lan)
     await cleanupTmp()
@@ -142,5 +142,33 @@ describe.skipIf(!canRun)('failures on a farm of real agents', () => {
     const twice = doneBefore.filter((id) => (counts.get(id)?.length ?? 0) !== 1)
     console.log(`chunks finished before the kill: ${doneBefore.length}; rendered more than once since: ${twice.length}`)
     expect(twice).toEqual([])
+  }, 400_000)
+
+  it("a worker's link cut for 10 s mid-chunk, then restored: the job completes identical and its late work is ignored", async () => {
+    const leader = (await statusOf<Status>(farm.hosts[3]!.ns, farm.editor.stateDir)).rendering.coordinator.leader
+    const out = path.join(dir, 'link-cut.mkv')
+    const jobId = await submitDetached(out)
+    const victimName = await waitFor(async () => {
+      const job = await jobOf(jobId)
+      const c = job?.chunks.find((c) => c.status === 'leased' && c.node !== leader)
+      return c === undefined ? undefined : [...farm.peerOf].find(([, id]) => id === c.node)?.[0]
+    }, 60_000, 'a non-coordinator worker to be rendering', 100)
+    const victim = farm.workers.find((w) => w.name === victimName)!
+    const ns = hostOf(victim).ns
+    const cutAt = Date.now()
+    await run('ip', ['netns', 'exec', ns, 'ip', 'link', 'set', 'eth0', 'down'])
+    try {
+      await new Promise((r) => setTimeout(r, 10_000))
+    } finally {
+      await run('ip', ['netns', 'exec', ns, 'ip', 'link', 'set', 'eth0', 'up'])
+    }
+    const done = await waitFor(async () => { const j = await jobOf(jobId); return j?.status === 'done' || j?.status === 'failed' ? j : undefined }, 240_000, 'the job to finish', 500)
+    expect(done.status, done.status === 'failed' ? JSON.stringify(done) : '').toBe('done')
+    expect(await frameHashes(tools.ffmpeg, out)).toEqual(reference)
+    // The cut-off worker's late results were refused or ignored, never joined twice.
+    const late = victim.log.filter((l) => logTime(l) > cutAt && /duplicate at the owner|no longer live|stale|refused/.test(l))
+    console.log(`link cut on ${victim.name}: job done; its late work: ${late.length === 0 ? 'none reached anyone' : late.map((l) => l.slice(l.indexOf(' ') + 1)).join(' | ')}`)
+    // The victim is a member again.
+    await waitFor(async () => (await statusOf<{ nodes: { active: number } }>(farm.hosts[3]!.ns, farm.editor.stateDir)).nodes.active === 4 ? true : undefined, 30_000, 'the cut-off worker to be back', 500)
   }, 400_000)
 })
