@@ -189,10 +189,10 @@ export class Agent {
       log(`revoked ${(e as CustomEvent<string>).detail}`)
     })
     this.node.addEventListener('refused', (e) => {
-      const r = (e as CustomEvent<{ reason: string; peer: string }>).detail
+      const r = (e as CustomEvent<{ reason: string; peer: string; message?: string }>).detail
       this.refusedTotal.inc({ reason: r.reason })
       this.emitEvent('refused', r)
-      log(`refused ${r.peer}: ${r.reason}`)
+      log(`refused ${r.peer}: ${r.reason}${r.message !== undefined ? ` (${r.message})` : ''}`)
     })
     await this.node.start()
     const pending = this.store.getJson<FarmRecord>('farm')?.pending

@@ -330,10 +330,12 @@ export class FarmNode extends EventTarget {
     }
   }
 
-  private refuse (reason: string, peer: string, conn?: Connection): void {
+  private refuse (reason: string, peer: string, conn?: Connection, why?: unknown): void {
     this.refused[reason] = (this.refused[reason] ?? 0) + 1
-    this.dispatchEvent(new CustomEvent('refused', { detail: { reason, peer } }))
-    if (conn !== undefined) void conn.close().catch(() => {})
+    this.dispatchEvent(new CustomEvent('refused', { detail: { reason, peer, ...(why instanceof Error ? { message: why.message.slice(0, 200) } : {}) } }))
+    // Abort, not close: a graceful close of a connection whose peer went away can hang, and a
+    // later dial would be handed the same dead connection.
+    if (conn !== undefined) { try { conn.abort(new Error(`refused: ${reason}`)) } catch { /* already closed */ } }
   }
 
   /** Dialer greets; both sides give a stranger `helloTimeoutMs` to prove membership. */
@@ -366,7 +368,7 @@ export class FarmNode extends EventTarget {
       if (reply.type !== 'hello') throw new WireError('schema', 'expected a hello')
       this.admit(reply, conn)
     } catch (err) {
-      this.refuse(err instanceof WireError ? err.code : 'hello-failed', peer, conn)
+      this.refuse(err instanceof WireError ? err.code : 'hello-failed', peer, conn, err)
     } finally {
       this.greeting.delete(conn.id)
     }
@@ -502,6 +504,9 @@ export class FarmNode extends EventTarget {
 
   private tick (): void {
     for (const t of this.members.tick(this.now())) {
+      // A dead member's connections are dropped, so that when it comes back (restart, link
+      // restored) both sides dial afresh instead of reusing a connection that no longer carries.
+      if (t.to === 'dead') for (const c of this.libp2p?.getConnections() ?? []) if (c.remotePeer.toString() === t.peerId) { try { c.abort(new Error('member dead')) } catch { /* already closed */ } }
       this.dispatchEvent(new CustomEvent<Transition>('member', { detail: t }))
     }
   }
