@@ -169,6 +169,6 @@ describe.skipIf(!canRun)('failures on a farm of real agents', () => {
     const late = victim.log.filter((l) => logTime(l) > cutAt && /duplicate at the owner|no longer live|stale|refused/.test(l))
     console.log(`link cut on ${victim.name}: job done; its late work: ${late.length === 0 ? 'none reached anyone' : late.map((l) => l.slice(l.indexOf(' ') + 1)).join(' | ')}`)
     // The victim is a member again.
-    await waitFor(async () => (await statusOf<{ nodes: { active: number } }>(farm.hosts[3]!.ns, farm.editor.stateDir)).nodes.active === 4 ? true : undefined, 30_000, 'the cut-off worker to be back', 500)
+    await waitFor(async () => (await statusOf<{ nodes: Array<{ name: string; state: string }> }>(farm.hosts[3]!.ns, farm.editor.stateDir, 'nodes')).nodes.some((n) => n.name === victim.name && n.state === 'alive') ? true : undefined, 30_000, 'the cut-off worker to be back', 500)
   }, 400_000)
 })
