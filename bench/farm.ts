@@ -40,7 +40,7 @@ const { values: opt } = parseArgs({
     runs: { type: 'string', default: '3' }, seconds: { type: 'string', default: '30' }, logs: { type: 'string' }, 'quiet-wait': { type: 'string', default: '300' },
     'max-other': { type: 'string', default: '0.1' }, attempts: { type: 'string', default: '4' },
     // Internal: this script run as a helper inside a namespace (see helperMain).
-    role: { type: 'string' }, 'state-dir': { type: 'string' }, nodes: { type: 'string' }, timeline: { type: 'string' }, out: { type: 'string' }, 'timeout-s': { type: 'string' }
+    role: { type: 'string' }, 'state-dir': { type: 'string' }, nodes: { type: 'string' }, timeline: { type: 'string' }, out: { type: 'string' }, 'timeout-s': { type: 'string' }, pids: { type: 'string' }
   },
   strict: true
 })
@@ -98,6 +98,9 @@ async function helperMain (role: string): Promise<void> {
     else if (type === 'job' && d.jobId !== undefined && d.jobId === jobId && ['done', 'failed', 'cancelled'].includes(d.status ?? '')) finished()
   }, abort.signal).catch(() => {})
   await Promise.race([helloP, sleep(10_000).then(() => { throw new Error('no event stream from the agent') })])
+  // The machine check and the CPU count happen here, around exactly the timed part.
+  await quiet(Number(opt['quiet-wait']))
+  const m0 = meter((opt.pids ?? '').split(',').filter((x) => x !== '').map(Number))
   const t0Ms = Date.now()
   const p0 = performance.now()
   const { job } = await api.post<{ job: { jobId: string } }>('/v1/jobs', { timeline: opt.timeline, output: opt.out, preset: 'ffv1' }, 60_000)
@@ -112,9 +115,10 @@ async function helperMain (role: string): Promise<void> {
   }
   const seconds = (performance.now() - p0) / 1000
   const t1Ms = Date.now()
+  const use = usage(m0)
   abort.abort()
   const final = await api.get<{ job: unknown }>(`/v1/jobs/${jobId}`)
-  console.log(JSON.stringify({ t0Ms, t1Ms, seconds, job: final.job }))
+  console.log(JSON.stringify({ t0Ms, t1Ms, seconds, ...use, quietMissed: quietMisses > 0, job: final.job }))
 }
 
 // ---------------------------------------------------------------- processes
@@ -269,6 +273,7 @@ function usage (m0: Meter): { busy: number; other: number } {
 
 /** Waits (bounded) until the whole machine is idle: other people's work would land in the timings. */
 async function quiet (maxWaitS: number): Promise<void> {
+  if (!(maxWaitS > 0)) return
   const began = Date.now()
   for (let said = false; ;) {
     const c0 = cpuTicks()
@@ -411,23 +416,23 @@ async function main (): Promise<void> {
         const ready = await Promise.all(started.map(async (a) => await helper<{ leader: string; nodes: Array<{ name: string; peerId: string; ffv1Fps: number }> }>(a.host.ns, 'ready', ['--state-dir', a.stateDir, '--nodes', String(n)], 180)))
         const names = new Map(ready[0]!.nodes.map((x) => [x.peerId, x.name]))
         const statuses = async (): Promise<StatusView[]> => await Promise.all(started.map(async (a) => await helper<StatusView>(a.host.ns, 'status', ['--state-dir', a.stateDir], 30)))
-        const submit = async (timeline: string, out: string): Promise<{ t0Ms: number; t1Ms: number; seconds: number; job: JobView }> => {
-          const r = await helper<{ t0Ms: number; t1Ms: number; seconds: number; job: JobView }>(h1.ns, 'submit', ['--state-dir', owner.stateDir, '--timeline', timeline, '--out', out], 600)
+        type Submitted = { t0Ms: number; t1Ms: number; seconds: number; busy: number; other: number; quietMissed: boolean; job: JobView }
+        const submit = async (timeline: string, out: string, timed: boolean): Promise<Submitted> => {
+          const r = await helper<Submitted>(h1.ns, 'submit', ['--state-dir', owner.stateDir, '--timeline', timeline, '--out', out,
+            '--quiet-wait', String(timed ? QUIET_WAIT_S : 0), ...(timed ? ['--pids', started.map((a) => a.child.pid!).join(',')] : [])], 600 + (timed ? QUIET_WAIT_S : 0))
           if (r.job.status !== 'done') throw new Error(`(${label}) job ${r.job.status}: ${r.job.error ?? ''}`)
+          if (r.quietMissed) quietMisses++
           return r
         }
         const outDir = path.join(root!, 'out')
         await mkdir(outDir, { recursive: true })
-        await submit(tl.warmup, path.join(outDir, `warmup-${label}${run}.mkv`))
+        await submit(tl.warmup, path.join(outDir, `warmup-${label}${run}.mkv`), false)
         let attemptNo = 0
         return await undisturbed(`(${label}) run ${run}`, async (): Promise<FarmRun> => {
           const before = await statuses()
           if (label === 'c' && coldDispatchMs === undefined) coldDispatchMs = before[1]!.rendering.worker.dispatchMs[0]
           const out = path.join(outDir, `${label}${run}-${++attemptNo}.mkv`)
-          await quiet(QUIET_WAIT_S)
-          const m0 = meter(started.map((a) => a.child.pid!))
-          const r = await submit(tl.main, out)
-          const use = usage(m0)
+          const r = await submit(tl.main, out, true)
           const after = await statuses()
           // Outside the timing: the output is the whole timeline, audio included.
           await validateOutput(tools.ffprobe, out, { frames: t.duration, fps: t.fps, audioSeconds: framesToSeconds(t.duration, t.fps) })
@@ -442,7 +447,8 @@ async function main (): Promise<void> {
           const lastChunk = Math.max(...cs.map((c) => c.endedAt ?? NaN))
           return {
             seconds: r.seconds,
-            ...use,
+            busy: r.busy,
+            other: r.other,
             attempts: 1,
             chunks: cs.map((c) => ({ node: names.get(c.node ?? '') ?? c.node ?? '?', frames: c.frameRange[1] - c.frameRange[0], seconds: ((c.endedAt ?? NaN) - (c.startedAt ?? NaN)) / 1000 })),
             dispatchMs,
