@@ -132,7 +132,12 @@ export class Agent {
       throw err
     }
     const { tools, hw, caps } = probed
-    await agent.startFarm(tools, caps)
+    try {
+      await agent.startFarm(tools, caps)
+    } catch (err) {
+      await agent.stop()
+      throw err
+    }
     const before = JSON.stringify({ ...info, bench: undefined })
     Object.assign(info, {
       cpu: hw.cpu, memBytes: hw.memBytes, os: hw.os,

@@ -74,7 +74,7 @@ export async function farmDemo (dirArg: string | undefined): Promise<number> {
     // The first agent holds the farm key; the other two join it with single-use invites.
     const first = NAMES[0]!
     start(first)
-    await until(`${first} to start`, 30_000, async () => existsSync(path.join(farmDir, first, 'api.json')) ? true : undefined)
+    await until(`${first} to start`, 90_000, async () => existsSync(path.join(farmDir, first, 'api.json')) ? true : undefined)
     for (const name of NAMES.slice(1)) {
       if (!existsSync(path.join(farmDir, name, 'state.db'))) {
         const inv = await runCli(['farm', 'invite', '--ttl', '10m', '--state-dir', path.join(farmDir, first)])
@@ -85,7 +85,7 @@ export async function farmDemo (dirArg: string | undefined): Promise<number> {
       start(name)
     }
     const farm = await until('the API of the first agent', 10_000, async () => await RenderFarm.connect(path.join(farmDir, first)))
-    await until('three members and a coordinator', 60_000, async () => {
+    await until('three members and a coordinator', 120_000, async () => {
       const s = await farm.client.get<{ nodes: { active: number }; rendering?: { coordinator?: { leader: string | null } } }>('/v1/status')
       return s.nodes.active === 3 && s.rendering?.coordinator?.leader != null ? true : undefined
     })
