@@ -153,7 +153,9 @@ export class Coordinator {
         this.d.store.putJob(msg.job.id, record, now)
         // Every member holds the record before the owner hears "accepted".
         await this.d.broadcast({ type: 'job', term: this.term, record }, 2000)
-        this.d.log(`job ${msg.job.id} from ${peer}: ${record.chunks.length} chunks, ${msg.job.priority}, estimate ${est.seconds.expected.toFixed(1)} s, $${est.cost.expected.toFixed(4)}`)
+        this.d.log(`job ${msg.job.id} from ${peer}: ${record.chunks.length} chunk${record.chunks.length === 1 ? '' : 's'}, ${msg.job.priority}, estimate ${est.seconds.expected.toFixed(1)} s, $${est.cost.expected.toFixed(4)}`)
+        // Lease at once rather than on the next tick.
+        setImmediate(() => { void this.tick() })
         return { record }
       }
       case 'get-job': return { record: this.records.get(msg.jobId) ?? this.d.store.getJob<JobRecord>(msg.jobId) }

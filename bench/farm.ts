@@ -250,25 +250,35 @@ const QUIET_CORES = 0.25
 let quietMisses = 0
 let disturbedKept = 0
 
-/** CPU ticks of a process and its reaped children (utime + stime + cutime + cstime). */
-function processTicks (pid: number): number {
+/** CPU ticks of a process (utime + stime) and of its reaped children (cutime + cstime). */
+function processTicks (pid: number): { self: number; children: number } {
   try {
     const s = readFileSync(`/proc/${pid}/stat`, 'utf8')
     const f = s.slice(s.lastIndexOf(')') + 2).split(' ')
-    return Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])
+    return { self: Number(f[11]) + Number(f[12]), children: Number(f[13]) + Number(f[14]) }
   } catch {
-    return 0
+    return { self: 0, children: 0 }
   }
 }
-interface Meter { cpu: { busy: number; total: number }; ours: number; pids: number[] }
-const meter = (pids: number[]): Meter => ({ cpu: cpuTicks(), ours: [process.pid, ...pids].reduce((n, p) => n + processTicks(p), 0), pids })
-/** Busy cores of the whole machine since m0, and the part of it not ours. */
-function usage (m0: Meter): { busy: number; other: number } {
+let clockTicks: number | undefined
+const hz = (): number => (clockTicks ??= (() => { try { return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8', timeout: 5000 })) || 100 } catch { return 100 } })())
+interface Meter { cpu: { busy: number; total: number }; procs: Array<{ self: number; children: number }>; pids: number[] }
+/** Ticks of the machine and of this process plus `pids` (its agents), each with its reaped children. */
+const meter = (pids: number[]): Meter => ({ cpu: cpuTicks(), procs: [process.pid, ...pids].map(processTicks), pids })
+/** Since m0: busy cores of the whole machine, the part of it not ours, and CPU seconds of this process's children and of each of `pids` (self, children). */
+function usage (m0: Meter): { busy: number; other: number; childrenS: number; agentsS: Array<{ self: number; children: number }> } {
   const m1 = meter(m0.pids)
   const dt = Math.max(1, m1.cpu.total - m0.cpu.total)
   const n = os.cpus().length
   const busy = m1.cpu.busy - m0.cpu.busy
-  return { busy: busy / dt * n, other: Math.max(0, busy - (m1.ours - m0.ours)) / dt * n }
+  const d = m1.procs.map((p, i) => ({ self: p.self - m0.procs[i]!.self, children: p.children - m0.procs[i]!.children }))
+  const ours = d.reduce((x, p) => x + p.self + p.children, 0)
+  return {
+    busy: busy / dt * n,
+    other: Math.max(0, busy - ours) / dt * n,
+    childrenS: d[0]!.children / hz(),
+    agentsS: d.slice(1).map((p) => ({ self: p.self / hz(), children: p.children / hz() }))
+  }
 }
 
 /** Waits (bounded) until the whole machine is idle: other people's work would land in the timings. */
@@ -285,12 +295,14 @@ async function quiet (maxWaitS: number): Promise<void> {
   }
 }
 
-interface Plain { seconds: number; busy: number; other: number; attempts: number }
+interface Plain { seconds: number; busy: number; other: number; attempts: number; childrenS: number }
 interface FarmRun {
   seconds: number
   busy: number
   other: number
   attempts: number
+  /** CPU seconds during the timed job of each agent's own process and of its children (ffmpeg, ffprobe). */
+  cpu: Array<{ node: string; self: number; children: number }>
   chunks: Array<{ node: string; frames: number; seconds: number }>
   dispatchMs: number[]
   segment: { sent: number; bytes: number; seconds: number }
@@ -385,7 +397,8 @@ async function main (): Promise<void> {
         const m0 = meter([])
         const p0 = performance.now()
         await runTo('taskset', ['-c', '0', tools.ffmpeg, ...toArgv(inv)], 600_000, 'plain ffmpeg')
-        return { seconds: (performance.now() - p0) / 1000, ...usage(m0), attempts: 1 }
+        const u = usage(m0)
+        return { seconds: (performance.now() - p0) / 1000, busy: u.busy, other: u.other, childrenS: u.childrenS, attempts: 1 }
       })
     }
 
@@ -416,7 +429,7 @@ async function main (): Promise<void> {
         const ready = await Promise.all(started.map(async (a) => await helper<{ leader: string; nodes: Array<{ name: string; peerId: string; ffv1Fps: number }> }>(a.host.ns, 'ready', ['--state-dir', a.stateDir, '--nodes', String(n)], 180)))
         const names = new Map(ready[0]!.nodes.map((x) => [x.peerId, x.name]))
         const statuses = async (): Promise<StatusView[]> => await Promise.all(started.map(async (a) => await helper<StatusView>(a.host.ns, 'status', ['--state-dir', a.stateDir], 30)))
-        type Submitted = { t0Ms: number; t1Ms: number; seconds: number; busy: number; other: number; quietMissed: boolean; job: JobView }
+        type Submitted = { t0Ms: number; t1Ms: number; seconds: number; busy: number; other: number; agentsS: Array<{ self: number; children: number }>; quietMissed: boolean; job: JobView }
         const submit = async (timeline: string, out: string, timed: boolean): Promise<Submitted> => {
           const r = await helper<Submitted>(h1.ns, 'submit', ['--state-dir', owner.stateDir, '--timeline', timeline, '--out', out,
             '--quiet-wait', String(timed ? QUIET_WAIT_S : 0), ...(timed ? ['--pids', started.map((a) => a.child.pid!).join(',')] : [])], 600 + (timed ? QUIET_WAIT_S : 0))
@@ -450,6 +463,7 @@ async function main (): Promise<void> {
             busy: r.busy,
             other: r.other,
             attempts: 1,
+            cpu: r.agentsS.map((x, i) => ({ node: started[i]!.name, self: x.self, children: x.children })),
             chunks: cs.map((c) => ({ node: names.get(c.node ?? '') ?? c.node ?? '?', frames: c.frameRange[1] - c.frameRange[0], seconds: ((c.endedAt ?? NaN) - (c.startedAt ?? NaN)) / 1000 })),
             dispatchMs,
             segment: seg,
@@ -561,6 +575,11 @@ function report (r: { a: Plain[]; audio: Plain[]; b: FarmRun[]; c: FarmRun[] }, 
   console.log(`  (b) one agent                          ${ph(r.b, (x) => x.toFirstLease)}            ${ph(r.b, (x) => x.leasesToLastChunk)}                 ${ph(r.b, (x) => x.lastChunkToDone)}`)
   console.log(`  (c) two agents                         ${ph(r.c, (x) => x.toFirstLease)}            ${ph(r.c, (x) => x.leasesToLastChunk)}                 ${ph(r.c, (x) => x.lastChunkToDone)}`)
   console.log(`  chunk lease→stored, per node (c):      ${[...new Set(r.c.flatMap((x) => x.chunks.map((ch) => ch.node)))].map((nd) => `${nd} ${median(r.c.flatMap((x) => x.chunks.filter((ch) => ch.node === nd).map((ch) => ch.seconds))).toFixed(2)} s`).join(', ')}`)
+  const cpuOf = (xs: FarmRun[]): string => [...new Set(xs.flatMap((x) => x.cpu.map((c) => c.node)))].map((nd) => {
+    const mine = xs.flatMap((x) => x.cpu.filter((c) => c.node === nd))
+    return `${nd}: agent ${median(mine.map((c) => c.self)).toFixed(2)} + children ${median(mine.map((c) => c.children)).toFixed(2)}`
+  }).join('; ')
+  console.log(`  CPU s in the timed part (medians):     (a) ffmpeg ${median(r.a.map((x) => x.childrenS)).toFixed(2)}; (b) ${cpuOf(r.b)}; (c) ${cpuOf(r.c)}`)
   console.log(`  plain ffmpeg, audio only, 1 core:      ${median(r.audio.map((x) => x.seconds)).toFixed(2)} s (the owner renders it beside its video chunk, on the same core)`)
   console.log(`  sha256 (this process, one core):       ${hashMBps.toFixed(0)} MB/s; the whole video is ${outputMB.toFixed(0)} MB`)
   console.log('')
@@ -583,7 +602,7 @@ function report (r: { a: Plain[]; audio: Plain[]; b: FarmRun[]; c: FarmRun[] }, 
     bench: 'farm', date, preset: info.preset, runs: info.runs, frames: t.duration,
     machine: { cpu: cpus[0]?.model ?? null, cores: cpus.length, node: process.version, ffmpeg: info.version, loadBefore: round(info.loadBefore, 2), loadAfter: round(info.loadAfter, 2), quietMisses, disturbedKept },
     code: info.code,
-    a: r.a.map((x) => ({ seconds: round(x.seconds), busy: round(x.busy, 2), other: round(x.other, 2), attempts: x.attempts })),
+    a: r.a.map((x) => ({ seconds: round(x.seconds), busy: round(x.busy, 2), other: round(x.other, 2), attempts: x.attempts, cpuS: round(x.childrenS, 2) })),
     audio: r.audio.map((x) => round(x.seconds)),
     b: r.b.map((x) => ({ ...x, seconds: round(x.seconds), busy: round(x.busy, 2), other: round(x.other, 2) })),
     c: r.c.map((x) => ({ ...x, seconds: round(x.seconds), busy: round(x.busy, 2), other: round(x.other, 2) })),

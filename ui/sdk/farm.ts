@@ -84,15 +84,19 @@ export class RenderFarm {
 
   /** Resolves with the job's final summary (done, failed or cancelled); polls as a safety net beside the event stream. */
   async wait (jobId: string, opts: { onProgress?: (p: Progress) => void; signal?: AbortSignal; pollMs?: number } = {}): Promise<JobSummary> {
-    let resolveNow: (() => void) | undefined
-    const stop = this.onProgress(jobId, (p) => { opts.onProgress?.(p) }, (j) => { if (TERMINAL.has(j.status)) resolveNow?.() })
+    // Set before each status() call, so an event that lands while it is in flight wakes the next wait.
+    let ended = false
+    let wake: (() => void) | undefined
+    const stop = this.onProgress(jobId, (p) => { opts.onProgress?.(p) }, (j) => { if (TERMINAL.has(j.status)) { ended = true; wake?.() } })
     try {
       for (;;) {
+        ended = false
         const job = await this.status(jobId)
         if (TERMINAL.has(job.status)) return job
         if (opts.signal?.aborted === true) throw new Error('stopped waiting')
+        if (ended) continue
         await new Promise<void>((resolve) => {
-          resolveNow = resolve
+          wake = resolve
           setTimeout(resolve, opts.pollMs ?? 1000)
         })
       }
