@@ -535,9 +535,11 @@ export class SegmentService {
     const part = `${target}.part`
     try {
       await mkdir(path.dirname(target), { recursive: true })
-      await copyFile(file, part)
-      const got = await sha256File(part)
-      if (got !== h.sha256) throw new WireError('hash-mismatch', `segment ${h.jobId}/${h.chunkId} changed while it was being stored`)
+      // The sender's file was just hashed and is handed over: move it (same disk, no second
+      // pass over the bytes); copy and check the hash only when it lives on another filesystem.
+      let moved = true
+      await rename(file, part).catch(async () => { moved = false; await copyFile(file, part) })
+      if (!moved && await sha256File(part) !== h.sha256) throw new WireError('hash-mismatch', `segment ${h.jobId}/${h.chunkId} changed while it was being stored`)
       await rename(part, target)
       await this.opts.onSegment(h, target, self)
       return { result: 'stored', sha256: h.sha256, bytes: h.size }
