@@ -158,9 +158,12 @@ export class FarmServices {
     return [this.selfView(), ...others]
   }
 
-  /** Election rank: what this member can render, and whether it takes work now. */
+  /**
+   * Election rank: what this member can render. A member that never renders (--slots 0, an
+   * editing workstation that users switch off) ranks last, so a render node coordinates.
+   */
   private capacityOf (n: NodeView): number {
-    return Math.round(((n.fps.ffv1 ?? 0) + (n.fps.h264 ?? 0)) * 10) / 10
+    return n.slots > 0 ? Math.round(((n.fps.ffv1 ?? 0) + (n.fps.h264 ?? 0)) * 10) / 10 : 0
   }
 
   private async broadcast (msg: StatusPush, timeoutMs: number): Promise<void> {

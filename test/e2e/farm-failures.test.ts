@@ -42,6 +42,18 @@ async function submitDetached (out: string): Promise<string> {
   return (JSON.parse(r.stdout) as Job).jobId
 }
 
+/** Submits the test timeline and waits for a worker that is not the coordinator to hold one of its chunks. */
+async function submitAndPickVictim (out: string): Promise<{ jobId: string; leader: string | null; victim: AgentProc }> {
+  const leader = (await statusOf<Status>(farm.hosts[3]!.ns, farm.editor.stateDir)).rendering.coordinator.leader
+  const jobId = await submitDetached(out)
+  const victimName = await waitFor(async () => {
+    const job = await jobOf(jobId)
+    const c = job?.chunks.find((c) => c.status === 'leased' && c.node !== leader)
+    return c === undefined ? undefined : [...farm.peerOf].find(([, id]) => id === c.node)?.[0]
+  }, 60_000, 'a non-coordinator worker to be rendering', 100)
+  return { jobId, leader, victim: farm.workers.find((w) => w.name === victimName)! }
+}
+
 const hostOf = (a: AgentProc): { ns: string; ip: string } => farm.hosts[farm.workers.indexOf(a)]!
 const logTime = (line: string): number => Number(line.split(' ')[0])
 /** "chunk <id> [a, b) rendered in" lines in every worker's log, by chunk id. */
@@ -86,17 +98,9 @@ describe.skipIf(!canRun)('failures on a farm of real agents', () => {
   })
 
   it('kill -9 of a worker mid-chunk: its chunk is back in the queue within 4 s and the job completes identical', async () => {
-    const leader = (await statusOf<Status>(farm.hosts[3]!.ns, farm.editor.stateDir)).rendering.coordinator.leader
     const out = path.join(dir, 'worker-kill.mkv')
-    const jobId = await submitDetached(out)
-    // A worker that is not the coordinator, while it holds a chunk of the job.
-    const victimName = await waitFor(async () => {
-      const job = await jobOf(jobId)
-      const c = job?.chunks.find((c) => c.status === 'leased' && c.node !== leader)
-      return c === undefined ? undefined : [...farm.peerOf].find(([, id]) => id === c.node)?.[0]
-    }, 60_000, 'a non-coordinator worker to be rendering', 100)
-    const victim = farm.workers.find((w) => w.name === victimName)!
-    const leaderAgent = farm.workers.find((w) => farm.peerOf.get(w.name) === leader)!
+    const { jobId, leader, victim } = await submitAndPickVictim(out)
+    const leaderAgent = [...farm.workers, farm.editor].find((w) => farm.peerOf.get(w.name) === leader)!
     const killedAt = Date.now()
     victim.child.kill('SIGKILL')
     const requeued = await waitFor(() => leaderAgent.log.find((l) => logTime(l) >= killedAt && / back in the queue/.test(l)), 10_000, 'the dead worker\'s chunks to go back in the queue')
@@ -145,15 +149,8 @@ describe.skipIf(!canRun)('failures on a farm of real agents', () => {
   }, 400_000)
 
   it("a worker's link cut for 10 s mid-chunk, then restored: the job completes identical and its late work is ignored", async () => {
-    const leader = (await statusOf<Status>(farm.hosts[3]!.ns, farm.editor.stateDir)).rendering.coordinator.leader
     const out = path.join(dir, 'link-cut.mkv')
-    const jobId = await submitDetached(out)
-    const victimName = await waitFor(async () => {
-      const job = await jobOf(jobId)
-      const c = job?.chunks.find((c) => c.status === 'leased' && c.node !== leader)
-      return c === undefined ? undefined : [...farm.peerOf].find(([, id]) => id === c.node)?.[0]
-    }, 60_000, 'a non-coordinator worker to be rendering', 100)
-    const victim = farm.workers.find((w) => w.name === victimName)!
+    const { jobId, victim } = await submitAndPickVictim(out)
     const ns = hostOf(victim).ns
     const cutAt = Date.now()
     await run('ip', ['netns', 'exec', ns, 'ip', 'link', 'set', 'eth0', 'down'])
