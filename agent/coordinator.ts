@@ -172,7 +172,8 @@ export class Coordinator {
         let m = this.fps.get(msg.jobId)
         if (m === undefined) { m = new Map(); this.fps.set(msg.jobId, m) }
         m.set(msg.chunkId, msg.fps)
-        this.syncJob(msg.jobId)
+        // Live figures only: members get them from the progress push, not a whole record each time.
+        this.syncJob(msg.jobId, false)
         return { ok: true }
       }
       case 'chunk-done': {
@@ -321,8 +322,8 @@ export class Coordinator {
     }
   }
 
-  /** Copies the scheduler's view of a job's chunks into its record and marks it for replication. */
-  private syncJob (jobId: string): void {
+  /** Copies the scheduler's view of a job's chunks into its record and (unless only progress moved) marks it for replication. */
+  private syncJob (jobId: string, replicate = true): void {
     const rec = this.records.get(jobId)
     const job = this.sched?.job(jobId)
     if (rec === undefined || job === undefined) return
@@ -337,7 +338,7 @@ export class Coordinator {
     const status = this.sched?.jobStatus(jobId)
     rec.status = status === 'done' ? 'joining' : status === 'running' ? 'running' : status === 'failed' ? 'failed' : rec.status
     rec.updatedMs = this.now()
-    this.dirty.add(jobId)
+    if (replicate) this.dirty.add(jobId)
   }
 
   private async finishRecord (rec: JobRecord, status: 'done' | 'failed' | 'cancelled', error: string | undefined): Promise<void> {

@@ -75,7 +75,7 @@ export class FarmServices {
     const { node, store, log } = d
     this.cache = new AssetCache(path.join(d.stateDir, 'assets'))
     this.assets = new AssetService(node, this.cache)
-    this.leadership = new Leadership({ node, store, log, capacity: () => this.capacityOf(this.selfView()), candidates: () => this.nodes().map((n) => ({ peerId: n.peerId, capacity: this.capacityOf(n) })) })
+    this.leadership = new Leadership({ node, store, log, candidates: () => this.nodes().map((n) => ({ peerId: n.peerId, capacity: this.capacityOf(n) })) })
     this.coordinator = new Coordinator({
       node, store, log, nodes: () => this.nodes(), checkTerm: (t) => { this.leadership.checkTerm(t) },
       broadcast: async (msg, timeoutMs) => { await this.broadcast(msg, timeoutMs) },
@@ -215,14 +215,18 @@ export class FarmServices {
   }
 
   jobs (): Array<Record<string, unknown>> {
-    return this.d.store.listJobs<JobRecord>(200).map((r) => summary(r, this.d.store.jobOutput(r.spec.id)))
+    return this.d.store.listJobs<JobRecord>(200).map((r) => this.view(r))
   }
 
   job (jobId: string): Record<string, unknown> | undefined {
     const rec = this.d.store.getJob<JobRecord>(jobId)
-    if (rec === undefined) return undefined
-    const live = this.progress.get(jobId)
-    return { ...summary(rec, this.d.store.jobOutput(jobId)), ...(live !== undefined && rec.status === 'running' ? { framesDone: live.framesDone, fps: live.fps } : {}) }
+    return rec === undefined ? undefined : this.view(rec)
+  }
+
+  /** A stored record as the API shows it, with the latest progress push over it while it runs. */
+  private view (rec: JobRecord): Record<string, unknown> {
+    const live = this.progress.get(rec.spec.id)
+    return { ...summary(rec, this.d.store.jobOutput(rec.spec.id)), ...(live !== undefined && rec.status === 'running' ? { framesDone: live.framesDone, fps: live.fps } : {}) }
   }
 
   async control (msg: { type: 'cancel'; jobId: string } | { type: 'pause'; peerId?: string; all?: boolean; paused: boolean } | { type: 'emergency-stop' }): Promise<void> {

@@ -28,7 +28,6 @@ export interface LeadershipDeps {
   log: (line: string) => void
   /** Live members with their capacity, this node included. */
   candidates: () => Candidate[]
-  capacity?: () => number
   tickMs?: number
   electionTimeoutMs?: number
   startupGraceMs?: number

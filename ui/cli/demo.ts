@@ -18,7 +18,7 @@ import { fileURLToPath } from 'node:url'
 import { locateFfmpeg } from '../../agent/ffmpeg.ts'
 import { writeSample } from '../../agent/sample.ts'
 import { RenderFarm } from '../sdk/farm.ts'
-import { clock, ProgressBar } from './progress.ts'
+import { clock, farmBar, farmBarDone, ProgressBar } from './progress.ts'
 
 const BIN = fileURLToPath(new URL('../../bin/renderswarm.js', import.meta.url))
 const NAMES = ['demo-one', 'demo-two', 'demo-three']
@@ -97,13 +97,9 @@ export async function farmDemo (dirArg: string | undefined): Promise<number> {
     const bar = new ProgressBar(process.stderr)
     const started = Date.now()
     const final = await farm.wait(job.jobId, {
-      onProgress: (p) => {
-        const elapsed = (Date.now() - started) / 1000
-        const fps = p.fps > 0 ? p.fps : elapsed > 0 ? p.framesDone / elapsed : 0
-        bar.update({ framesDone: p.framesDone, frames: p.frames, fps, etaSeconds: fps > 0 ? (p.frames - p.framesDone) / fps : undefined, chunksDone: p.chunks.filter((c) => c.status === 'done').length, chunks: p.chunks.length, nodes: new Set(p.chunks.filter((c) => c.status === 'leased').map((c) => c.node)).size })
-      }
+      onProgress: (p) => { bar.update(farmBar(p, started)) }
     })
-    if (final.status === 'done') bar.update({ framesDone: final.frames, frames: final.frames, fps: 0, etaSeconds: 0, chunksDone: final.chunks.length, chunks: final.chunks.length })
+    if (final.status === 'done') bar.update(farmBarDone(final))
     bar.done()
     if (final.status !== 'done') throw new Error(`the demo job ${final.status}: ${final.error ?? ''}`)
     const names = new Map((await farm.client.get<{ nodes: Array<{ peerId: string; name: string }> }>('/v1/nodes')).nodes.map((n) => [n.peerId, n.name]))

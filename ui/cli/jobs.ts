@@ -13,7 +13,7 @@ import path from 'node:path'
 import { parseArgs, type ParseArgsConfig } from 'node:util'
 import { ApiError } from '../sdk/client.ts'
 import { RenderFarm, type JobSummary, type Progress } from '../sdk/farm.ts'
-import { clock, ProgressBar } from './progress.ts'
+import { clock, farmBar, farmBarDone, ProgressBar } from './progress.ts'
 
 export class JobUsageError extends Error {
   override readonly name = 'UsageError'
@@ -81,12 +81,7 @@ export async function submitCmd (args: string[]): Promise<number> {
   }
   const bar = json ? undefined : new ProgressBar(process.stderr)
   const started = Date.now()
-  const onProgress = (p: Progress): void => {
-    const nodes = new Set(p.chunks.filter((c) => c.status === 'leased').map((c) => c.node)).size
-    const elapsed = (Date.now() - started) / 1000
-    const fps = p.fps > 0 ? p.fps : elapsed > 0 ? p.framesDone / elapsed : 0
-    bar?.update({ framesDone: p.framesDone, frames: p.frames, fps, etaSeconds: fps > 0 ? (p.frames - p.framesDone) / fps : undefined, chunksDone: p.chunks.filter((c) => c.status === 'done').length, chunks: p.chunks.length, nodes })
-  }
+  const onProgress = (p: Progress): void => { bar?.update(farmBar(p, started)) }
   // Ctrl-C stops watching, not the job (use `renderswarm cancel`).
   const stopWatching = new AbortController()
   const onSigint = (): void => { stopWatching.abort() }
@@ -101,7 +96,7 @@ export async function submitCmd (args: string[]): Promise<number> {
     process.off('SIGINT', onSigint)
   }
   if (bar !== undefined && result.status === 'done') {
-    bar.update({ framesDone: result.frames, frames: result.frames, fps: 0, etaSeconds: 0, chunksDone: result.chunks.length, chunks: result.chunks.length })
+    bar.update(farmBarDone(result))
     bar.done()
   }
   if (json) process.stdout.write(JSON.stringify(final(result)) + '\n')

@@ -4,6 +4,7 @@
  *   const bar = new ProgressBar(process.stderr); bar.update(p); bar.done()
  */
 import type { JobProgress } from '../../agent/render/local-render.ts'
+import type { JobSummary, Progress } from '../sdk/farm.ts'
 
 export type BarProgress = JobProgress & { nodes?: number }
 
@@ -43,6 +44,22 @@ export class ProgressBar {
     }
     this.printed = this.latest
   }
+}
+
+/** A farm job's progress event as the bar shows it; fps from the workers, else frames over time since `startedMs`. */
+export function farmBar (p: Progress, startedMs: number): BarProgress {
+  const elapsed = (Date.now() - startedMs) / 1000
+  const fps = p.fps > 0 ? p.fps : elapsed > 0 ? p.framesDone / elapsed : 0
+  return {
+    framesDone: p.framesDone, frames: p.frames, fps, etaSeconds: fps > 0 ? (p.frames - p.framesDone) / fps : undefined,
+    chunksDone: p.chunks.filter((c) => c.status === 'done').length, chunks: p.chunks.length,
+    nodes: new Set(p.chunks.filter((c) => c.status === 'leased').map((c) => c.node)).size
+  }
+}
+
+/** The full bar of a finished farm job (the last progress event may have come before the end). */
+export function farmBarDone (j: JobSummary): BarProgress {
+  return { framesDone: j.frames, frames: j.frames, fps: 0, etaSeconds: 0, chunksDone: j.chunks.length, chunks: j.chunks.length }
 }
 
 export function formatProgress (p: BarProgress, width = 30): string {
