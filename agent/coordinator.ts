@@ -77,10 +77,6 @@ export class Coordinator {
     this.paused = new Set(d.store.getJson<string[]>('paused-nodes') ?? [])
   }
 
-  get leading (): boolean {
-    return this.sched !== undefined
-  }
-
   async start (): Promise<void> {
     await this.d.node.serve(PROTOCOLS.submit, MAX_FRAME_BYTES.submit, CoordinatorRequestSchema, async (msg, peer) => await this.handle(msg, peer))
   }
@@ -124,10 +120,6 @@ export class Coordinator {
     const back = this.sched.nodeLost(peerId)
     for (const c of back) this.syncJob(c.jobId)
     if (back.length > 0) this.d.log(`${back.length} chunk(s) of dead member ${peerId} back in the queue`)
-  }
-
-  pausedNodes (): string[] {
-    return [...this.paused]
   }
 
   private async handle (msg: CoordinatorRequest, peer: string): Promise<unknown> {

@@ -244,10 +244,6 @@ export class Owner {
     }
   }
 
-  owns (jobId: string): boolean {
-    return this.jobs.has(jobId)
-  }
-
   async stop (): Promise<void> {
     for (const job of this.jobs.values()) job.abort.abort()
     await Promise.all([...this.jobs.values()].map((j) => j.audio.catch(() => {})))

@@ -86,10 +86,6 @@ export class Worker {
     return this.runs.size
   }
 
-  runningJobs (): string[] {
-    return [...new Set([...this.runs.values()].map((r) => r.lease.jobId))]
-  }
-
   /** Stops every chunk of a job here, waiting until its ffmpeg processes have exited and work dirs are gone. */
   async cancel (jobId: string): Promise<void> {
     await Promise.all([...this.runs.values()].filter((r) => r.lease.jobId === jobId).map((r) => this.stopRun(r)))
