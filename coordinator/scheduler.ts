@@ -30,6 +30,13 @@
  * counting (the machine failed, not the chunk). A result from any lease ever given for a chunk
  * is accepted while the chunk is not done (a slow worker's late but good segment); once done,
  * the same lease again is 'duplicate' and any other is 'stale'.
+ *
+ * Stragglers (`speculate`). Once a job has nothing left in the queue, a leased chunk whose
+ * progress says it will take more than `slowFactor` times what its node's benchmark predicts
+ * gets a second, backup lease on an idle node that should finish first. Whichever result comes
+ * first makes the chunk done (the caller stops the other); a backup that fails, expires or
+ * loses its node is just dropped, and a primary that does so hands the chunk to its backup
+ * instead of the queue (the failure still counts against the primary's node).
  */
 import { randomUUID } from 'node:crypto'
 import { z } from 'zod'
@@ -57,7 +64,13 @@ export interface SchedChunk {
   framesDone: number
   /** One entry per failure, so a node that failed twice appears twice. */
   failedOn: string[]
+  /** When the current lease was given. */
+  leasedMs?: number | undefined
+  /** A speculative copy of a straggling chunk, on another node. */
+  backup?: Backup | undefined
 }
+
+export interface Backup { node: string; leaseToken: string; leaseExpiresMs: number; term: number; leasedMs: number; framesDone: number }
 
 export interface SchedJob {
   id: string
@@ -69,6 +82,8 @@ export interface SchedJob {
   encoders: string[]
   needsGpu: boolean
   paused: boolean
+  /** This job's frames per second on a node = the node's benchmark fps for the preset × fpsScale (resolution). Default 1. */
+  fpsScale: number
   chunks: SchedChunk[]
 }
 
@@ -77,8 +92,9 @@ export interface SchedNode { peerId: string; slots: number; encoders: string[]; 
 export interface Lease { jobId: string; chunkId: string; index: number; start: number; end: number; node: string; term: number; leaseToken: string; expiresAt: number }
 
 /** What addJob takes: a job's scheduling fields and its planned chunk ranges. */
-export type JobInput = Omit<SchedJob, 'paused' | 'chunks'> & {
+export type JobInput = Omit<SchedJob, 'paused' | 'chunks' | 'fpsScale'> & {
   paused?: boolean | undefined
+  fpsScale?: number | undefined
   chunks: ReadonlyArray<{ id: string; index: number; start: number; end: number }>
 }
 
@@ -91,6 +107,10 @@ export interface SchedulerOptions {
   maxFailuresPerNode?: number
   /** Lease tokens; must be unique. Default crypto.randomUUID. */
   token?: () => string
+  /** A chunk is a straggler only after running this long. Default 10 000 ms. */
+  speculateAfterMs?: number
+  /** ... and when its projected time is over this many times its node's benchmark prediction. Default 2. */
+  slowFactor?: number
 }
 
 export class SchedulerError extends Error {
@@ -136,13 +156,21 @@ function statusOf (job: Job): JobStatus {
 
 function copyChunk (c: Chunk): SchedChunk {
   const { history: _h, doneToken: _d, ...rest } = c
-  return { ...rest, failedOn: [...c.failedOn] }
+  return { ...rest, failedOn: [...c.failedOn], ...(c.backup !== undefined ? { backup: { ...c.backup } } : {}) }
 }
 function copyJob (j: Job): SchedJob {
   return { ...j, encoders: [...j.encoders], chunks: j.chunks.map(copyChunk) }
 }
 function leaseOf (job: Job, c: Chunk): Lease {
   return { jobId: job.id, chunkId: c.id, index: c.index, start: c.start, end: c.end, node: c.node!, term: c.term!, leaseToken: c.leaseToken!, expiresAt: c.leaseExpiresMs! }
+}
+function backupLeaseOf (job: Job, c: Chunk, b: Backup): Lease {
+  return { jobId: job.id, chunkId: c.id, index: c.index, start: c.start, end: c.end, node: b.node, term: b.term, leaseToken: b.leaseToken, expiresAt: b.leaseExpiresMs }
+}
+/** Live leases of a chunk, the primary first. */
+function liveLeases (job: Job, c: Chunk): Lease[] {
+  if (c.status !== 'leased') return []
+  return c.backup === undefined ? [leaseOf(job, c)] : [leaseOf(job, c), backupLeaseOf(job, c, c.backup)]
 }
 function positiveInt (name: string, v: number | undefined, dflt: number): number {
   const x = v ?? dflt
@@ -154,6 +182,8 @@ export class Scheduler {
   readonly leaseMs: number
   readonly maxAttempts: number
   readonly maxFailuresPerNode: number
+  readonly speculateAfterMs: number
+  readonly slowFactor: number
   private readonly token: () => string
   private readonly byId = new Map<string, Job>()
   private readonly issued = new Map<string, Issued>()
@@ -163,6 +193,9 @@ export class Scheduler {
     this.maxAttempts = positiveInt('maxAttempts', opts.maxAttempts, 3)
     this.maxFailuresPerNode = positiveInt('maxFailuresPerNode', opts.maxFailuresPerNode, 2)
     this.token = opts.token ?? randomUUID
+    this.speculateAfterMs = opts.speculateAfterMs ?? 10_000
+    this.slowFactor = opts.slowFactor ?? 2
+    if (!(this.speculateAfterMs >= 0) || !(this.slowFactor >= 1)) throw new SchedulerError(`speculateAfterMs must be ≥ 0 and slowFactor ≥ 1 (got ${this.speculateAfterMs}, ${this.slowFactor})`)
   }
 
   /** Adds a job with all its chunks queued. Throws on a duplicate id or a malformed job. */
@@ -175,6 +208,7 @@ export class Scheduler {
     if (input.deadlineMs !== undefined && !Number.isFinite(input.deadlineMs)) throw new SchedulerError(`${what}: deadlineMs must be a number`)
     if (input.encoders.length === 0) throw new SchedulerError(`${what}: no encoders given, so no node could render it`)
     if (input.chunks.length === 0) throw new SchedulerError(`${what}: it has no chunks`)
+    if (input.fpsScale !== undefined && !(Number.isFinite(input.fpsScale) && input.fpsScale > 0)) throw new SchedulerError(`${what}: fpsScale must be a positive number`)
     const ids = new Set<string>()
     const indices = new Set<number>()
     for (const c of input.chunks) {
@@ -188,7 +222,7 @@ export class Scheduler {
     }))
     this.byId.set(input.id, {
       id: input.id, priority: input.priority, deadlineMs: input.deadlineMs, createdMs: input.createdMs, preset: input.preset,
-      encoders: [...input.encoders], needsGpu: input.needsGpu, paused: input.paused === true, chunks
+      encoders: [...input.encoders], needsGpu: input.needsGpu, paused: input.paused === true, fpsScale: input.fpsScale ?? 1, chunks
     })
   }
 
@@ -196,7 +230,7 @@ export class Scheduler {
   removeJob (jobId: string): Lease[] {
     const job = this.byId.get(jobId)
     if (job === undefined) return []
-    const live = job.chunks.filter((c) => c.status === 'leased').map((c) => leaseOf(job, c))
+    const live = job.chunks.flatMap((c) => liveLeases(job, c))
     for (const c of job.chunks) for (const h of c.history) this.issued.delete(h.token)
     this.byId.delete(jobId)
     return live
@@ -217,7 +251,7 @@ export class Scheduler {
     const out: Lease[] = []
     for (const job of this.ordered()) {
       if (filter.jobId !== undefined && job.id !== filter.jobId) continue
-      for (const c of job.chunks) if (c.status === 'leased' && (filter.node === undefined || c.node === filter.node)) out.push(leaseOf(job, c))
+      for (const c of job.chunks) for (const l of liveLeases(job, c)) if (filter.node === undefined || l.node === filter.node) out.push(l)
     }
     return out
   }
@@ -229,13 +263,7 @@ export class Scheduler {
   assign (nodes: readonly SchedNode[], term: number, nowMs: number): Lease[] {
     if (!Number.isInteger(term) || term < 0) throw new SchedulerError(`assigning chunks: term must be a whole number ≥ 0 (got ${term})`)
     if (!Number.isFinite(nowMs)) throw new SchedulerError(`assigning chunks: nowMs must be a number (got ${nowMs})`)
-    const held = new Map<string, number>()
-    for (const job of this.byId.values()) for (const c of job.chunks) if (c.status === 'leased') held.set(c.node!, (held.get(c.node!) ?? 0) + 1)
-    const free = new Map<string, number>()
-    for (const n of nodes) {
-      if (free.has(n.peerId)) throw new SchedulerError(`assigning chunks: node ${n.peerId} is listed twice`)
-      free.set(n.peerId, n.accepting && !n.paused ? Math.floor(n.slots) - (held.get(n.peerId) ?? 0) : 0)
-    }
+    const free = this.freeSlots(nodes, 'assigning chunks')
     const order = this.ordered().filter((j) => !j.paused && statusOf(j) !== 'failed' && j.chunks.some((c) => c.status === 'queued'))
     const live = new Map(order.map((j) => [j.id, j.chunks.filter((c) => c.status === 'leased').length]))
     const excluded = new Map(order.map((j) => [j.id, this.excludedNodes(j)]))
@@ -279,7 +307,7 @@ export class Scheduler {
       const { job, chunk, node } = pick
       const token = this.token()
       if (typeof token !== 'string' || token === '' || this.issued.has(token)) throw new SchedulerError(`assigning chunk ${chunk.id} of job ${job.id}: the token function returned an empty or reused token`)
-      Object.assign(chunk, { status: 'leased', node: node.peerId, leaseToken: token, leaseExpiresMs: nowMs + this.leaseMs, term, framesDone: 0 })
+      Object.assign(chunk, { status: 'leased', node: node.peerId, leaseToken: token, leaseExpiresMs: nowMs + this.leaseMs, term, framesDone: 0, leasedMs: nowMs })
       chunk.history.push({ token, node: node.peerId })
       this.issued.set(token, { job, chunk, node: node.peerId })
       free.set(node.peerId, free.get(node.peerId)! - 1)
@@ -288,14 +316,68 @@ export class Scheduler {
     }
   }
 
+  /**
+   * Backup leases for stragglers (see the header). Call after `assign`, so queued work always
+   * goes first: only jobs with no queued chunk are looked at. A leased chunk is a straggler
+   * once it has run `speculateAfterMs` and its projected time (from its progress so far) is over
+   * `slowFactor` × what its node's benchmark predicts; it gets a backup on the fastest idle
+   * eligible node only if that node should finish a fresh copy before the straggler finishes.
+   */
+  speculate (nodes: readonly SchedNode[], term: number, nowMs: number): Lease[] {
+    if (!Number.isInteger(term) || term < 0) throw new SchedulerError(`speculating: term must be a whole number ≥ 0 (got ${term})`)
+    const free = this.freeSlots(nodes, 'speculating')
+    const out: Lease[] = []
+    for (const job of this.ordered()) {
+      if (job.paused || statusOf(job) !== 'running' || job.chunks.some((c) => c.status === 'queued')) continue
+      const excluded = this.excludedNodes(job)
+      const speed = (peerId: string): number => {
+        const f = nodes.find((n) => n.peerId === peerId)?.fps[job.preset]
+        return f !== undefined && Number.isFinite(f) && f > 0 ? f * job.fpsScale : 0
+      }
+      for (const c of job.chunks) {
+        if (c.status !== 'leased' || c.backup !== undefined || c.leasedMs === undefined) continue
+        const elapsed = nowMs - c.leasedMs
+        if (elapsed < this.speculateAfterMs) continue
+        const frames = c.end - c.start
+        const rate = c.framesDone / (elapsed / 1000) // frames per second so far
+        const remaining = rate > 0 ? (frames - c.framesDone) / rate : Number.POSITIVE_INFINITY
+        const predicted = speed(c.node!) > 0 ? frames / speed(c.node!) : undefined
+        if (predicted === undefined || elapsed / 1000 + remaining <= this.slowFactor * predicted) continue
+        let best: SchedNode | undefined
+        for (const n of nodes) {
+          if (n.peerId === c.node || (free.get(n.peerId) ?? 0) < 1 || excluded.has(n.peerId)) continue
+          if ((job.needsGpu && !n.gpu) || !job.encoders.some((e) => n.encoders.includes(e))) continue
+          if (best === undefined || speed(n.peerId) > speed(best.peerId)) best = n
+        }
+        if (best === undefined || speed(best.peerId) <= 0) continue
+        // The copy must be expected to win with room to spare, or it only burns a machine.
+        if (frames / speed(best.peerId) * 1.25 >= remaining) continue
+        const token = this.token()
+        if (typeof token !== 'string' || token === '' || this.issued.has(token)) throw new SchedulerError(`speculating on chunk ${c.id}: the token function returned an empty or reused token`)
+        c.backup = { node: best.peerId, leaseToken: token, leaseExpiresMs: nowMs + this.leaseMs, term, leasedMs: nowMs, framesDone: 0 }
+        c.history.push({ token, node: best.peerId })
+        this.issued.set(token, { job, chunk: c, node: best.peerId })
+        free.set(best.peerId, free.get(best.peerId)! - 1)
+        out.push(backupLeaseOf(job, c, c.backup))
+      }
+    }
+    return out
+  }
+
   /** Progress on a live lease: extends it to now + leaseMs. False when the token is not live. */
   renew (leaseToken: string, nowMs: number, framesDone?: number): boolean {
     const hit = this.issued.get(leaseToken)
     if (hit === undefined) return false
     const c = hit.chunk
+    const frames = (): number | undefined => framesDone !== undefined && Number.isFinite(framesDone) ? Math.min(c.end - c.start, Math.max(0, Math.floor(framesDone))) : undefined
+    if (c.status === 'leased' && c.backup?.leaseToken === leaseToken && nowMs < c.backup.leaseExpiresMs) {
+      c.backup.leaseExpiresMs = Math.max(c.backup.leaseExpiresMs, nowMs + this.leaseMs)
+      c.backup.framesDone = frames() ?? c.backup.framesDone
+      return true
+    }
     if (c.status !== 'leased' || c.leaseToken !== leaseToken || !(nowMs < c.leaseExpiresMs!)) return false
     c.leaseExpiresMs = Math.max(c.leaseExpiresMs!, nowMs + this.leaseMs)
-    if (framesDone !== undefined && Number.isFinite(framesDone)) c.framesDone = Math.min(c.end - c.start, Math.max(0, Math.floor(framesDone)))
+    c.framesDone = frames() ?? c.framesDone
     return true
   }
 
@@ -311,7 +393,7 @@ export class Scheduler {
     const c = hit.chunk
     if (c.status === 'done') return c.doneToken === leaseToken ? 'duplicate' : 'stale'
     if (c.status === 'failed') return 'stale'
-    Object.assign(c, { status: 'done', node: hit.node, doneToken: leaseToken, leaseToken: undefined, leaseExpiresMs: undefined, term: undefined, framesDone: c.end - c.start })
+    Object.assign(c, { status: 'done', node: hit.node, doneToken: leaseToken, leaseToken: undefined, leaseExpiresMs: undefined, term: undefined, framesDone: c.end - c.start, backup: undefined })
     return 'done'
   }
 
@@ -321,10 +403,11 @@ export class Scheduler {
    * chunk's current lease. A report after expiresAt but before `expire` swept the lease counts
    * the same (once), so the outcome does not depend on nowMs.
    */
-  fail (chunkId: string, leaseToken: string, _nowMs: number): 'requeued' | 'failed' | 'stale' {
+  fail (chunkId: string, leaseToken: string, _nowMs: number): 'requeued' | 'failed' | 'stale' | 'backup-dropped' {
     const hit = this.issued.get(leaseToken)
     if (hit === undefined || hit.chunk.id !== chunkId) return 'stale'
     const c = hit.chunk
+    if (c.status === 'leased' && c.backup?.leaseToken === leaseToken) { c.backup = undefined; return 'backup-dropped' }
     if (c.status !== 'leased' || c.leaseToken !== leaseToken) return 'stale'
     return this.retry(c) === 'failed' ? 'failed' : 'requeued'
   }
@@ -337,8 +420,10 @@ export class Scheduler {
    */
   release (chunkId: string, leaseToken: string): boolean {
     const hit = this.issued.get(leaseToken)
-    if (hit === undefined || hit.chunk.id !== chunkId || hit.chunk.status !== 'leased' || hit.chunk.leaseToken !== leaseToken) return false
-    Object.assign(hit.chunk, { status: 'queued', node: undefined, leaseToken: undefined, leaseExpiresMs: undefined, term: undefined, framesDone: 0 })
+    if (hit === undefined || hit.chunk.id !== chunkId || hit.chunk.status !== 'leased') return false
+    if (hit.chunk.backup?.leaseToken === leaseToken) { hit.chunk.backup = undefined; return true }
+    if (hit.chunk.leaseToken !== leaseToken) return false
+    this.requeueOrPromote(hit.chunk)
     return true
   }
 
@@ -357,7 +442,18 @@ export class Scheduler {
     if (found.length > 1) throw new SchedulerError(`marking chunk "${chunkId}" done: ${found.length} jobs have a chunk with this id; name the job`)
     const c = found[0]
     if (c === undefined || (c.status !== 'queued' && c.status !== 'leased')) return false
-    Object.assign(c, { status: 'done', framesDone: c.end - c.start, leaseToken: undefined, leaseExpiresMs: undefined })
+    Object.assign(c, { status: 'done', framesDone: c.end - c.start, leaseToken: undefined, leaseExpiresMs: undefined, term: undefined, backup: undefined })
+    return true
+  }
+
+  /**
+   * A done chunk whose segment was lost (its owner restarted without it): back to the queue, no
+   * attempt counted. False when there is no such done chunk.
+   */
+  reopen (chunkId: string, jobId: string): boolean {
+    const c = this.byId.get(jobId)?.chunks.find((x) => x.id === chunkId)
+    if (c === undefined || c.status !== 'done') return false
+    Object.assign(c, { status: 'queued', node: undefined, doneToken: undefined, framesDone: 0 })
     return true
   }
 
@@ -366,6 +462,7 @@ export class Scheduler {
     const out: SchedChunk[] = []
     for (const job of this.ordered()) {
       for (const c of job.chunks) {
+        if (c.status === 'leased' && c.backup !== undefined && c.backup.leaseExpiresMs <= nowMs) c.backup = undefined
         if (c.status === 'leased' && c.leaseExpiresMs! <= nowMs) { this.retry(c); out.push(copyChunk(c)) }
       }
     }
@@ -377,8 +474,9 @@ export class Scheduler {
     const out: SchedChunk[] = []
     for (const job of this.ordered()) {
       for (const c of job.chunks) {
+        if (c.status === 'leased' && c.backup?.node === peerId) c.backup = undefined
         if (c.status !== 'leased' || c.node !== peerId) continue
-        Object.assign(c, { status: 'queued', node: undefined, leaseToken: undefined, leaseExpiresMs: undefined, term: undefined, framesDone: 0 })
+        this.requeueOrPromote(c)
         out.push(copyChunk(c))
       }
     }
@@ -392,7 +490,7 @@ export class Scheduler {
   /** Live leases on a node. */
   running (peerId: string): number {
     let n = 0
-    for (const job of this.byId.values()) for (const c of job.chunks) if (c.status === 'leased' && c.node === peerId) n++
+    for (const job of this.byId.values()) for (const c of job.chunks) if (c.status === 'leased') n += (c.node === peerId ? 1 : 0) + (c.backup?.node === peerId ? 1 : 0)
     return n
   }
 
@@ -432,8 +530,9 @@ export class Scheduler {
           bad(`chunk "${saved.id}" must have a node, token, expiry and term exactly when it is leased`)
         }
         if (saved.leaseToken !== undefined && !saved.history.some((h) => h.token === saved.leaseToken && h.node === saved.node)) bad(`chunk "${saved.id}": its lease is not in its history`)
+        if (saved.backup !== undefined && (!leased || !saved.history.some((h) => h.token === saved.backup!.leaseToken && h.node === saved.backup!.node))) bad(`chunk "${saved.id}": a backup lease on a chunk that is not leased, or not in its history`)
         if (saved.doneToken !== undefined && (saved.status !== 'done' || !tokens.includes(saved.doneToken))) bad(`chunk "${saved.id}": a done token on a chunk that is not done, or not in its history`)
-        Object.assign(c, { ...saved, failedOn: [...saved.failedOn], history: saved.history.map((h) => ({ ...h })) })
+        Object.assign(c, { ...saved, failedOn: [...saved.failedOn], history: saved.history.map((h) => ({ ...h })), ...(saved.backup !== undefined ? { backup: { ...saved.backup } } : {}) })
         for (const h of saved.history) {
           if (s.issued.has(h.token)) bad(`lease token "${h.token}" appears twice`)
           s.issued.set(h.token, { job, chunk: c, node: h.node })
@@ -458,9 +557,37 @@ export class Scheduler {
   private retry (c: Chunk): ChunkStatus {
     c.attempts++
     c.failedOn.push(c.node!)
-    const failed = c.attempts >= this.maxAttempts
-    Object.assign(c, { status: failed ? 'failed' : 'queued', node: failed ? c.node : undefined, leaseToken: undefined, leaseExpiresMs: undefined, term: undefined, framesDone: 0 })
+    if (c.attempts >= this.maxAttempts) {
+      Object.assign(c, { status: 'failed', leaseToken: undefined, leaseExpiresMs: undefined, term: undefined, framesDone: 0, backup: undefined })
+      return 'failed'
+    }
+    this.requeueOrPromote(c)
     return c.status
+  }
+
+  /** The primary lease ends: its backup (if any) carries on as the chunk's lease; else back to the queue. */
+  private requeueOrPromote (c: Chunk): void {
+    const b = c.backup
+    if (b !== undefined) Object.assign(c, { status: 'leased', node: b.node, leaseToken: b.leaseToken, leaseExpiresMs: b.leaseExpiresMs, term: b.term, leasedMs: b.leasedMs, framesDone: b.framesDone, backup: undefined })
+    else Object.assign(c, { status: 'queued', node: undefined, leaseToken: undefined, leaseExpiresMs: undefined, term: undefined, leasedMs: undefined, framesDone: 0 })
+  }
+
+  /** Free slots per node: slots − live leases (backups included); 0 when not accepting or paused. */
+  private freeSlots (nodes: readonly SchedNode[], what: string): Map<string, number> {
+    const held = new Map<string, number>()
+    for (const job of this.byId.values()) {
+      for (const c of job.chunks) {
+        if (c.status !== 'leased') continue
+        held.set(c.node!, (held.get(c.node!) ?? 0) + 1)
+        if (c.backup !== undefined) held.set(c.backup.node, (held.get(c.backup.node) ?? 0) + 1)
+      }
+    }
+    const free = new Map<string, number>()
+    for (const n of nodes) {
+      if (free.has(n.peerId)) throw new SchedulerError(`${what}: node ${n.peerId} is listed twice`)
+      free.set(n.peerId, n.accepting && !n.paused ? Math.floor(n.slots) - (held.get(n.peerId) ?? 0) : 0)
+    }
+    return free
   }
 
   private setPaused (jobId: string, paused: boolean): boolean {
@@ -487,6 +614,8 @@ const ChunkSnapshotSchema = z.object({
   attempts: int,
   framesDone: int,
   failedOn: z.array(str),
+  leasedMs: z.number().finite().optional(),
+  backup: z.object({ node: str, leaseToken: str, leaseExpiresMs: z.number().finite(), term: int, leasedMs: z.number().finite(), framesDone: int }).strict().optional(),
   history: z.array(z.object({ token: str, node: str }).strict()),
   doneToken: str.optional()
 }).strict()
@@ -499,6 +628,7 @@ const JobSnapshotSchema = z.object({
   encoders: z.array(str).min(1),
   needsGpu: z.boolean(),
   paused: z.boolean(),
+  fpsScale: z.number().positive().finite().optional(),
   chunks: z.array(ChunkSnapshotSchema).min(1)
 }).strict()
 const SnapshotSchema = z.object({ format: z.literal(FORMAT), jobs: z.array(JobSnapshotSchema) }).strict()

@@ -27,7 +27,8 @@ export const WIRE_ERRORS = [
   'not-coordinator',
   'cost-exceeded',
   'invalid-job',
-  'cancelled'
+  'cancelled',
+  'invalid-segment'
 ] as const
 
 export type WireErrorCode = (typeof WIRE_ERRORS)[number]
@@ -48,7 +49,8 @@ export const WIRE_ERROR_DESCRIPTIONS: Readonly<Record<WireErrorCode, string>> = 
   'not-coordinator': 'this member is not the coordinator of the current term',
   'cost-exceeded': "the job's estimated cost is above its maxCost",
   'invalid-job': 'the job was refused at submission',
-  cancelled: 'the job was cancelled'
+  cancelled: 'the job was cancelled',
+  'invalid-segment': 'the rendered segment failed validation (frame count or decode)'
 }
 
 /** Longest message sent or accepted on the wire. */

@@ -19,7 +19,8 @@ import { TimelineSnapshotSchema } from '../timeline.ts'
 import { peerId } from './membership.ts'
 
 export const PRIORITY_NAMES = ['low', 'normal', 'high', 'urgent'] as const
-export const JOB_STATUSES = ['queued', 'running', 'joining', 'done', 'failed', 'cancelled'] as const
+/** 'paused': waiting for its owner, which is offline (the job goes on when the owner is back). */
+export const JOB_STATUSES = ['queued', 'running', 'joining', 'done', 'failed', 'cancelled', 'paused'] as const
 export const CHUNK_STATUSES = ['queued', 'leased', 'done', 'failed'] as const
 
 const ID = /^[A-Za-z0-9_-]{1,64}$/
@@ -68,7 +69,9 @@ export const ChunkRecordSchema = z.object({
   framesDone: count(),
   sha256: sha256.optional(),
   startedMs: epochMs.optional(),
-  endedMs: epochMs.optional()
+  endedMs: epochMs.optional(),
+  /** Why each failed attempt failed, oldest first ("node-name: reason"); at most 10 kept. */
+  errors: z.array(text(300)).max(10).optional()
 }).strict()
 export type ChunkRecord = z.infer<typeof ChunkRecordSchema>
 
@@ -88,6 +91,8 @@ export const JobRecordSchema = z.object({
   chunks: z.array(ChunkRecordSchema).max(100_000),
   estimate: EstimateSchema.optional(),
   error: text(500).optional(),
+  /** Why the job is waiting, while it is 'paused'. */
+  note: text(200).optional(),
   /** When the coordinator accepted it. */
   acceptedMs: epochMs.optional(),
   startedMs: epochMs.optional(),
@@ -121,7 +126,13 @@ export const CoordinatorRequestSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('chunk-done'), term, jobId: id, chunkId: id, leaseToken: id, sha256, frames: count() }).strict(),
   z.object({ type: z.literal('chunk-failed'), term, jobId: id, chunkId: id, leaseToken: id, error: text(500) }).strict(),
   /** The owner holds these verified segments (after each one arrives, and again for a new coordinator). */
-  z.object({ type: z.literal('segments'), jobId: id, chunks: z.array(z.object({ chunkId: id, sha256 }).strict()).max(100_000) }).strict(),
+  z.object({
+    type: z.literal('segments'),
+    jobId: id,
+    chunks: z.array(z.object({ chunkId: id, sha256 }).strict()).max(100_000),
+    /** After an owner restart: chunks it does not hold, so any recorded as done are rendered again. */
+    missing: z.array(id).max(100_000).optional()
+  }).strict(),
   /** The owner has joined, validated and written the output (or failed to). */
   z.object({ type: z.literal('job-finished'), jobId: id, ok: z.boolean(), error: text(500).optional() }).strict(),
   z.object({ type: z.literal('pause'), peerId: peerId.optional(), all: z.boolean().optional(), paused: z.boolean() }).strict(),

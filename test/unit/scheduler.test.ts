@@ -451,3 +451,123 @@ describe('Scheduler: jobs in and out', () => {
     expect(() => Scheduler.fromJSON({ format: 'renderswarm.scheduler/1', jobs: [] })).not.toThrow()
   })
 })
+
+describe('Scheduler: stragglers', () => {
+  // Chunks of 100 frames; node fps 100 → a chunk should take 1 s on any node here.
+  const big = (id: string, n: number): JobInput => job(id, { chunks: chunks(id, n, 100) })
+  const spec = (): Scheduler => mk({ leaseMs: 60_000, speculateAfterMs: 2000, slowFactor: 2 })
+
+  it('backs up a chunk running far slower than its benchmark on an idle node, once the queue is empty', () => {
+    const s = spec()
+    s.addJob(big('j', 2))
+    const [a, b] = s.assign([node('A'), node('B'), node('C')], 1, 0)
+    s.complete(b!.chunkId, b!.leaseToken)
+    // A is at 10 of 100 frames after 5 s: projected 50 s against a predicted 1 s.
+    expect(s.renew(a!.leaseToken, 5000, 10)).toBe(true)
+    const backups = s.speculate([node('A'), node('B'), node('C')], 1, 5000)
+    expect(who(backups)).toEqual([`${a!.chunkId}@B`])
+    expect(s.leases({ jobId: 'j' }).map((l) => l.node)).toEqual(['A', 'B'])
+    expect(s.running('B')).toBe(1)
+    // One backup per chunk: a second call adds none, and C keeps its slot.
+    expect(s.speculate([node('A'), node('B'), node('C')], 1, 6000)).toEqual([])
+  })
+
+  it('leaves alone: chunks within the factor, young chunks, jobs with queued work, nodes too slow to win', () => {
+    const s = spec()
+    s.addJob(big('j', 3))
+    const [a, b] = s.assign([node('A'), node('B')], 1, 0)
+    expect(s.renew(a!.leaseToken, 5000, 1)).toBe(true)
+    // j-c2 is still queued: no backups while there is queued work (there is no free node anyway).
+    expect(s.speculate([node('A'), node('B')], 1, 5000)).toEqual([])
+    s.complete(b!.chunkId, b!.leaseToken)
+    const [c] = s.assign([node('A'), node('B')], 1, 5000)
+    // c is young (started at 5000); a projects 30 s (20 frames in 6 s) against 1 s, but the only
+    // idle node, C, would need 100 s for a copy: it could not win.
+    expect(s.renew(a!.leaseToken, 6000, 20)).toBe(true)
+    const slowC = node('C', { fps: { h264: 1 } })
+    expect(s.speculate([node('A'), node('B'), slowC], 1, 6000)).toEqual([])
+    // Within the factor: 90 of 100 frames after 2.1 s projects 2.33 s < 3 × 1 s.
+    const t = mk({ leaseMs: 60_000, speculateAfterMs: 2000, slowFactor: 3 })
+    t.addJob(big('k', 1))
+    const [k] = t.assign([node('A'), node('B')], 1, 0)
+    t.renew(k!.leaseToken, 2100, 90)
+    expect(t.speculate([node('A'), node('B')], 1, 2100)).toEqual([])
+    expect(c).toBeDefined()
+  })
+
+  it('first result wins: the backup’s result makes the chunk done and the primary’s later one is stale', () => {
+    const s = spec()
+    s.addJob(big('j', 1))
+    const [a] = s.assign([node('A'), node('B')], 1, 0)
+    s.renew(a!.leaseToken, 5000, 5)
+    const [bk] = s.speculate([node('A'), node('B')], 1, 5000)
+    expect(s.renew(bk!.leaseToken, 5500, 50)).toBe(true)
+    expect(s.complete(bk!.chunkId, bk!.leaseToken)).toBe('done')
+    expect(s.job('j')!.chunks[0]).toMatchObject({ status: 'done', node: 'B' })
+    expect(s.job('j')!.chunks[0]!.backup).toBeUndefined()
+    expect(s.complete(a!.chunkId, a!.leaseToken)).toBe('stale')
+    expect(s.jobStatus('j')).toBe('done')
+    expect(s.running('A') + s.running('B')).toBe(0)
+  })
+
+  it('a failing or lost backup is dropped; a failing or lost primary hands the chunk to its backup', () => {
+    const s = spec()
+    s.addJob(big('j', 2))
+    const nodes = [node('A'), node('B'), node('C'), node('D')]
+    const [a0, a1] = s.assign(nodes, 1, 0)
+    s.renew(a0!.leaseToken, 5000, 1)
+    s.renew(a1!.leaseToken, 5000, 1)
+    const [b0, b1] = s.speculate(nodes, 1, 5000)
+    expect(b0!.node).not.toBe(a0!.node)
+    // Backup of chunk 0 fails: dropped, nothing counted, primary goes on.
+    expect(s.fail(b0!.chunkId, b0!.leaseToken, 5100)).toBe('backup-dropped')
+    expect(s.job('j')!.chunks[0]).toMatchObject({ status: 'leased', node: a0!.node, attempts: 0 })
+    // Primary of chunk 1 fails: one attempt against its node, the backup carries on as the lease.
+    expect(s.fail(a1!.chunkId, a1!.leaseToken, 5100)).toBe('requeued')
+    expect(s.job('j')!.chunks[1]).toMatchObject({ status: 'leased', node: b1!.node, leaseToken: b1!.leaseToken, attempts: 1, failedOn: [a1!.node] })
+    expect(s.renew(b1!.leaseToken, 5200, 40)).toBe(true)
+    // The backup holder dies now that it is the primary: back to the queue, no attempt.
+    s.nodeLost(b1!.node)
+    expect(s.job('j')!.chunks[1]).toMatchObject({ status: 'queued', attempts: 1 })
+  })
+
+  it('expires a quiet backup without counting; an expired primary promotes its backup', () => {
+    const s = mk({ leaseMs: 6000, speculateAfterMs: 2000 })
+    s.addJob(big('j', 1))
+    const [a] = s.assign([node('A'), node('B')], 1, 0)
+    s.renew(a!.leaseToken, 3000, 1)
+    const [b] = s.speculate([node('A'), node('B')], 1, 3000)
+    expect(b).toBeDefined()
+    // A goes quiet; B renews: at 9000 A's lease (renewed to 9000) expires and B carries the chunk.
+    s.renew(b!.leaseToken, 8000, 60)
+    expect(s.expire(9000)).toHaveLength(1)
+    expect(s.job('j')!.chunks[0]).toMatchObject({ status: 'leased', node: 'B', attempts: 1 })
+    expect(s.complete(b!.chunkId, b!.leaseToken)).toBe('done')
+  })
+
+  it('survives a JSON round trip with a backup in flight', () => {
+    const s = spec()
+    s.addJob({ ...big('j', 1), fpsScale: 0.5 })
+    const [a] = s.assign([node('A'), node('B')], 1, 0)
+    s.renew(a!.leaseToken, 5000, 2)
+    const [b] = s.speculate([node('A'), node('B')], 1, 5000)
+    const t = Scheduler.fromJSON(JSON.parse(JSON.stringify(s.toJSON())))
+    expect(t.jobs()).toEqual(s.jobs())
+    expect(t.complete(b!.chunkId, b!.leaseToken)).toBe('done')
+  })
+})
+
+describe('Scheduler: reopen', () => {
+  it('puts a done chunk back in the queue when its segment was lost, without counting an attempt', () => {
+    const s = mk()
+    s.addJob(job('j', { chunks: chunks('j', 1) }))
+    const [l] = s.assign([node('A')], 1, 0)
+    s.complete(l!.chunkId, l!.leaseToken)
+    expect(s.jobStatus('j')).toBe('done')
+    expect(s.reopen(l!.chunkId, 'j')).toBe(true)
+    expect(s.job('j')!.chunks[0]).toMatchObject({ status: 'queued', attempts: 0 })
+    expect(s.reopen(l!.chunkId, 'j')).toBe(false)
+    expect(s.reopen('nope', 'j')).toBe(false)
+    expect(who(s.assign([node('B')], 2, 10))).toEqual(['j-c0@B'])
+  })
+})

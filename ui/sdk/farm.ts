@@ -27,7 +27,7 @@ export interface JobRequest {
 
 export interface ChunkSummary { id: string; frameRange: [number, number]; status: string; node?: string; attempts: number; framesDone: number }
 export interface JobSummary {
-  jobId: string; name: string; status: 'queued' | 'running' | 'joining' | 'done' | 'failed' | 'cancelled'; preset: string; priority: string
+  jobId: string; name: string; status: 'queued' | 'running' | 'joining' | 'done' | 'failed' | 'cancelled' | 'paused'; preset: string; priority: string
   output?: string; frames: number; framesDone: number; fps: number; chunks: ChunkSummary[]; error?: string
   estimate?: Estimate; actualCost: number; createdAt: string; startedAt?: string; completedAt?: string
 }
