@@ -59,17 +59,20 @@ export interface InterruptionNotice {
   reason: string
 }
 
+export const INSTANCE_TYPE_RE = /^[A-Za-z0-9._+-]{2,64}$/
+
 export const PriceRowSchema = z.object({
   provider: z.enum(PROVIDERS),
   region: z.string().regex(/^[a-z0-9-]{2,40}$/, 'region must be 2–40 of a-z, 0-9, "-"'),
-  instanceType: z.string().regex(/^[A-Za-z0-9._-]{2,64}$/, 'instanceType must be 2–64 of A-Z, a-z, 0-9, ".", "_", "-"'),
+  /** Machine type; GCP adds an accelerator as `machine+accelerator` (n1-standard-4+nvidia-tesla-t4). */
+  instanceType: z.string().regex(INSTANCE_TYPE_RE, 'instanceType must be 2–64 of A-Z, a-z, 0-9, ".", "_", "-", "+"'),
   onDemandPerHour: z.number().nonnegative('onDemandPerHour must not be negative').max(1000, 'onDemandPerHour must be at most 1000 USD'),
   spotPerHour: z.number().nonnegative('spotPerHour must not be negative').max(1000, 'spotPerHour must be at most 1000 USD'),
   vcpu: z.number().int().min(1).max(1024),
   ramGiB: z.number().positive().max(32_768),
   gpu: z.object({ model: z.string().min(1).max(64), count: z.number().int().min(0).max(16) }).strict(),
-  /** The public page the figures were read from. */
-  source: z.string().url().startsWith('https://', 'source must be an https URL'),
+  /** The public page the figures come from (https; the local provider: urn:renderswarm:…). */
+  source: z.string().url().refine((u) => u.startsWith('https://') || u.startsWith('urn:renderswarm:'), 'source must be an https URL'),
   /** When they were read (YYYY-MM-DD); figures are list prices in USD per hour. */
   date: z.string().regex(/^\d{4}-\d{2}-\d{2}$/, 'date must be YYYY-MM-DD')
 }).strict()
@@ -112,7 +115,7 @@ const TAG_RE = /^[a-z0-9_-]{1,63}$/
 /** Checks launch arguments the same way for every provider (before any request is sent). */
 export function checkLaunch (provider: ProviderName, count: number, instanceType: string, opts: LaunchOptions, maxUserDataBytes: number): void {
   if (!Number.isInteger(count) || count < 1 || count > 100) throw new CloudError('invalid', provider, `launch count must be a whole number 1–100 (got ${String(count)})`)
-  if (!/^[A-Za-z0-9._-]{2,64}$/.test(instanceType)) throw new CloudError('invalid', provider, `instance type must be 2–64 of A-Z, a-z, 0-9, ".", "_", "-" (got ${JSON.stringify(instanceType)})`)
+  if (!INSTANCE_TYPE_RE.test(instanceType)) throw new CloudError('invalid', provider, `instance type must be 2–64 of A-Z, a-z, 0-9, ".", "_", "-", "+" (got ${JSON.stringify(instanceType)})`)
   const size = Buffer.byteLength(opts.userData)
   if (size > maxUserDataBytes) throw new CloudError('invalid', provider, `user data is ${size} bytes; at most ${maxUserDataBytes} are allowed`)
   const entries = Object.entries(opts.tags)
