@@ -21,7 +21,8 @@ import { createInvite, decodeSecrets, encodeSecrets, farmId, generateFarmKey, In
 import type { JoinRequest } from '../protocol/messages/membership.ts'
 import { PROTOCOL_MAJOR } from '../protocol/ids.ts'
 import { NodeInfoSchema, type NodeInfo } from '../protocol/messages/membership.ts'
-import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client'
+import { Counter, Registry, collectDefaultMetrics } from 'prom-client'
+import { FarmFigures, registerFarmMetrics, type Figures, type JobFacts, type NodeFacts } from './metrics.ts'
 import { accepting as decideAccepting, parsePolicy, type Policy } from './availability.ts'
 import { benchmark } from './benchmark.ts'
 import { Discovery } from './discovery.ts'
@@ -33,6 +34,7 @@ import { JobRequestError } from './owner.ts'
 import type { FfmpegCapabilities, FfmpegTools } from './ffmpeg.ts'
 import { WireError } from '../protocol/errors.ts'
 import { Store } from './store.ts'
+import { cookieToken, DashboardFiles, isStaticRequest, sessionCookie } from '../ui/dashboard/serve.ts'
 
 export interface AgentOptions {
   stateDir: string
@@ -289,8 +291,13 @@ export class Agent {
       res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' })
       res.end(JSON.stringify(body))
     }
+    const url = new URL(req.url ?? '/', 'http://127.0.0.1')
+    // The dashboard's static files need no token and carry no data (ui/dashboard/serve.ts).
+    if (isStaticRequest(req.method, url)) { void this.dashboard.serve(req, res, url).catch(() => { res.destroy() }); return }
+    const apiPort = Number(new URL(this.apiInfo?.url ?? 'http://127.0.0.1:0').port)
     const auth = req.headers.authorization ?? ''
-    const given = Buffer.from(auth.startsWith('Bearer ') ? auth.slice(7) : '')
+    // The Bearer header, or else the dashboard's session cookie (same-origin requests only).
+    const given = Buffer.from(auth.startsWith('Bearer ') ? auth.slice(7) : (cookieToken(req, apiPort) ?? ''))
     const want = Buffer.from(token)
     if (given.length !== want.length || !timingSafeEqual(given, want)) {
       this.unauthorized++
@@ -298,7 +305,13 @@ export class Agent {
       send(401, { error: 'unauthorized', message: 'missing or wrong access token (see api.json in the agent\'s state dir)' })
       return
     }
-    const url = new URL(req.url ?? '/', 'http://127.0.0.1')
+    if (req.method === 'POST' && url.pathname === '/v1/session') {
+      // The dashboard trades the token from its URL fragment (given as Bearer) for an HttpOnly cookie.
+      if (!auth.startsWith('Bearer ')) { send(400, { error: 'bad-request', message: 'a session starts from the token in an Authorization: Bearer header' }); return }
+      res.writeHead(204, { 'set-cookie': sessionCookie(apiPort, token), 'cache-control': 'no-store' })
+      res.end()
+      return
+    }
     if (req.method === 'POST' && url.pathname === '/v1/farm/revoke') { void this.revokeRoute(req, send); return }
     if (url.pathname.startsWith('/v1/jobs') || (req.method === 'POST' && ['/v1/estimate', '/v1/pause', '/v1/resume', '/v1/stop'].includes(url.pathname))) { void this.jobRoute(req, url, send); return }
     if (req.method !== 'GET') { send(405, { error: 'method-not-allowed', message: `${req.method ?? ''} is not allowed here` }); return }
@@ -331,41 +344,30 @@ export class Agent {
     return decideAccepting(policy, { now: new Date(), otherCpuPct: this.load?.cpuPct ?? 0, quietForMs: Date.now() - this.busySinceMs })
   }
   private readonly sse = new Set<ServerResponse>()
+  /** The built dashboard (dist/dashboard/), served at / without a token. */
+  private readonly dashboard = new DashboardFiles()
   readonly metrics = new Registry()
   private readonly refusedTotal = new Counter({ name: 'renderswarm_refused_total', help: 'Inputs refused, by reason (wire, certificate, invite, API, mDNS)', labelNames: ['reason'], registers: [this.metrics] })
 
   /** Pushes an event to every /v1/events subscriber. */
   private emitEvent (type: string, data: unknown): void {
+    this.figures.observe(type, data)
     const frame = `event: ${type}\ndata: ${JSON.stringify(data)}\n\n`
     for (const res of this.sse) res.write(frame)
   }
 
-  private setupMetrics (): void {
-    // prom-client binds collect()'s `this` to the gauge, so the agent goes by name.
-    const agent = this
-    collectDefaultMetrics({ register: this.metrics, prefix: 'renderswarm_' })
-    const cpu = new Gauge({ name: 'renderswarm_node_cpu_percent', help: 'CPU use of each member, from its heartbeats', labelNames: ['peer', 'name'], registers: [] })
-    const mem = new Gauge({ name: 'renderswarm_node_memory_used_bytes', help: 'Memory in use on each member, from its heartbeats', labelNames: ['peer', 'name'], registers: [] })
-    const heard = new Gauge({ name: 'renderswarm_node_last_heartbeat_seconds', help: 'Seconds since each member was last heard', labelNames: ['peer', 'name'], registers: [] })
-    const up = new Gauge({ name: 'renderswarm_uptime_seconds', help: 'Seconds since this agent started', registers: [] })
-    // The first gauge's collect() refreshes the per-node ones, which are registered after it.
-    new Gauge({
-      name: 'renderswarm_nodes', help: 'Farm members known to this agent, by state (self included)', labelNames: ['state'], registers: [this.metrics],
-      collect () {
-        this.reset(); cpu.reset(); mem.reset(); heard.reset()
-        const now = Date.now()
-        for (const n of agent.nodes()) {
-          this.inc({ state: String(n.state) })
-          const load = n.load as { cpuPct?: number; memUsedBytes?: number } | undefined
-          const labels = { peer: String(n.peerId), name: String(n.name) }
-          if (load?.cpuPct !== undefined) cpu.set(labels, load.cpuPct)
-          if (load?.memUsedBytes !== undefined) mem.set(labels, load.memUsedBytes)
-          heard.set(labels, n.self === true ? 0 : (now - Number(n.lastHeardMs ?? now)) / 1000)
-        }
-        up.set((now - agent.startedMs) / 1000)
-      }
+  /** The farm's figures (agent/metrics.ts): /metrics and status().metrics read the same ones. */
+  private readonly figures = new FarmFigures()
+  farmFigures (): Figures {
+    return this.figures.compute({
+      jobs: (this.farm?.jobs() ?? []) as unknown as JobFacts[], nodes: this.nodes() as unknown as NodeFacts[], paused: this.farm?.pausedNodes() ?? [],
+      nowMs: Date.now(), selfUptimeSeconds: Math.round((Date.now() - this.startedMs) / 1000)
     })
-    for (const g of [cpu, mem, heard, up]) this.metrics.registerMetric(g)
+  }
+
+  private setupMetrics (): void {
+    collectDefaultMetrics({ register: this.metrics, prefix: 'renderswarm_' })
+    registerFarmMetrics(this.metrics, () => this.farmFigures())
   }
 
   /**
@@ -459,7 +461,8 @@ export class Agent {
       ...(this.joinError !== undefined ? { joinError: this.joinError } : {}),
       nodes: { total: nodes.length, active: nodes.filter((n) => n.state === 'alive').length },
       refused: { ...this.node.stats().refused, 'api-unauthorized': this.unauthorized, 'mdns-txt': this.discovery?.refusedCount ?? 0 },
-      ...(this.farm !== undefined ? { rendering: this.farm.stats() } : {})
+      ...(this.farm !== undefined ? { rendering: this.farm.stats() } : {}),
+      metrics: this.farmFigures()
     }
   }
 

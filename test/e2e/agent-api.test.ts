@@ -42,7 +42,7 @@ describe('agent daemon', () => {
       const metrics = await (await fetch(`${info.url}/metrics`, { headers: { authorization: `Bearer ${info.token}` } })).text()
       expect(metrics).toMatch(/^renderswarm_nodes\{state="alive"\} 1$/m)
       expect(metrics).toMatch(/^renderswarm_refused_total\{reason="api-unauthorized"\} [4-9]$/m)
-      expect(metrics).toMatch(/^renderswarm_node_cpu_percent\{peer="12D3KooW\w+",name="bay-1"\} [\d.]+$/m)
+      expect(metrics).toMatch(/^renderswarm_node_cpu_percent\{node="bay-1",peer="12D3KooW\w+"\} [\d.]+$/m)
       expect(metrics).toMatch(/^renderswarm_process_resident_memory_bytes \d+$/m)
       const events = new AbortController()
       const sse = await fetch(`${info.url}/v1/events`, { headers: { authorization: `Bearer ${info.token}` }, signal: events.signal })
