@@ -14,12 +14,18 @@
  * pushed to every member before the submit is answered, and again on every change, so a
  * successor elected after this one dies can go on from its own copy (chunks already done
  * stay done). Messages naming an older term are refused ('stale-term').
+ *
+ * Failures: a failed attempt's reason is kept on its chunk (and listed when the job fails);
+ * a job whose owner is offline is 'paused' (no new leases; chunks in flight finish and wait on
+ * their workers) and goes on when the owner is back; a straggling chunk at the end of a job
+ * gets a backup copy on an idle node, and the first result stops the other.
  */
 import { WireError } from '../protocol/errors.ts'
 import { MAX_FRAME_BYTES, PROTOCOLS } from '../protocol/ids.ts'
 import { CoordinatorRequestSchema, LeaseReplySchema, AckSchema, type ChunkRecord, type CoordinatorRequest, type JobRecord, type JobSpec, type StatusPush } from '../protocol/messages/jobs.ts'
 import { parseSnapshot, TimelineError } from '../protocol/timeline.ts'
 import { chunkCount, checkMaxCost, CostExceededError, estimate, EstimateError, jobFps, type Estimate, type EstimateNode } from '../coordinator/estimate.ts'
+import type { SchedChunk } from '../coordinator/scheduler.ts'
 import { planChunks } from '../coordinator/planner.ts'
 import { Scheduler, type Lease, type SchedNode } from '../coordinator/scheduler.ts'
 import type { FarmNode } from './node.ts'
@@ -51,6 +57,8 @@ export interface CoordinatorDeps {
   leaseMs?: number
   /** Render time a chunk should take on a typical node (coordinator/estimate.ts chunkCount). Default 30 s. */
   chunkSeconds?: number
+  /** Straggler backups: a chunk must have run this long first (default 10 s); 0 turns backups off. */
+  speculateAfterMs?: number
   tickMs?: number
   now?: () => number
 }
@@ -85,7 +93,7 @@ export class Coordinator {
   lead (term: number): void {
     this.term = term
     if (this.sched !== undefined) return
-    const sched = new Scheduler({ leaseMs: this.d.leaseMs ?? 15_000 })
+    const sched = new Scheduler({ leaseMs: this.d.leaseMs ?? 15_000, speculateAfterMs: this.d.speculateAfterMs ?? 10_000 })
     this.records.clear()
     for (const rec of this.d.store.listJobs<JobRecord>(10_000)) {
       if (TERMINAL.has(rec.status)) continue
@@ -169,6 +177,7 @@ export class Coordinator {
         return { ok: true }
       }
       case 'chunk-done': {
+        const holders = sched.leases({ jobId: msg.jobId }).filter((l) => l.chunkId === msg.chunkId && l.node !== peer).map((l) => l.node)
         const r = sched.complete(msg.chunkId, msg.leaseToken)
         if (r === 'stale') throw new WireError('stale-lease', `lease for ${msg.chunkId} is no longer live`)
         const rec = this.records.get(msg.jobId)
@@ -176,16 +185,22 @@ export class Coordinator {
         if (chunk !== undefined && r === 'done') { chunk.sha256 = msg.sha256; chunk.endedMs = this.now(); chunk.node = peer }
         this.fps.get(msg.jobId)?.delete(msg.chunkId)
         this.syncJob(msg.jobId)
+        // The first result wins: whoever else still renders this chunk (a straggler or its backup) stops.
+        if (r === 'done' && holders.length > 0) {
+          this.d.log(`chunk ${msg.chunkId} done by ${this.nameOf(peer)}; stopping the other copy on ${holders.map((h) => this.nameOf(h)).join(', ')}`)
+          void this.stopChunk(holders, msg.jobId, msg.chunkId)
+        }
         return { ok: true }
       }
       case 'chunk-failed': {
         const r = sched.fail(msg.chunkId, msg.leaseToken, this.now())
         if (r === 'stale') return { ok: true }
-        this.d.log(`chunk ${msg.chunkId} failed on ${peer}: ${msg.error}`)
+        this.d.log(`chunk ${msg.chunkId} failed on ${this.nameOf(peer)}${r === 'backup-dropped' ? ' (a backup copy; the first copy goes on)' : ''}: ${msg.error}`)
         const rec = this.records.get(msg.jobId)
+        if (rec !== undefined) this.noteError(rec, msg.chunkId, `${this.nameOf(peer)}: ${msg.error}`)
         if (r === 'failed' && rec !== undefined) {
           sched.removeJob(msg.jobId)
-          await this.finishRecord(rec, 'failed', `chunk ${msg.chunkId} failed too often; last error: ${msg.error}`)
+          await this.finishRecord(rec, 'failed', this.failureText(rec, msg.chunkId))
           await this.tellWorkers({ type: 'cancel', term: this.term, jobId: msg.jobId })
         } else {
           this.syncJob(msg.jobId)
@@ -197,18 +212,28 @@ export class Coordinator {
         if (rec === undefined) return { ok: true }
         if (rec.spec.owner !== peer) throw new WireError('invalid-job', 'only the job\'s owner reports its segments')
         const stop: Array<{ node: string; chunkId: string }> = []
+        const leases = sched.leases({ jobId: msg.jobId })
         for (const s of msg.chunks) {
           const live = sched.job(msg.jobId)?.chunks.find((c) => c.id === s.chunkId)
           if (live === undefined || live.status === 'done') continue
-          if (live.status === 'leased' && live.node !== undefined) stop.push({ node: live.node, chunkId: s.chunkId })
+          for (const l of leases) if (l.chunkId === s.chunkId) stop.push({ node: l.node, chunkId: s.chunkId })
           if (sched.markDone(s.chunkId, msg.jobId)) {
             const chunk = rec.chunks.find((c) => c.id === s.chunkId)
             if (chunk !== undefined) { chunk.sha256 = s.sha256; chunk.endedMs ??= this.now() }
           }
         }
+        // An owner that restarted without some segments: those chunks are rendered again.
+        const reopened = (msg.missing ?? []).filter((chunkId) => sched.reopen(chunkId, msg.jobId))
+        if (reopened.length > 0) {
+          this.d.log(`job ${msg.jobId}: its owner lost ${reopened.length} finished segment(s); rendering them again`)
+          for (const chunkId of reopened) {
+            const chunk = rec.chunks.find((c) => c.id === chunkId)
+            if (chunk !== undefined) { chunk.sha256 = undefined; chunk.endedMs = undefined; chunk.startedMs = undefined }
+          }
+        }
         this.syncJob(msg.jobId)
         // A chunk the owner already has is not rendered again: its current holder stops.
-        if (stop.length > 0) await this.tellWorkers({ type: 'cancel-chunks', term: this.term, jobId: msg.jobId, chunkIds: stop.map((x) => x.chunkId) })
+        if (stop.length > 0) await this.tellWorkers({ type: 'cancel-chunks', term: this.term, jobId: msg.jobId, chunkIds: [...new Set(stop.map((x) => x.chunkId))] })
         return { ok: true }
       }
       case 'job-finished': {
@@ -277,9 +302,21 @@ export class Coordinator {
     if (sched === undefined) return
     const now = this.now()
     for (const c of sched.expire(now)) {
-      this.d.log(`lease on ${c.id} expired; back in the queue`)
+      const rec = this.records.get(c.jobId)
+      const node = c.failedOn.at(-1)
+      const why = `${this.nameOf(node ?? '?')}: no progress for ${((this.d.leaseMs ?? 15_000) / 1000).toFixed(0)} s (hung, or cut off); the lease ran out`
+      this.d.log(`lease on ${c.id} expired (${why}); ${c.status === 'failed' ? 'the chunk has failed too often' : 'back in the queue'}`)
+      if (rec !== undefined) {
+        this.noteError(rec, c.id, why)
+        if (c.status === 'failed') {
+          sched.removeJob(c.jobId)
+          void this.finishRecord(rec, 'failed', this.failureText(rec, c.id)).then(async () => { await this.tellWorkers({ type: 'cancel', term: this.term, jobId: c.jobId }) })
+          continue
+        }
+      }
       this.syncJob(c.jobId)
     }
+    this.holdOrphans()
     const nodes: SchedNode[] = this.d.nodes().map((n) => ({ peerId: n.peerId, slots: n.slots, encoders: n.encoders, gpu: n.gpu, fps: n.fps, accepting: n.accepting && (this.refusedUntil.get(n.peerId) ?? 0) <= now, paused: this.paused.has(n.peerId) }))
     const leases = sched.assign(nodes, this.term, now)
     for (const lease of leases) {
@@ -290,6 +327,14 @@ export class Coordinator {
       rec.startedMs ??= now
       this.syncJob(lease.jobId)
       void this.sendLease(lease, chunk)
+    }
+    if ((this.d.speculateAfterMs ?? 10_000) > 0) {
+      for (const lease of sched.speculate(nodes, this.term, now)) {
+        const chunk = this.records.get(lease.jobId)?.chunks.find((c) => c.id === lease.chunkId)
+        if (chunk === undefined) continue
+        this.d.log(`chunk ${lease.chunkId} is straggling on ${this.nameOf(chunk.node ?? '?')}; a backup copy goes to ${this.nameOf(lease.node)}`)
+        void this.sendLease(lease, chunk)
+      }
     }
     if (now - this.lastProgressMs >= 500) {
       this.lastProgressMs = now
@@ -328,9 +373,59 @@ export class Coordinator {
     rec.framesDone = rec.chunks.reduce((n, c) => n + c.framesDone, 0)
     rec.fps = [...(this.fps.get(jobId)?.values() ?? [])].reduce((a, b) => a + b, 0)
     const status = this.sched?.jobStatus(jobId)
-    rec.status = status === 'done' ? 'joining' : status === 'running' ? 'running' : status === 'failed' ? 'failed' : rec.status
+    rec.status = job.paused && status !== 'done' ? 'paused' : status === 'done' ? 'joining' : status === 'running' ? 'running' : status === 'failed' ? 'failed' : 'queued'
+    if (rec.status !== 'paused') rec.note = undefined
     rec.updatedMs = this.now()
     if (replicate) this.dirty.add(jobId)
+  }
+
+  /**
+   * A job whose owner is offline gets no new leases ('paused'): its segments would have nowhere
+   * to go. Chunks in flight finish, and their workers keep the segments until the owner is back.
+   */
+  private holdOrphans (): void {
+    const sched = this.sched
+    if (sched === undefined) return
+    const alive = new Set(this.d.nodes().map((n) => n.peerId))
+    for (const rec of this.records.values()) {
+      const job = sched.job(rec.spec.id)
+      if (job === undefined) continue
+      const ownerAlive = alive.has(rec.spec.owner)
+      if (!ownerAlive && !job.paused) {
+        sched.pauseJob(rec.spec.id)
+        rec.note = `waiting for its owner ${this.nameOf(rec.spec.owner)}, which is offline; the job goes on when it is back`
+        this.d.log(`job ${rec.spec.id} paused: ${rec.note}`)
+        this.syncJob(rec.spec.id)
+      } else if (ownerAlive && job.paused) {
+        sched.resumeJob(rec.spec.id)
+        this.d.log(`job ${rec.spec.id} resumed: its owner ${this.nameOf(rec.spec.owner)} is back`)
+        this.syncJob(rec.spec.id)
+      }
+    }
+  }
+
+  private nameOf (peerId: string): string {
+    return this.d.nodes().find((n) => n.peerId === peerId)?.name ?? peerId.slice(-8)
+  }
+
+  /** Keeps a failed attempt's reason on its chunk (the newest 10). */
+  private noteError (rec: JobRecord, chunkId: string, error: string): void {
+    const chunk = rec.chunks.find((c) => c.id === chunkId)
+    if (chunk === undefined) return
+    chunk.errors = [...(chunk.errors ?? []), error.replace(/[\u0000-\u001f\u007f]/g, ' ').slice(0, 300)].slice(-10)
+  }
+
+  /** A failed job's error: every attempt of the chunk that failed it, in order. */
+  private failureText (rec: JobRecord, chunkId: string): string {
+    const chunk = rec.chunks.find((c) => c.id === chunkId)
+    const errors = chunk?.errors ?? []
+    return `chunk ${chunk?.index ?? chunkId} failed ${errors.length} time(s): ${errors.map((e, i) => `(${i + 1}) ${e}`).join('; ')}`
+  }
+
+  private async stopChunk (nodes: string[], jobId: string, chunkId: string): Promise<void> {
+    await Promise.all(nodes.map(async (n) => {
+      try { await this.d.node.request(n, PROTOCOLS.chunk, { type: 'cancel-chunks', term: this.term, jobId, chunkIds: [chunkId] }, AckSchema, { timeoutMs: 3000 }) } catch (err) { this.d.log(`telling ${this.nameOf(n)} to stop chunk ${chunkId}: ${(err as Error).message}`) }
+    }))
   }
 
   private async finishRecord (rec: JobRecord, status: 'done' | 'failed' | 'cancelled', error: string | undefined): Promise<void> {
@@ -368,6 +463,8 @@ export class Coordinator {
   }
 }
 
-function schedJob (spec: JobSpec): { id: string; priority: JobSpec['priority']; deadlineMs?: number; createdMs: number; preset: string; encoders: string[]; needsGpu: boolean } {
-  return { id: spec.id, priority: spec.priority, ...(spec.deadlineMs !== undefined ? { deadlineMs: spec.deadlineMs } : {}), createdMs: spec.createdMs, preset: spec.preset, encoders: [ENCODER[spec.preset]], needsGpu: false }
+function schedJob (spec: JobSpec): { id: string; priority: JobSpec['priority']; deadlineMs?: number; createdMs: number; preset: string; encoders: string[]; needsGpu: boolean; fpsScale: number } {
+  const { width, height } = spec.timeline as { width: number; height: number }
+  const fpsScale = jobFps(1, width, height)
+  return { id: spec.id, priority: spec.priority, ...(spec.deadlineMs !== undefined ? { deadlineMs: spec.deadlineMs } : {}), createdMs: spec.createdMs, preset: spec.preset, encoders: [ENCODER[spec.preset]], needsGpu: false, ...(fpsScale > 0 ? { fpsScale } : {}) } as ReturnType<typeof schedJob>
 }

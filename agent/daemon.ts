@@ -55,6 +55,8 @@ export interface AgentOptions {
   leaseMs?: number
   /** When this agent coordinates: the render time a chunk should take on a typical node. Default 30 s. */
   chunkSeconds?: number
+  /** When this agent coordinates: a straggling chunk gets a backup copy after running this long (0: never). Default 10 s. */
+  speculateAfterMs?: number
 }
 
 export interface ApiInfo { url: string; token: string; pid: number }
@@ -177,7 +179,8 @@ export class Agent {
       node: this.node, store: this.store, tools, caps, stateDir: this.opts.stateDir, name: this.name, info: this.info, slots, costPerHour,
       accepting: () => this.availability().accepting, log, emit: (type, data) => { this.emitEvent(type, data) },
       ...(this.opts.leaseMs !== undefined ? { leaseMs: this.opts.leaseMs } : {}),
-      ...(this.opts.chunkSeconds !== undefined ? { chunkSeconds: this.opts.chunkSeconds } : {})
+      ...(this.opts.chunkSeconds !== undefined ? { chunkSeconds: this.opts.chunkSeconds } : {}),
+      ...(this.opts.speculateAfterMs !== undefined ? { speculateAfterMs: this.opts.speculateAfterMs } : {})
     })
     await this.farm.start()
     await this.node.announce()

@@ -44,6 +44,7 @@ export interface FarmServicesDeps {
   emit: (type: string, data: unknown) => void
   leaseMs?: number
   chunkSeconds?: number
+  speculateAfterMs?: number
 }
 
 /**
@@ -80,7 +81,8 @@ export class FarmServices {
       node, store, log, nodes: () => this.nodes(), checkTerm: (t) => { this.leadership.checkTerm(t) },
       broadcast: async (msg, timeoutMs) => { await this.broadcast(msg, timeoutMs) },
       ...(d.leaseMs !== undefined ? { leaseMs: d.leaseMs } : {}),
-      ...(d.chunkSeconds !== undefined ? { chunkSeconds: d.chunkSeconds } : {})
+      ...(d.chunkSeconds !== undefined ? { chunkSeconds: d.chunkSeconds } : {}),
+      ...(d.speculateAfterMs !== undefined ? { speculateAfterMs: d.speculateAfterMs } : {})
     })
     this.owner = new Owner({
       node, store, cache: this.cache, tools: d.tools, caps: d.caps, jobsDir: path.join(d.stateDir, 'jobs'), log,
@@ -117,6 +119,8 @@ export class FarmServices {
 
   async start (): Promise<void> {
     const { node } = this.d
+    // Jobs this member owned before a restart, before any worker can offer their segments.
+    await this.owner.resume()
     await node.serve(PROTOCOLS.status, MAX_FRAME_BYTES.status * 64, StatusPushSchema, async (msg) => { await this.onStatus(msg); return { ok: true } })
     await this.assets.start()
     await this.segments.start()
@@ -241,7 +245,7 @@ export class FarmServices {
     const seconds = this.segmentTransfers.reduce((n, t) => n + t.seconds, 0)
     return {
       coordinator: { term: this.leadership.term, leader: this.leadership.leader ?? null, self: this.leadership.isLeader },
-      worker: { running: this.worker.running(), chunksRendered: this.worker.rendered.length, dispatchMs: [...this.dispatchMs] },
+      worker: { running: this.worker.running(), holdingSegments: this.worker.holding(), chunksRendered: this.worker.rendered.length, dispatchMs: [...this.dispatchMs] },
       assets: { fetched: a.fetched, fetchedBytes: a.fetchedBytes, fetchedBySha: { ...this.fetchedBySha }, served: a.served, servedBytes: a.servedBytes, hashMismatches: a.hashMismatches },
       segments: { sent: this.segmentTransfers.length, bytes, mbPerSecond: seconds > 0 ? Math.round(bytes / seconds / 1e6 * 10) / 10 : null }
     }

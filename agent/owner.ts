@@ -12,9 +12,15 @@
  * refused job leaves no record and no work dir. The output is written to a temporary name
  * beside it and renamed into place only after validation; an existing file is left as it
  * was when anything fails.
+ *
+ * Every arriving segment is checked (frame count and timestamps) before it counts; a bad one is
+ * refused ('invalid-segment') and rendered again. An owner that restarts takes its unfinished
+ * jobs up again (`resume`): the job's record from its store, the verified segments in its job
+ * dir, the audio rendered anew; the coordinator hears which segments it holds and which it
+ * lost, and workers that kept segments while it was away hand them over.
  */
 import { randomUUID } from 'node:crypto'
-import { mkdir, rename, rm, stat } from 'node:fs/promises'
+import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises'
 import path from 'node:path'
 import { z } from 'zod'
 import { WireError } from '../protocol/errors.ts'
@@ -30,6 +36,7 @@ import { compileJoin } from './render/join.ts'
 import { resolvePreset, type Preset } from './render/presets.ts'
 import { runInvocation } from './render/run.ts'
 import { validateOutput } from './render/validate.ts'
+import { sha256File } from './assets.ts'
 import type { Store } from './store.ts'
 import { loadTimelineFile } from './timeline-file.ts'
 
@@ -90,7 +97,11 @@ interface Owned {
   abort: AbortController
   finishing: boolean
   error?: string
+  /** Taken up again after a restart: the next report to the coordinator lists the lost segments. */
+  resumed?: boolean
 }
+
+const TERMINAL = new Set(['done', 'failed', 'cancelled'])
 
 export class Owner {
   private readonly jobs = new Map<string, Owned>()
@@ -195,6 +206,10 @@ export class Owner {
     const job = this.jobs.get(h.jobId)
     // A late copy of a chunk (a worker that was cut off, a speculative copy) after the output is written.
     if (job === undefined && this.written.has(h.jobId)) return { refuse: 'duplicate', message: `job ${h.jobId} is already written` }
+    if (job === undefined) {
+      const status = this.d.store.getJob<JobRecord>(h.jobId)?.status
+      if (status !== undefined && TERMINAL.has(status)) return { refuse: 'duplicate', message: `job ${h.jobId} is ${status}; its segments are no longer needed` }
+    }
     if (job === undefined) return { refuse: 'not-found', message: `this member owns no running job ${h.jobId}` }
     const chunk = job.chunks.get(h.chunkId)
     if (chunk === undefined || chunk.index !== h.index || chunk.frames !== h.frames) return { refuse: 'not-found', message: `job ${h.jobId} has no chunk ${h.chunkId} #${h.index} of ${h.frames} frames` }
@@ -207,6 +222,14 @@ export class Owner {
     const job = this.jobs.get(h.jobId)
     const chunk = job?.chunks.get(h.chunkId)
     if (job === undefined || chunk === undefined || chunk.file !== undefined) return
+    // The worker checked it too; the owner does not take a segment on trust (a bad disk, a bad worker).
+    try {
+      await validateOutput(this.d.tools.ffprobe, file, { frames: chunk.frames, fps: job.spec.timeline.fps })
+    } catch (err) {
+      await rm(file, { force: true })
+      throw new WireError('invalid-segment', `segment #${chunk.index} of job ${h.jobId}: ${(err as Error).message.replace(file, 'the segment')}`)
+    }
+    if (chunk.file !== undefined) return
     chunk.file = file
     chunk.sha256 = h.sha256
     if ([...job.chunks.values()].every((c) => c.file !== undefined) && !job.finishing) {
@@ -235,12 +258,63 @@ export class Owner {
   async reportSegments (coordinator: string): Promise<void> {
     for (const [jobId, job] of this.jobs) {
       const held = [...job.chunks].filter(([, c]) => c.file !== undefined && c.sha256 !== undefined).map(([chunkId, c]) => ({ chunkId, sha256: c.sha256! }))
-      if (held.length === 0) continue
+      const missing = job.resumed === true ? [...job.chunks].filter(([, c]) => c.file === undefined).map(([chunkId]) => chunkId) : []
+      if (held.length === 0 && missing.length === 0) continue
       try {
-        await this.d.node.request(coordinator, PROTOCOLS.submit, { type: 'segments', jobId, chunks: held }, AckSchema, { timeoutMs: 5000 })
+        await this.d.node.request(coordinator, PROTOCOLS.submit, { type: 'segments', jobId, chunks: held, ...(missing.length > 0 ? { missing } : {}) }, AckSchema, { timeoutMs: 5000 })
+        job.resumed = false
       } catch (err) {
         this.d.log(`telling the coordinator which segments of job ${jobId} are here: ${(err as Error).message}`)
       }
+    }
+  }
+
+  /**
+   * After a restart: takes up every unfinished job this member owns, from its stored record and
+   * the segments in its job dir (each re-hashed and checked; anything half-written is removed).
+   */
+  async resume (): Promise<void> {
+    const self = this.d.node.peerId.toString()
+    for (const rec of this.d.store.listJobs<JobRecord>(10_000)) {
+      const id = rec.spec.id
+      if (rec.spec.owner !== self || TERMINAL.has(rec.status) || this.jobs.has(id)) continue
+      const output = this.d.store.jobOutput(id)
+      let preset: Preset
+      try {
+        if (output === undefined) throw new Error('its output path was not recorded')
+        preset = resolvePreset(rec.spec.preset, this.d.caps)
+      } catch (err) {
+        this.d.log(`job ${id} cannot be taken up again: ${(err as Error).message}`)
+        continue
+      }
+      const dir = path.join(this.d.jobsDir, id)
+      await mkdir(dir, { recursive: true })
+      for (const f of await readdir(dir)) if (f.endsWith('.part') || f.startsWith('audio') || f === 'segments.ffconcat') await rm(path.join(dir, f), { recursive: true, force: true })
+      const chunks: Owned['chunks'] = new Map()
+      let kept = 0
+      for (const c of rec.chunks) {
+        const file = path.join(dir, `seg-${String(c.index).padStart(5, '0')}${preset.ext}`)
+        const entry: { index: number; frames: number; file: string | undefined; sha256?: string | undefined } = { index: c.index, frames: c.end - c.start, file: undefined }
+        chunks.set(c.id, entry)
+        if (await stat(file).catch(() => undefined) === undefined) continue
+        try {
+          const sha = await sha256File(file)
+          if (c.sha256 !== undefined && c.sha256 !== sha) throw new Error(`hash ${sha.slice(0, 12)}… is not the recorded ${c.sha256.slice(0, 12)}…`)
+          await validateOutput(this.d.tools.ffprobe, file, { frames: entry.frames, fps: rec.spec.timeline.fps })
+          entry.file = file
+          entry.sha256 = sha
+          kept++
+        } catch (err) {
+          this.d.log(`job ${id}: segment #${c.index} in the job dir is unusable (${(err as Error).message}); it will be rendered again`)
+          await rm(file, { force: true })
+        }
+      }
+      const abort = new AbortController()
+      const owned: Owned = { spec: rec.spec, preset, output: output!, dir, abort, finishing: false, resumed: true, chunks, audio: this.renderAudio(rec.spec, preset, dir, abort.signal) }
+      owned.audio.catch(() => {})
+      this.jobs.set(id, owned)
+      this.d.log(`job ${id} taken up again after a restart: ${kept} of ${chunks.size} segments already here`)
+      if (kept === chunks.size) { owned.finishing = true; void this.finish(owned) }
     }
   }
 

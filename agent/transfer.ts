@@ -17,7 +17,7 @@
  */
 import { randomUUID } from 'node:crypto'
 import { createHash } from 'node:crypto'
-import { copyFile, mkdir, open, rename, rm, stat, type FileHandle } from 'node:fs/promises'
+import { copyFile, mkdir, open, readFile, rename, rm, stat, writeFile, type FileHandle } from 'node:fs/promises'
 import path from 'node:path'
 import type { Stream, StreamCloseEvent, StreamMessageEvent } from '@libp2p/interface'
 import { clipText, fromWire, schemaError, WireError } from '../protocol/errors.ts'
@@ -28,6 +28,7 @@ import {
   type SegmentHeader, type SegmentRefusal, type TransferError
 } from '../protocol/messages/transfer.ts'
 import { sha256File, type AssetCache } from './assets.ts'
+import { takeFault } from './faults.ts'
 import type { FarmNode } from './node.ts'
 
 export type { SegmentHeader, SegmentRefusal } from '../protocol/messages/transfer.ts'
@@ -481,6 +482,7 @@ export class SegmentService {
     if (owner === this.node.peerId.toString()) return await this.storeLocal(header, file)
 
     const what = `segment ${header.jobId}/${header.chunkId}`
+    if (takeFault('segment-flip')) file = await flippedCopy(file)
     const cap = MAX_FRAME_BYTES.segment
     const stream = await this.node.openStream(owner, PROTOCOLS.segment, this.idleMs)
     const unlink = abortWith(stream, signal)
@@ -518,6 +520,7 @@ export class SegmentService {
       throw err
     } finally {
       unlink()
+      if (file.endsWith('.fault-flip')) await rm(file, { force: true })
     }
   }
 
@@ -613,4 +616,14 @@ export class SegmentService {
       await rm(part, { force: true })
     }
   }
+}
+
+/** Fault injection (tests only, agent/faults.ts): a copy of `file` with one byte in the middle changed. */
+async function flippedCopy (file: string): Promise<string> {
+  const bytes = await readFile(file)
+  const at = bytes.length >> 1
+  bytes[at] = bytes[at]! ^ 0xff
+  const out = `${file}.fault-flip`
+  await writeFile(out, bytes)
+  return out
 }

@@ -11,13 +11,19 @@
  * a lease naming a term older than the newest this member has seen is refused ('stale-term').
  * Progress renews the lease; cancel and stop-all kill the job's ffmpeg processes (SIGTERM,
  * SIGKILL after a grace) and remove their work dirs.
+ *
+ * A finished segment whose owner cannot be reached (offline, restarting, cut off) is kept and
+ * offered again every few seconds, with the lease renewed meanwhile, for up to `holdMs`; it no
+ * longer takes a slot. A segment the owner refuses as corrupt (hash mismatch, failed check) is
+ * a failed attempt: the coordinator has it rendered again.
  */
-import { mkdir, rm } from 'node:fs/promises'
+import { mkdir, rm, stat, truncate } from 'node:fs/promises'
 import path from 'node:path'
 import { WireError } from '../protocol/errors.ts'
 import { MAX_FRAME_BYTES, PROTOCOLS } from '../protocol/ids.ts'
 import { AckSchema, LeaseReplySchema, WorkerRequestSchema, type JobSpec, type LeaseMsg } from '../protocol/messages/jobs.ts'
 import { parseSnapshot } from '../protocol/timeline.ts'
+import { takeFault } from './faults.ts'
 import type { FfmpegCapabilities, FfmpegTools } from './ffmpeg.ts'
 import type { FarmNode } from './node.ts'
 import { compileChunk } from './render/compile.ts'
@@ -47,9 +53,15 @@ export interface WorkerDeps {
   onChange?: () => void
   /** Lease granted → ffmpeg started, for bench/farm's dispatch latency. */
   onDispatch?: (lease: LeaseMsg, ms: number) => void
+  /** How long a finished segment waits for an unreachable owner before the attempt is given up. Default 6 h. */
+  holdMs?: number
 }
 
-interface Running { lease: LeaseMsg; abort: AbortController; workDir: string; acceptedMs: number }
+interface Running { lease: LeaseMsg; abort: AbortController; workDir: string; acceptedMs: number; holding: boolean }
+
+/** The owner refused the segment itself: render it again rather than offer it again. */
+const BAD_SEGMENT = new Set(['hash-mismatch', 'invalid-segment', 'schema', 'frame-too-large', 'bad-frame'])
+const RETRY_MS = 2000
 
 export class Worker {
   private readonly runs = new Map<string, Running>()
@@ -69,7 +81,7 @@ export class Worker {
           running.lease = msg.lease
           return { accepted: true }
         }
-        if (this.runs.size >= this.d.slots()) return { accepted: false, reason: `all ${this.d.slots()} slot(s) busy` }
+        if (this.running() >= this.d.slots()) return { accepted: false, reason: `all ${this.d.slots()} slot(s) busy` }
         if (!this.d.accepting()) return { accepted: false, reason: 'this machine is not taking work now' }
         this.begin(msg.lease)
         return { accepted: true }
@@ -82,8 +94,16 @@ export class Worker {
     })
   }
 
+  /** Chunks rendering now (not those only waiting to hand their segment over). */
   running (): number {
-    return this.runs.size
+    let n = 0
+    for (const r of this.runs.values()) if (!r.holding) n++
+    return n
+  }
+
+  /** Finished segments waiting for an unreachable owner. */
+  holding (): number {
+    return this.runs.size - this.running()
   }
 
   /** Stops every chunk of a job here, waiting until its ffmpeg processes have exited and work dirs are gone. */
@@ -105,7 +125,7 @@ export class Worker {
   private begin (lease: LeaseMsg): void {
     const abort = new AbortController()
     const workDir = path.join(this.d.workRoot, `${lease.chunkId}-${lease.leaseToken.slice(0, 8)}`)
-    const run: Running = { lease, abort, workDir, acceptedMs: performance.now() }
+    const run: Running = { lease, abort, workDir, acceptedMs: performance.now(), holding: false }
     this.runs.set(lease.chunkId, run)
     this.d.onChange?.()
     const done = this.render(run).catch(async (err: unknown) => {
@@ -150,11 +170,52 @@ export class Worker {
     })
     await validateOutput(this.d.tools.ffprobe, segment, { frames: lease.end - lease.start, fps: timeline.fps })
     if (abort.signal.aborted) return
-    const sent = await this.d.sendSegment(spec.owner, { jobId: lease.jobId, chunkId: lease.chunkId, index: lease.index, frames: lease.end - lease.start }, segment, abort.signal)
+    if (takeFault('segment-truncate')) await truncate(segment, Math.floor((await stat(segment)).size / 2))
+    const sent = await this.handOver(run, spec.owner, segment)
     const seconds = (performance.now() - began) / 1000
     this.rendered.push({ jobId: lease.jobId, chunkId: lease.chunkId, seconds })
     this.d.log(`chunk ${lease.chunkId} [${lease.start}, ${lease.end}) rendered in ${seconds.toFixed(1)} s, ${sent.result} at the owner`)
     await this.report({ type: 'chunk-done', term: run.lease.term, jobId: lease.jobId, chunkId: lease.chunkId, leaseToken: run.lease.leaseToken, sha256: sent.sha256, frames: lease.end - lease.start })
+  }
+
+  /**
+   * Sends the segment to the owner; while the owner cannot be reached the segment is kept here
+   * (its slot freed, its lease renewed) and offered again, for up to holdMs.
+   */
+  private async handOver (run: Running, owner: string, segment: string): Promise<{ result: 'stored' | 'duplicate'; sha256: string; bytes: number }> {
+    const { lease, abort } = run
+    const h = { jobId: lease.jobId, chunkId: lease.chunkId, index: lease.index, frames: lease.end - lease.start }
+    const began = Date.now()
+    let lastRenew = 0
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const sent = await this.d.sendSegment(owner, h, segment, abort.signal)
+        if (run.holding) this.d.log(`chunk ${lease.chunkId}: the owner took the kept segment after ${((Date.now() - began) / 1000).toFixed(1)} s`)
+        return sent
+      } catch (err) {
+        if (abort.signal.aborted) throw err
+        const code = err instanceof WireError ? err.code : undefined
+        if (code !== undefined && BAD_SEGMENT.has(code)) throw new WireError(code, `the owner refused the segment: ${(err as Error).message}`)
+        const waited = Date.now() - began
+        const limit = code === 'not-found' ? 60_000 : this.d.holdMs ?? 6 * 3600_000
+        if (waited >= limit) throw new Error(`the owner could not take the segment for ${Math.round(waited / 1000)} s: ${(err as Error).message}`)
+        if (!run.holding) {
+          run.holding = true
+          this.d.log(`chunk ${lease.chunkId}: the owner cannot take the segment now (${(err as Error).message}); keeping it and offering it again`)
+          this.d.onChange?.()
+        }
+      }
+      // Keep the lease alive so the chunk is not rendered again while its segment waits here.
+      if (Date.now() - lastRenew >= 3000) {
+        lastRenew = Date.now()
+        void this.report({ type: 'progress', term: run.lease.term, jobId: lease.jobId, chunkId: lease.chunkId, leaseToken: run.lease.leaseToken, framesDone: h.frames, fps: 0 })
+      }
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, Math.min(RETRY_MS * (1 + Math.min(attempt, 4)), 10_000))
+        abort.signal.addEventListener('abort', () => { clearTimeout(t); resolve() }, { once: true })
+      })
+      abort.signal.throwIfAborted()
+    }
   }
 
   /** Tells the coordinator of the current term; a lost report is recovered by lease expiry. */

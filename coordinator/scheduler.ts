@@ -483,7 +483,11 @@ export class Scheduler {
     return out
   }
 
-  /** A paused job keeps its live leases but gets no new ones. False when there is no such job. */
+  /**
+   * A paused job keeps its live leases but gets no new ones, and its leases stop counting against
+   * their nodes' slots (a job is paused while its owner is offline: its finished chunks only wait
+   * on their workers). False when there is no such job.
+   */
   pauseJob (jobId: string): boolean { return this.setPaused(jobId, true) }
   resumeJob (jobId: string): boolean { return this.setPaused(jobId, false) }
 
@@ -576,6 +580,8 @@ export class Scheduler {
   private freeSlots (nodes: readonly SchedNode[], what: string): Map<string, number> {
     const held = new Map<string, number>()
     for (const job of this.byId.values()) {
+      // A paused job's chunks finish and wait on their nodes (its owner is away) without a slot.
+      if (job.paused) continue
       for (const c of job.chunks) {
         if (c.status !== 'leased') continue
         held.set(c.node!, (held.get(c.node!) ?? 0) + 1)

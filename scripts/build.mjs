@@ -63,6 +63,8 @@ async function build (esbuild, tmp, t0) {
     external: ['better-sqlite3', 'fluent-ffmpeg', 'xsalsa20'],
     // CommonJS dependencies inside an ESM bundle still call require() for Node built-ins.
     banner: { js: "import { createRequire as __rsCreateRequire } from 'node:module'; const require = __rsCreateRequire(import.meta.url);" },
+    // Fault injection (agent/faults.ts) exists only when running the sources, never in the bundle.
+    define: { 'process.env.RENDERSWARM_FAULTS': 'undefined' },
     sourcemap: 'linked',
     metafile: true,
     logLevel: 'warning'

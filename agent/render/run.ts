@@ -78,6 +78,12 @@ export async function runInvocation (inv: FfmpegInvocation, opts: RunOptions): P
       else stderrTail = (stderrTail + '\n' + line).slice(-4000)
     })
     cmd.on('error', (err: Error) => {
+      // Killed from outside: SIGKILL is what the kernel's out-of-memory killer sends.
+      const signal = /killed with signal (SIG[A-Z0-9]+)/.exec(err.message)?.[1]
+      if (signal !== undefined) {
+        fail(new RenderError(`ffmpeg was killed by ${signal}${signal === 'SIGKILL' ? ' (the out-of-memory killer does this when the machine runs short of memory)' : ''}`, { cause: err }))
+        return
+      }
       const detail = stderrTail.split('\n').filter((l) => l.trim() !== '' && !l.startsWith('frame=')).slice(-3).join(' | ')
       fail(new RenderError(`ffmpeg failed: ${detail !== '' ? detail : err.message}`, { cause: err }))
     })

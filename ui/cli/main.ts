@@ -35,7 +35,7 @@ const USAGE = `usage: renderswarm <command>
   agent [--state-dir DIR] [--listen MULTIADDR]… [--api-port N] [--name NAME]
         [--no-mdns] [--mdns-interface ADDR] [--bootstrap MULTIADDR]…
         [--when always|idle|schedule] [--schedule "mon-fri 19:00-07:00, sat-sun"] [--max-cpu PCT]
-        [--slots N] [--cost-per-hour USD] [--chunk-seconds S]
+        [--slots N] [--cost-per-hour USD] [--chunk-seconds S] [--speculate-after S]
                                    run this machine's agent (farm member) until SIGINT/SIGTERM
   farm invite [--ttl 1h] [--state-dir DIR]
                                    print a single-use join token (a secret: it carries the farm's PSK)
@@ -211,7 +211,7 @@ async function agentCmd (args: string[]): Promise<number> {
     'state-dir': { type: 'string' }, listen: { type: 'string', multiple: true }, 'api-port': { type: 'string' },
     name: { type: 'string' }, 'no-mdns': { type: 'boolean', default: false }, 'mdns-interface': { type: 'string' },
     bootstrap: { type: 'string', multiple: true }, when: { type: 'string' }, schedule: { type: 'string' }, 'max-cpu': { type: 'string' },
-    slots: { type: 'string' }, 'cost-per-hour': { type: 'string' }, 'chunk-seconds': { type: 'string' }
+    slots: { type: 'string' }, 'cost-per-hour': { type: 'string' }, 'chunk-seconds': { type: 'string' }, 'speculate-after': { type: 'string' }
   })
   const { Agent, defaultStateDir } = await import('../../agent/daemon.ts')
   const { parsePolicy, PolicyError } = await import('../../agent/availability.ts')
@@ -230,8 +230,11 @@ async function agentCmd (args: string[]): Promise<number> {
   if (costPerHour !== undefined && (!Number.isFinite(costPerHour) || costPerHour < 0 || costPerHour > 1000)) throw new UsageError(`--cost-per-hour must be 0–1000 US dollars (got "${String(values['cost-per-hour'])}")`)
   const chunkSeconds = values['chunk-seconds'] === undefined ? undefined : Number(values['chunk-seconds'])
   if (chunkSeconds !== undefined && (!Number.isFinite(chunkSeconds) || chunkSeconds < 1 || chunkSeconds > 3600)) throw new UsageError(`--chunk-seconds must be 1–3600 (got "${String(values['chunk-seconds'])}")`)
+  const speculateAfter = values['speculate-after'] === undefined ? undefined : Number(values['speculate-after'])
+  if (speculateAfter !== undefined && (!Number.isFinite(speculateAfter) || speculateAfter < 0 || speculateAfter > 86400)) throw new UsageError(`--speculate-after must be 0 (off) to 86400 seconds (got "${String(values['speculate-after'])}")`)
   const stateDir = stateDirOf(values, defaultStateDir)
   const agent = await Agent.start({
+    ...(speculateAfter !== undefined ? { speculateAfterMs: speculateAfter * 1000 } : {}),
     ...(slots !== undefined ? { slots } : {}),
     ...(chunkSeconds !== undefined ? { chunkSeconds } : {}),
     ...(costPerHour !== undefined ? { costPerHour } : {}),
