@@ -23,6 +23,7 @@
  */
 import { randomBytes, randomUUID } from 'node:crypto'
 import { InstancesClient, ZoneOperationsClient } from '@google-cloud/compute'
+import type { CallOptions } from 'google-gax' // the client's own call options (types only)
 import { z } from 'zod'
 import { bundledPrices, pricesFor } from './prices.ts'
 import { checkLaunch, CloudError, MANAGED_TAG, parseResponse, type CloudErrorCode, type CloudProvider, type Instance, type InstanceState, type InterruptionNotice, type LaunchOptions, type PriceRow } from './provider.ts'
@@ -151,7 +152,7 @@ export class GcpProvider implements CloudProvider {
   }
 
   /** Call options: the client's own retry on throttling (429) and unavailability. */
-  private call (): { retry: { retryCodes: number[]; backoffSettings: Record<string, number> } } {
+  private call (): CallOptions {
     const delay = this.opts.retryDelayMs ?? 250
     return {
       retry: {
