@@ -53,6 +53,8 @@ const USAGE = `usage: renderswarm <command>
   pause NODE | --all;  resume NODE | --all
                                    no new chunks for a node (running ones finish)
   stop --emergency                 stop every render on every node now and pause all nodes
+  open [--no-browser] [--state-dir DIR]
+                                   print (and open in the browser) this agent's dashboard URL, token included
 `
 
 async function main (argv: string[]): Promise<number> {
@@ -74,6 +76,7 @@ async function main (argv: string[]): Promise<number> {
     case 'pause': return await (await import('./jobs.ts')).pauseCmd(rest, true)
     case 'resume': return await (await import('./jobs.ts')).pauseCmd(rest, false)
     case 'stop': return await (await import('./jobs.ts')).stopCmd(rest)
+    case 'open': return await (await import('./open.ts')).openCmd(rest, (await import('../../agent/daemon.ts')).defaultStateDir)
     case undefined: case 'help': case '--help': case '-h':
       process.stdout.write(USAGE)
       return command === undefined ? 2 : 0
