@@ -23,7 +23,8 @@ import { PROTOCOL_MAJOR } from '../protocol/ids.ts'
 import { NodeInfoSchema, type NodeInfo } from '../protocol/messages/membership.ts'
 import { Counter, Registry, collectDefaultMetrics } from 'prom-client'
 import { FarmFigures, registerFarmMetrics, type Figures, type JobFacts, type NodeFacts } from './metrics.ts'
-import { accepting as decideAccepting, parsePolicy, type Policy } from './availability.ts'
+import { accepting as decideAccepting, parsePolicy, PolicyError, type Policy } from './availability.ts'
+import { describePolicy, loadPolicy, updatePolicy } from './policy-setting.ts'
 import { benchmark } from './benchmark.ts'
 import { Discovery } from './discovery.ts'
 import { locateFfmpeg, probeFfmpeg } from './ffmpeg.ts'
@@ -211,7 +212,7 @@ export class Agent {
       void sampleLoad().then((l) => {
         this.load = l
         // No render runs yet, so all CPU use is the machine's own users'.
-        if (l.cpuPct >= (this.opts.policy?.idleCpuPct ?? 25)) this.busySinceMs = Date.now()
+        if (l.cpuPct >= this.policy.idleCpuPct) this.busySinceMs = Date.now()
       }, () => {})
     }
     sample()
@@ -317,6 +318,7 @@ export class Agent {
     }
     if (req.method === 'POST' && url.pathname === '/v1/farm/revoke') { void this.revokeRoute(req, send); return }
     if (url.pathname.startsWith('/v1/jobs') || (req.method === 'POST' && ['/v1/estimate', '/v1/pause', '/v1/resume', '/v1/stop'].includes(url.pathname))) { void this.jobRoute(req, url, send); return }
+    if (url.pathname === '/v1/policy') { void this.policyRoute(req, send); return }
     if (req.method !== 'GET') { send(405, { error: 'method-not-allowed', message: `${req.method ?? ''} is not allowed here` }); return }
     if (url.pathname === '/v1/nodes') { send(200, { nodes: this.nodes() }); return }
     if (url.pathname === '/v1/status') { send(200, this.status()); return }
@@ -342,8 +344,38 @@ export class Agent {
   unauthorized = 0
   private busySinceMs = Date.now()
 
+  /** Workstation etiquette in force: the flags, or a later change through POST /v1/policy (agent/policy-setting.ts). */
+  private policyNow: Policy | undefined
+  get policy (): Policy {
+    return (this.policyNow ??= loadPolicy(this.store, this.opts.policy ?? parsePolicy({})))
+  }
+
+  /** GET /v1/policy; POST /v1/policy {when?, schedule?, maxCpuPct?} (the tray's "Render only when idle"). */
+  private async policyRoute (req: IncomingMessage, send: (status: number, body: unknown) => void): Promise<void> {
+    if (req.method === 'POST') {
+      let body: unknown
+      try {
+        body = JSON.parse(await readBody(req, 4096))
+      } catch (err) {
+        send(400, { error: 'bad-request', message: `request body: ${(err as Error).message}` })
+        return
+      }
+      try {
+        this.policyNow = updatePolicy(this.store, this.policy, this.opts.policy ?? parsePolicy({}), body)
+      } catch (err) {
+        if (!(err instanceof PolicyError)) throw err
+        this.refusedTotal.inc({ reason: 'api-policy' })
+        send(400, { error: 'bad-request', field: err.message.split(':')[0], message: err.message })
+        return
+      }
+      log(`policy: ${JSON.stringify(describePolicy(this.policy))}`)
+      this.emitEvent('policy', describePolicy(this.policy))
+    } else if (req.method !== 'GET') { send(405, { error: 'method-not-allowed', message: `${req.method ?? ''} is not allowed here` }); return }
+    send(200, { policy: describePolicy(this.policy), ...this.availability() })
+  }
+
   availability (): { accepting: boolean; reason?: string } {
-    const policy = this.opts.policy ?? parsePolicy({})
+    const policy = this.policy
     return decideAccepting(policy, { now: new Date(), otherCpuPct: this.load?.cpuPct ?? 0, quietForMs: Date.now() - this.busySinceMs })
   }
   private readonly sse = new Set<ServerResponse>()
@@ -452,7 +484,7 @@ export class Agent {
 
   nodes (): Array<Record<string, unknown>> {
     const a = this.availability()
-    const self = { peerId: this.node.peerId.toString(), name: this.name, self: true, state: 'alive', location: 'lan', addrs: this.node.addrs(), load: this.heartbeatLoad(), info: this.info, accepting: a.accepting, ...(a.reason !== undefined ? { notAcceptingBecause: a.reason } : {}), maxCpuPct: this.opts.policy?.maxCpuPct ?? 100 }
+    const self = { peerId: this.node.peerId.toString(), name: this.name, self: true, state: 'alive', location: 'lan', addrs: this.node.addrs(), load: this.heartbeatLoad(), info: this.info, accepting: a.accepting, ...(a.reason !== undefined ? { notAcceptingBecause: a.reason } : {}), maxCpuPct: this.policy.maxCpuPct }
     return [self, ...this.node.list().map((m) => ({ peerId: m.peerId, name: m.name, self: false, state: m.state, location: 'lan', addrs: m.addrs, lastHeardMs: m.lastHeardMs, load: m.load, info: m.info, accepting: m.accepting }))]
   }
 
@@ -460,7 +492,7 @@ export class Agent {
     const nodes = this.nodes()
     return {
       farm: this.node.farmId, peerId: this.node.peerId.toString(), name: this.name, uptimeSeconds: Math.round((Date.now() - this.startedMs) / 1000),
-      addrs: this.node.addrs(), holdsFarmKey: this.store.getJson<FarmRecord>('farm')?.secrets !== undefined,
+      addrs: this.node.addrs(), holdsFarmKey: this.store.getJson<FarmRecord>('farm')?.secrets !== undefined, policy: describePolicy(this.policy),
       ...(this.joinError !== undefined ? { joinError: this.joinError } : {}),
       nodes: { total: nodes.length, active: nodes.filter((n) => n.state === 'alive').length },
       refused: { ...this.node.stats().refused, 'api-unauthorized': this.unauthorized, 'mdns-txt': this.discovery?.refusedCount ?? 0 },

@@ -167,7 +167,7 @@ describe('an agent\'s /metrics while it renders', () => {
     expect(seen.some((s) => s.running === 1 && s.active >= 1)).toBe(true)
     expect(seen.some((s) => s.chunks > 0 && s.chunks < chunkCount)).toBe(true)
     expect(seen.some((s) => s.queue > 0)).toBe(true)
-    expect(Math.max(...seen.map((s) => s.fps))).toBeGreaterThan(0)
+    expect(Math.max(...seen.map((s) => s.fps)), JSON.stringify(seen)).toBeGreaterThan(0)
 
     // After: counters end where the job did.
     const after = await scrape()
@@ -203,4 +203,27 @@ describe('an agent\'s /metrics while it renders', () => {
     expect([m.queueLength, m.activeNodes, m.hourlyRateUsd]).toEqual([0, 1, 0.5])
     expect(m.nodes.find((n) => n.name === 'solo')).toMatchObject({ completedChunks: chunkCount, failedChunks: 0, slots: 1 })
   }, 600_000)
+
+  it('POST /v1/policy switches "render only when idle" at run time, shows in status and metrics, and refuses bad bodies', async () => {
+    const post = async (body: unknown): Promise<{ status: number; json: Record<string, unknown> }> => {
+      const res = await fetch(`${api.url}/v1/policy`, { method: 'POST', headers: { authorization: `Bearer ${api.token}`, 'content-type': 'application/json' }, body: JSON.stringify(body) })
+      return { status: res.status, json: await res.json() as Record<string, unknown> }
+    }
+    const idle = await post({ when: 'idle' })
+    expect(idle.status).toBe(200)
+    expect(idle.json.policy).toEqual({ when: 'idle', maxCpuPct: 100 })
+    // Idle means five quiet minutes first; the agent started less than that ago.
+    expect(idle.json.accepting).toBe(false)
+    expect((await getJson<{ policy: { when: string } }>('/v1/status')).policy.when).toBe('idle')
+    expect(sampleValue(await scrape(), 'renderswarm_node_accepting', { node: 'solo' })).toBe(0)
+    for (const [body, field] of [[{ when: 'sometimes' }, 'when'], [{ maxCpuPct: 0 }, 'maxCpuPct'], [{ when: 'schedule' }, 'schedule'], [{}, 'policy']] as const) {
+      const r = await post(body)
+      expect(r.status, JSON.stringify(body)).toBe(400)
+      expect(r.json.field).toBe(field)
+      expect(String(r.json.message)).toMatch(new RegExp(`^${field}: `))
+    }
+    const always = await post({ when: 'always' })
+    expect([always.status, always.json.accepting]).toEqual([200, true])
+    expect(sampleValue(await scrape(), 'renderswarm_node_accepting', { node: 'solo' })).toBe(1)
+  })
 })
