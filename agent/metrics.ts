@@ -71,7 +71,7 @@ export interface Figures {
   averageFrameSeconds: number
   /** Chunks waiting for a node (the scheduler's queue); jobs by status. */
   queueLength: number
-  jobs: Record<'queued' | 'running' | 'joining' | 'done' | 'failed' | 'cancelled', number>
+  jobs: Record<typeof JOB_STATES[number], number>
   activeNodes: number
   totalNodes: number
   /** Mean CPU / GPU use of the live members (GPU over those that report one), memory summed. */
@@ -94,7 +94,7 @@ export interface Figures {
   nodes: NodeFigures[]
 }
 
-const JOB_STATES = ['queued', 'running', 'joining', 'done', 'failed', 'cancelled'] as const
+const JOB_STATES = ['queued', 'running', 'joining', 'paused', 'done', 'failed', 'cancelled'] as const
 const TERMINAL = new Set(['done', 'failed', 'cancelled'])
 /** Jobs and chunks remembered for counting; the oldest are forgotten past this (a job list shows the newest 200). */
 const MAX_TRACKED = 20_000
