@@ -4,9 +4,13 @@
  * through the agent's own summary(); status.metrics comes from the real FarmFigures.
  */
 import { describe, expect, it } from 'vitest'
+import { readFileSync } from 'node:fs'
+import path from 'node:path'
+import { crc32 as zlibCrc32, inflateSync } from 'node:zlib'
 import { summary } from '../../agent/farm.ts'
 import { FarmFigures } from '../../agent/metrics.ts'
 import type { JobRecord } from '../../protocol/messages/jobs.ts'
+import { allIcons, HEALTHS, ICON_DIR } from '../../ui/tray/icons.ts'
 import { actionRequest, dashboardUrl, RECENT_FAILURE_MS, trayView, type JobView, type MenuItem, type NodeView, type StatusView, type TrayAction, type TrayInput } from '../../ui/tray/model.ts'
 
 const NOW = Date.parse('2026-03-02T10:00:00Z')
@@ -189,5 +193,45 @@ describe('actionRequest', () => {
     expect(dashboardUrl('http://127.0.0.1:4717', 'ab-_c')).toBe('http://127.0.0.1:4717/#token=ab-_c')
     expect(dashboardUrl('http://127.0.0.1:4717/', 'a+b/c=')).toBe('http://127.0.0.1:4717/#token=a%2Bb%2Fc%3D')
     expect(new URLSearchParams(new URL(dashboardUrl('http://127.0.0.1:1', 'a+b/c=')).hash.slice(1)).get('token')).toBe('a+b/c=')
+  })
+})
+
+/** Reads a PNG strictly (signature, every chunk's CRC by node:zlib, IHDR, IDAT inflating to the right size); returns its size and alpha values. */
+function readPng (buf: Buffer): { width: number; height: number; alpha: number[] } {
+  expect(buf.subarray(0, 8)).toEqual(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]))
+  let at = 8; let width = 0; let height = 0; const idat: Buffer[] = []; const types: string[] = []
+  while (at < buf.length) {
+    const len = buf.readUInt32BE(at); const type = buf.toString('ascii', at + 4, at + 8); const data = buf.subarray(at + 8, at + 8 + len)
+    expect(buf.readUInt32BE(at + 8 + len), `CRC of ${type}`).toBe(zlibCrc32(buf.subarray(at + 4, at + 8 + len)))
+    types.push(type)
+    if (type === 'IHDR') { width = data.readUInt32BE(0); height = data.readUInt32BE(4); expect([...data.subarray(8)]).toEqual([8, 6, 0, 0, 0]) }
+    if (type === 'IDAT') idat.push(data)
+    at += 12 + len
+  }
+  expect(types).toEqual(['IHDR', 'IDAT', 'IEND'])
+  const raw = inflateSync(Buffer.concat(idat))
+  expect(raw.length).toBe(height * (width * 4 + 1))
+  const alpha: number[] = []
+  for (let y = 0; y < height; y++) { expect(raw[y * (width * 4 + 1)]).toBe(0); for (let x = 0; x < width; x++) alpha.push(raw[y * (width * 4 + 1) + 1 + x * 4 + 3]!) }
+  return { width, height, alpha }
+}
+
+describe('icons', () => {
+  it('has a 16 px and a 32 px PNG for every health state the model names, as drawn by ui/tray/icons.ts', () => {
+    const drawn = allIcons()
+    for (const h of HEALTHS) {
+      for (const [suffix, size] of [['', 16], ['@2x', 32]] as const) {
+        const file = readFileSync(path.join(ICON_DIR, `tray-${h}${suffix}.png`))
+        expect(file.equals(drawn.get(`tray-${h}${suffix}.png`)!), `tray-${h}${suffix}.png is stale: node bin/run-ts.js ui/tray/make-icons.ts`).toBe(true)
+        const png = readPng(file)
+        expect([png.width, png.height]).toEqual([size, size])
+        expect(png.alpha[0]).toBe(0) // transparent corner
+        // The offline ring is hollow; the others are filled in the middle.
+        expect(png.alpha[(size / 2) * size + size / 2]).toBe(h === 'offline' ? 0 : 255)
+      }
+    }
+    expect(readPng(readFileSync(path.join(ICON_DIR, 'app.png')))).toMatchObject({ width: 512, height: 512 })
+    // Four distinct pictures.
+    expect(new Set(HEALTHS.map((h) => drawn.get(`tray-${h}.png`)!.toString('base64'))).size).toBe(4)
   })
 })
