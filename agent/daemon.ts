@@ -56,6 +56,8 @@ export interface AgentOptions {
   leaseMs?: number
   /** When this agent coordinates: the render time a chunk should take on a typical node. Default 30 s. */
   chunkSeconds?: number
+  /** Where this machine is (`--location`): the studio LAN (default) or a rented cloud machine. */
+  location?: 'lan' | 'cloud'
   /** When this agent coordinates: a straggling chunk gets a backup copy after running this long (0: never). Default 10 s. */
   speculateAfterMs?: number
 }
@@ -176,6 +178,8 @@ export class Agent {
     const slots = this.opts.slots ?? 1
     const costPerHour = this.opts.costPerHour ?? 0.02
     Object.assign(this.info, { slots, costPerHour })
+    if (this.opts.location !== undefined) this.info.location = this.opts.location
+    else delete this.info.location // a stored view from an earlier start with --location
     this.farm = new FarmServices({
       node: this.node, store: this.store, tools, caps, stateDir: this.opts.stateDir, name: this.name, info: this.info, slots, costPerHour,
       accepting: () => this.availability().accepting, log, emit: (type, data) => { this.emitEvent(type, data) },
@@ -484,8 +488,8 @@ export class Agent {
 
   nodes (): Array<Record<string, unknown>> {
     const a = this.availability()
-    const self = { peerId: this.node.peerId.toString(), name: this.name, self: true, state: 'alive', location: 'lan', addrs: this.node.addrs(), load: this.heartbeatLoad(), info: this.info, accepting: a.accepting, ...(a.reason !== undefined ? { notAcceptingBecause: a.reason } : {}), maxCpuPct: this.policy.maxCpuPct }
-    return [self, ...this.node.list().map((m) => ({ peerId: m.peerId, name: m.name, self: false, state: m.state, location: 'lan', addrs: m.addrs, lastHeardMs: m.lastHeardMs, load: m.load, info: m.info, accepting: m.accepting }))]
+    const self = { peerId: this.node.peerId.toString(), name: this.name, self: true, state: 'alive', location: this.info.location ?? 'lan', addrs: this.node.addrs(), load: this.heartbeatLoad(), info: this.info, accepting: a.accepting, ...(a.reason !== undefined ? { notAcceptingBecause: a.reason } : {}), maxCpuPct: this.policy.maxCpuPct }
+    return [self, ...this.node.list().map((m) => ({ peerId: m.peerId, name: m.name, self: false, state: m.state, location: m.info?.location ?? 'lan', addrs: m.addrs, lastHeardMs: m.lastHeardMs, load: m.load, info: m.info, accepting: m.accepting }))]
   }
 
   status (): Record<string, unknown> {

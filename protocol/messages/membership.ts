@@ -88,7 +88,9 @@ export const NodeInfoSchema = z.object({
   /** Chunks this node renders at once (0: it submits but never renders). */
   slots: z.number().int().min(0).max(64).optional(),
   /** What an hour of this node costs the studio (power for a workstation, the price for a cloud instance), USD. */
-  costPerHour: z.number().nonnegative().max(1000).optional()
+  costPerHour: z.number().nonnegative().max(1000).optional(),
+  /** Where the machine is: on the studio LAN, or rented in a cloud (optional, added within major 1). */
+  location: z.enum(['lan', 'cloud']).optional()
 }).strict()
 
 export const NodeInfoMessageSchema = z.object({

@@ -35,7 +35,7 @@ const USAGE = `usage: renderswarm <command>
   agent [--state-dir DIR] [--listen MULTIADDR]… [--api-port N] [--name NAME]
         [--no-mdns] [--mdns-interface ADDR] [--bootstrap MULTIADDR]…
         [--when always|idle|schedule] [--schedule "mon-fri 19:00-07:00, sat-sun"] [--max-cpu PCT]
-        [--slots N] [--cost-per-hour USD] [--chunk-seconds S] [--speculate-after S]
+        [--slots N] [--cost-per-hour USD] [--chunk-seconds S] [--speculate-after S] [--location lan|cloud]
                                    run this machine's agent (farm member) until SIGINT/SIGTERM
   farm invite [--ttl 1h] [--state-dir DIR]
                                    print a single-use join token (a secret: it carries the farm's PSK)
@@ -214,7 +214,7 @@ async function agentCmd (args: string[]): Promise<number> {
     'state-dir': { type: 'string' }, listen: { type: 'string', multiple: true }, 'api-port': { type: 'string' },
     name: { type: 'string' }, 'no-mdns': { type: 'boolean', default: false }, 'mdns-interface': { type: 'string' },
     bootstrap: { type: 'string', multiple: true }, when: { type: 'string' }, schedule: { type: 'string' }, 'max-cpu': { type: 'string' },
-    slots: { type: 'string' }, 'cost-per-hour': { type: 'string' }, 'chunk-seconds': { type: 'string' }, 'speculate-after': { type: 'string' }
+    slots: { type: 'string' }, 'cost-per-hour': { type: 'string' }, 'chunk-seconds': { type: 'string' }, 'speculate-after': { type: 'string' }, location: { type: 'string' }
   })
   const { Agent, defaultStateDir } = await import('../../agent/daemon.ts')
   const { parsePolicy, PolicyError } = await import('../../agent/availability.ts')
@@ -231,6 +231,8 @@ async function agentCmd (args: string[]): Promise<number> {
   if (slots !== undefined && (!Number.isInteger(slots) || slots < 0 || slots > 64)) throw new UsageError(`--slots must be a whole number 0–64 (got "${String(values.slots)}")`)
   const costPerHour = values['cost-per-hour'] === undefined ? undefined : Number(values['cost-per-hour'])
   if (costPerHour !== undefined && (!Number.isFinite(costPerHour) || costPerHour < 0 || costPerHour > 1000)) throw new UsageError(`--cost-per-hour must be 0–1000 US dollars (got "${String(values['cost-per-hour'])}")`)
+  const location = values.location as string | undefined
+  if (location !== undefined && location !== 'lan' && location !== 'cloud') throw new UsageError(`--location must be lan or cloud (got "${location}")`)
   const chunkSeconds = values['chunk-seconds'] === undefined ? undefined : Number(values['chunk-seconds'])
   if (chunkSeconds !== undefined && (!Number.isFinite(chunkSeconds) || chunkSeconds < 1 || chunkSeconds > 3600)) throw new UsageError(`--chunk-seconds must be 1–3600 (got "${String(values['chunk-seconds'])}")`)
   const speculateAfter = values['speculate-after'] === undefined ? undefined : Number(values['speculate-after'])
@@ -239,6 +241,7 @@ async function agentCmd (args: string[]): Promise<number> {
   const agent = await Agent.start({
     ...(speculateAfter !== undefined ? { speculateAfterMs: speculateAfter * 1000 } : {}),
     ...(slots !== undefined ? { slots } : {}),
+    ...(location !== undefined ? { location } : {}),
     ...(chunkSeconds !== undefined ? { chunkSeconds } : {}),
     ...(costPerHour !== undefined ? { costPerHour } : {}),
     stateDir,
