@@ -4,7 +4,11 @@
  * through the agent's own summary(); status.metrics comes from the real FarmFigures.
  */
 import { describe, expect, it } from 'vitest'
-import { readFileSync } from 'node:fs'
+import { execFile } from 'node:child_process'
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { createRequire } from 'node:module'
+import os from 'node:os'
+import { promisify } from 'node:util'
 import path from 'node:path'
 import { crc32 as zlibCrc32, inflateSync } from 'node:zlib'
 import { summary } from '../../agent/farm.ts'
@@ -233,5 +237,35 @@ describe('icons', () => {
     expect(readPng(readFileSync(path.join(ICON_DIR, 'app.png')))).toMatchObject({ width: 512, height: 512 })
     // Four distinct pictures.
     expect(new Set(HEALTHS.map((h) => drawn.get(`tray-${h}.png`)!.toString('base64'))).size).toBe(4)
+  })
+})
+
+describe('the Electron shell', () => {
+  const launch = path.join(ICON_DIR, '..', 'launch.mjs')
+  const run = promisify(execFile)
+
+  it('bundles ui/tray/main.ts with nothing of the agent in it (electron and node built-ins stay outside)', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'rs-tray-'))
+    try {
+      const out = path.join(dir, 'main.mjs')
+      await run(process.execPath, [launch, '--build-only', '--out', out], { timeout: 60_000 })
+      const code = readFileSync(out, 'utf8')
+      const imported = [...code.matchAll(/^import .* from "([^"]+)";$/gm)].map((m) => m[1]!)
+      expect(imported).toContain('electron')
+      expect(imported.filter((m) => m !== 'electron' && !m.startsWith('node:'))).toEqual([])
+      expect(code).toContain('Render only when idle')
+      expect(code).not.toMatch(/libp2p|better-sqlite3/)
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  const hasElectron = (() => { try { return existsSync(createRequire(import.meta.url)('electron') as string) } catch { return false } })()
+  it.skipIf(hasElectron)('npm run tray says clearly that Electron is missing, and how to get it', async () => {
+    const err = await run(process.execPath, [launch], { timeout: 30_000 }).then(() => undefined, (e: { code: number; stderr: string }) => e)
+    expect(err?.code).toBe(1)
+    expect(err?.stderr).toMatch(/^renderswarm tray: Electron is not available here/)
+    expect(err?.stderr).toMatch(/npm install electron/)
+    expect(err?.stderr).toMatch(/renderswarm open/)
   })
 })
