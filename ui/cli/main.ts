@@ -55,6 +55,9 @@ const USAGE = `usage: renderswarm <command>
   stop --emergency                 stop every render on every node now and pause all nodes
   open [--no-browser] [--state-dir DIR]
                                    print (and open in the browser) this agent's dashboard URL, token included
+  service install [--enable] [--dry-run] [--state-dir DIR] [-- AGENT FLAGS…]
+                                   run the agent as a user service (systemd on Linux, launchd on macOS)
+  service uninstall [--disable] [--dry-run];  service status [--json]
 `
 
 async function main (argv: string[]): Promise<number> {
@@ -77,6 +80,7 @@ async function main (argv: string[]): Promise<number> {
     case 'resume': return await (await import('./jobs.ts')).pauseCmd(rest, false)
     case 'stop': return await (await import('./jobs.ts')).stopCmd(rest)
     case 'open': return await (await import('./open.ts')).openCmd(rest, (await import('../../agent/daemon.ts')).defaultStateDir)
+    case 'service': return await (await import('./service.ts')).serviceCmd(rest, (await import('../../agent/daemon.ts')).defaultStateDir)
     case undefined: case 'help': case '--help': case '-h':
       process.stdout.write(USAGE)
       return command === undefined ? 2 : 0
