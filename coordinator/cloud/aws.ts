@@ -6,7 +6,8 @@
  *   const aws = new AwsProvider({ region: 'us-east-1', imageId: 'ami-…', farmTag: 'farm-3fa2' })
  *   await aws.launch(2, 'g5.xlarge', { spot: true, userData: script, tags: { job: 'j1' } })
  *
- * Launch: one RunInstances with MinCount = MaxCount = count (all or nothing), spot through
+ * Launch: one RunInstances with MinCount = MaxCount = count (all or nothing; with a boot script per
+ * instance, one call each, and the started ones terminated if a later one fails), spot through
  * InstanceMarketOptions (one-time, terminate on interruption), the boot script as base64
  * UserData (≤ 16 KB), tags on the instance through TagSpecifications, including
  * `renderswarm=<farmTag>` by which `list()` finds the farm's machines. `waitRunningSeconds`
@@ -24,7 +25,7 @@ import {
 } from '@aws-sdk/client-ec2'
 import { z } from 'zod'
 import { bundledPrices, pricesFor } from './prices.ts'
-import { checkLaunch, CloudError, MANAGED_TAG, parseResponse, type CloudErrorCode, type CloudProvider, type Instance, type InstanceState, type InterruptionNotice, type LaunchOptions, type PriceRow } from './provider.ts'
+import { checkLaunch, CloudError, MANAGED_TAG, parseResponse, type CloudErrorCode, type CloudProvider, type Instance, type InstanceState, type InterruptionNotice, type LaunchOptions, type PriceRow, userDataFor } from './provider.ts'
 import { EC2_USER_DATA_MAX_BYTES } from './bootstrap.ts'
 
 export interface AwsOptions {
@@ -115,6 +116,19 @@ export class AwsProvider implements CloudProvider {
 
   async launch (count: number, instanceType: string, o: LaunchOptions): Promise<Instance[]> {
     checkLaunch('aws', count, instanceType, o, EC2_USER_DATA_MAX_BYTES)
+    if (!Array.isArray(o.userData) || count === 1) return await this.run(count, instanceType, o, userDataFor(o, 0))
+    // One RunInstances carries one UserData: a script per instance takes a call per instance.
+    const out: Instance[] = []
+    try {
+      for (let i = 0; i < count; i++) out.push(...await this.run(1, instanceType, o, userDataFor(o, i)))
+    } catch (err) {
+      await this.terminate(out.map((x) => x.id)).catch(() => {}) // all or nothing
+      throw err
+    }
+    return out
+  }
+
+  private async run (count: number, instanceType: string, o: LaunchOptions, userData: string): Promise<Instance[]> {
     const tags = { ...o.tags, [MANAGED_TAG]: this.opts.farmTag }
     let out
     try {
@@ -123,7 +137,7 @@ export class AwsProvider implements CloudProvider {
         InstanceType: instanceType as Ec2InstanceType,
         MinCount: count,
         MaxCount: count,
-        UserData: Buffer.from(o.userData, 'utf8').toString('base64'),
+        UserData: Buffer.from(userData, 'utf8').toString('base64'),
         ...(o.spot ? { InstanceMarketOptions: { MarketType: 'spot', SpotOptions: { SpotInstanceType: 'one-time', InstanceInterruptionBehavior: 'terminate' } } } : {}),
         TagSpecifications: [{ ResourceType: 'instance', Tags: Object.entries(tags).map(([Key, Value]) => ({ Key, Value })) }],
         ...(this.opts.subnetId !== undefined ? { SubnetId: this.opts.subnetId } : {}),

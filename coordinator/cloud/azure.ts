@@ -29,7 +29,7 @@ import { ComputeManagementClient, type VirtualMachine } from '@azure/arm-compute
 import type { TokenCredential } from '@azure/core-auth'
 import { z } from 'zod'
 import { bundledPrices, pricesFor } from './prices.ts'
-import { checkLaunch, CloudError, MANAGED_TAG, parseResponse, type CloudErrorCode, type CloudProvider, type Instance, type InstanceState, type InterruptionNotice, type LaunchOptions, type PriceRow } from './provider.ts'
+import { checkLaunch, CloudError, MANAGED_TAG, parseResponse, type CloudErrorCode, type CloudProvider, type Instance, type InstanceState, type InterruptionNotice, type LaunchOptions, type PriceRow, userDataFor } from './provider.ts'
 
 export interface AzureOptions {
   subscriptionId: string
@@ -129,7 +129,7 @@ export class AzureProvider implements CloudProvider {
     const names = Array.from({ length: count }, () => `rs-${this.opts.farmTag}-${randomBytes(4).toString('hex')}`.slice(0, 64))
     const made: Vm[] = []
     const failures: CloudError[] = []
-    await Promise.all(names.map(async (name) => {
+    await Promise.all(names.map(async (name, idx) => {
       // Flattened settings: arm-compute 24 serializes these into the wire's `properties`.
       const vm: VirtualMachine = {
         location: this.opts.location,
@@ -142,7 +142,7 @@ export class AzureProvider implements CloudProvider {
         osProfile: {
           computerName: name,
           adminUsername: this.opts.adminUsername ?? 'renderswarm',
-          customData: Buffer.from(o.userData, 'utf8').toString('base64'),
+          customData: Buffer.from(userDataFor(o, idx), 'utf8').toString('base64'),
           linuxConfiguration: { disablePasswordAuthentication: true, ssh: { publicKeys: [{ path: `/home/${this.opts.adminUsername ?? 'renderswarm'}/.ssh/authorized_keys`, keyData: this.opts.sshPublicKey }] } }
         },
         networkProfile: {

@@ -132,3 +132,26 @@ export function tokenOf (script: string): string | undefined {
   const m = /^TOKEN='((?:[^']|'\\'')*)'$/m.exec(script)
   return m === null ? undefined : m[1]!.replaceAll("'\\''", "'")
 }
+
+/** The agent's arguments a boot script carries (the local provider starts the agent with them). */
+export function agentArgsOf (script: string): string[] | undefined {
+  const start = script.indexOf('\nAGENT_ARGS=(')
+  if (start < 0) return undefined
+  const args: string[] = []
+  let i = start + '\nAGENT_ARGS=('.length
+  // Words are single-quoted strings, a quote inside written as '\'' — exactly what shellQuote makes.
+  for (let word: string | undefined; i < script.length;) {
+    const c = script[i]!
+    if (c === ')' && word === undefined) return args
+    if (c === ' ' && word !== undefined) { args.push(word); word = undefined; i++; continue }
+    if (c === ' ') { i++; continue }
+    if (script.startsWith("\\'", i)) { word = (word ?? '') + "'"; i += 2; continue }
+    if (c !== "'") return undefined
+    const end = script.indexOf("'", i + 1)
+    if (end < 0) return undefined
+    word = (word ?? '') + script.slice(i + 1, end)
+    i = end + 1
+    if (script[i] === ')') { args.push(word); return args }
+  }
+  return undefined
+}

@@ -26,7 +26,7 @@ import { InstancesClient, ZoneOperationsClient } from '@google-cloud/compute'
 import type { CallOptions } from 'google-gax' // the client's own call options (types only)
 import { z } from 'zod'
 import { bundledPrices, pricesFor } from './prices.ts'
-import { checkLaunch, CloudError, MANAGED_TAG, parseResponse, type CloudErrorCode, type CloudProvider, type Instance, type InstanceState, type InterruptionNotice, type LaunchOptions, type PriceRow } from './provider.ts'
+import { checkLaunch, CloudError, MANAGED_TAG, parseResponse, type CloudErrorCode, type CloudProvider, type Instance, type InstanceState, type InterruptionNotice, type LaunchOptions, type PriceRow, userDataFor } from './provider.ts'
 
 type ClientOptions = NonNullable<ConstructorParameters<typeof InstancesClient>[0]>
 
@@ -175,7 +175,7 @@ export class GcpProvider implements CloudProvider {
     const names = Array.from({ length: count }, () => `rs-${this.opts.farmTag}-${randomBytes(4).toString('hex')}`.slice(0, 63))
     const started: string[] = []
     const failures: CloudError[] = []
-    await Promise.all(names.map(async (name) => {
+    await Promise.all(names.map(async (name, idx) => {
       try {
         const [op] = await this.instances.insert({
           ...this.where,
@@ -189,7 +189,7 @@ export class GcpProvider implements CloudProvider {
             scheduling: o.spot
               ? { provisioningModel: 'SPOT', instanceTerminationAction: 'DELETE', onHostMaintenance: 'TERMINATE', automaticRestart: false }
               : { provisioningModel: 'STANDARD', onHostMaintenance: accelerator !== undefined ? 'TERMINATE' : 'MIGRATE', automaticRestart: true },
-            metadata: { items: [{ key: 'startup-script', value: o.userData }] },
+            metadata: { items: [{ key: 'startup-script', value: userDataFor(o, idx) }] },
             labels
           }
         }, this.call())

@@ -31,8 +31,11 @@ export type InstanceState = typeof INSTANCE_STATES[number]
 export interface LaunchOptions {
   /** Spot / preemptible capacity (cheaper, may be interrupted). */
   spot: boolean
-  /** The boot script (bootstrap.ts); each adapter encodes it the way its cloud wants. */
-  userData: string
+  /**
+   * The boot script (bootstrap.ts); each adapter encodes it the way its cloud wants. One per
+   * instance (an array of `count`) when each needs its own single-use join token.
+   */
+  userData: string | string[]
   /** Labels on the instance (keys and values: 1–63 of a-z, 0-9, "_", "-", as GCP labels allow). */
   tags: Record<string, string>
 }
@@ -116,14 +119,22 @@ const TAG_RE = /^[a-z0-9_-]{1,63}$/
 export function checkLaunch (provider: ProviderName, count: number, instanceType: string, opts: LaunchOptions, maxUserDataBytes: number): void {
   if (!Number.isInteger(count) || count < 1 || count > 100) throw new CloudError('invalid', provider, `launch count must be a whole number 1–100 (got ${String(count)})`)
   if (!INSTANCE_TYPE_RE.test(instanceType)) throw new CloudError('invalid', provider, `instance type must be 2–64 of A-Z, a-z, 0-9, ".", "_", "-", "+" (got ${JSON.stringify(instanceType)})`)
-  const size = Buffer.byteLength(opts.userData)
-  if (size > maxUserDataBytes) throw new CloudError('invalid', provider, `user data is ${size} bytes; at most ${maxUserDataBytes} are allowed`)
+  if (Array.isArray(opts.userData) && opts.userData.length !== count) throw new CloudError('invalid', provider, `${opts.userData.length} boot scripts for ${count} instances: give one, or one per instance`)
+  for (const script of Array.isArray(opts.userData) ? opts.userData : [opts.userData]) {
+    const size = Buffer.byteLength(script)
+    if (size > maxUserDataBytes) throw new CloudError('invalid', provider, `user data is ${size} bytes; at most ${maxUserDataBytes} are allowed`)
+  }
   const entries = Object.entries(opts.tags)
   if (entries.length > 32) throw new CloudError('invalid', provider, `at most 32 tags (got ${entries.length})`)
   for (const [k, v] of entries) {
     if (!TAG_RE.test(k)) throw new CloudError('invalid', provider, `tag key ${JSON.stringify(k)} must be 1–63 of a-z, 0-9, "_", "-"`)
     if (!TAG_RE.test(v)) throw new CloudError('invalid', provider, `tag ${k}'s value ${JSON.stringify(v)} must be 1–63 of a-z, 0-9, "_", "-"`)
   }
+}
+
+/** The boot script of the i-th instance of a launch. */
+export function userDataFor (opts: LaunchOptions, i: number): string {
+  return Array.isArray(opts.userData) ? opts.userData[i]! : opts.userData
 }
 
 /** Tag every adapter puts on its instances, so `list()` returns only the farm's machines. */

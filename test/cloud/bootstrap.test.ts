@@ -8,7 +8,7 @@ import { chmodSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, 
 import os from 'node:os'
 import path from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
-import { bootstrapScript, BootstrapError, shellQuote, tokenOf } from '../../coordinator/cloud/bootstrap.ts'
+import { agentArgsOf, bootstrapScript, BootstrapError, shellQuote, tokenOf } from '../../coordinator/cloud/bootstrap.ts'
 
 const dirs: string[] = []
 afterAll(() => { for (const d of dirs) rmSync(d, { recursive: true, force: true }) })
@@ -59,10 +59,13 @@ function runScript (sb: ReturnType<typeof sandbox>, script: string): { status: n
 
 describe('shellQuote', () => {
   it('round-trips every hostile string through a real bash', () => {
+    const cwd = mkdtempSync(path.join(os.tmpdir(), 'rs-quote-'))
+    dirs.push(cwd)
     for (const s of HOSTILE) {
-      const out = execFileSync('/bin/bash', ['-c', `printf '%s' ${shellQuote(s)}`], { encoding: 'utf8' })
+      const out = execFileSync('/bin/bash', ['-c', `printf '%s' ${shellQuote(s)}`], { encoding: 'utf8', cwd })
       expect(out).toBe(s)
     }
+    expect(existsSync(path.join(cwd, 'PWNED'))).toBe(false)
   })
   it('refuses NUL, which bash cannot carry', () => {
     expect(() => shellQuote('a\0b')).toThrow(/NUL/)
@@ -137,5 +140,15 @@ describe('bootstrapScript', () => {
     expect(() => bootstrapScript({ ...ok, listenPort: 70000 })).toThrow(/listenPort/)
     expect(() => bootstrapScript({ ...ok, packageSpec: 'x; rm -rf /' })).toThrow(/packageSpec/)
     expect(() => bootstrapScript({ ...ok, nodeMajor: 18 })).toThrow(/nodeMajor/)
+  })
+})
+
+describe('agentArgsOf', () => {
+  it('reads back the exact agent arguments, hostile ones included', () => {
+    for (const hostile of HOSTILE) {
+      const script = bootstrapScript({ token: 'T', bootstrap: ['/ip4/127.0.0.1/tcp/1', hostile], name: hostile })
+      expect(agentArgsOf(script)).toEqual(['agent', '--state-dir', '/var/lib/renderswarm', '--location', 'cloud', '--no-mdns', '--listen', '/ip4/0.0.0.0/tcp/4001', '--name', hostile, '--bootstrap', '/ip4/127.0.0.1/tcp/1', '--bootstrap', hostile])
+    }
+    expect(agentArgsOf('#!/bin/bash\necho no args\n')).toBeUndefined()
   })
 })
