@@ -4,8 +4,8 @@
  * overridden HOME, and the command itself writing, printing and removing a unit in a temp HOME.
  */
 import { afterAll, describe, expect, it } from 'vitest'
-import { execFile } from 'node:child_process'
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { execFile, execFileSync } from 'node:child_process'
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { promisify } from 'node:util'
@@ -84,16 +84,31 @@ function dict (n: XmlNode): Map<string, XmlNode> {
   return m
 }
 
+/** Where the real readers exist (systemd's own unit parser, Python's plistlib), the files go through them too. */
+const has = (cmd: string): boolean => { try { execFileSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }); return true } catch { return false } }
+const REAL_READERS = { systemd: has('systemd-analyze'), plistlib: has('python3') }
+
 const spec = (args: string[] = []): ServiceSpec => ({ node: '/opt/node 20/bin/node', bin: '/home/ana/my apps/renderswarm/bin/renderswarm.js', args: ['agent', '--state-dir', '/home/ana/.local/state/renderswarm', ...args] })
 
 describe('systemd unit', () => {
-  it('quotes every word so systemd reads back exactly the argv (spaces, quotes, backslashes, %, $)', () => {
+  it('quotes every word so systemd reads back exactly the argv (spaces, quotes, backslashes, %, $)', async () => {
     for (const h of HOSTILE) expect(systemdSplit(systemdWord(h)), h).toEqual([h])
     const s = spec(['--name', ...HOSTILE])
     const unit = systemdUnit(s)
     const exec = /^ExecStart=(.*)$/m.exec(unit)![1]!
     expect(systemdSplit(exec)).toEqual([s.node, s.bin, ...s.args])
     expect(exec.startsWith('"/opt/node 20/bin/node" "/home/ana/my apps/renderswarm/bin/renderswarm.js" agent --state-dir /home/ana/.local/state/renderswarm')).toBe(true)
+    if (REAL_READERS.systemd) {
+      // systemd's own parser: the unit loads without a warning (an unbalanced quote or a bad escape fails here).
+      const dir = mkdtempSync(path.join(os.tmpdir(), 'rs-unit-'))
+      try {
+        writeFileSync(path.join(dir, 'renderswarm.service'), systemdUnit({ ...s, node: process.execPath, bin: BIN }))
+        const { stderr } = await promisify(execFile)('systemd-analyze', ['verify', path.join(dir, 'renderswarm.service')], { timeout: 30_000 })
+        expect(stderr).toBe('')
+      } finally {
+        rmSync(dir, { recursive: true, force: true })
+      }
+    }
   })
 
   it('is a user unit that restarts on failure and starts at login', () => {
@@ -133,6 +148,11 @@ describe('launchd plist', () => {
     const keepAlive = dict(d.get('KeepAlive')!)
     expect(keepAlive.get('SuccessfulExit')!.tag).toBe('false')
     expect(d.get('StandardErrorPath')!.text).toBe('/Users/Ana Lopez/Library/Logs/renderswarm/agent.log')
+    if (REAL_READERS.plistlib) {
+      const read = execFileSync('python3', ['-c', 'import plistlib, sys, json; d = plistlib.loads(sys.stdin.buffer.read()); print(json.dumps([d["Label"], d["ProgramArguments"], d["KeepAlive"], d["RunAtLoad"]]))'],
+        { input: launchdPlist(s, '/tmp/a.log'), timeout: 30_000 }).toString()
+      expect(JSON.parse(read)).toEqual(['com.renderswarm.agent', [s.node, s.bin, ...s.args], { SuccessfulExit: false }, true])
+    }
   })
 
   it('the reader used above refuses broken XML (so the check can fail)', () => {
