@@ -16,7 +16,8 @@
  * what changed since it last saw each job or chunk, from the job and progress events and the
  * job list read at each scrape. They start from the jobs this member holds when the agent
  * starts. A chunk error is one failed attempt (a failure report or an expired lease), charged
- * to the node that held it; a retry is an error whose chunk went back to the queue.
+ * to the node that held it (named by the chunk's per-attempt errors, "name: reason", else
+ * worked out from the records seen); a retry is an error whose chunk went back to the queue.
  * Averages and ratios (frame time, job time, deadline misses) are over the jobs listed (the
  * newest 200). Costs use each member's `--cost-per-hour` until cloud metering lands.
  */
@@ -33,7 +34,7 @@ export interface JobFacts {
   deadline?: string | undefined
   startedAt?: string | undefined
   completedAt?: string | undefined
-  chunks: Array<{ id: string; status: string; node?: string | undefined; attempts: number; framesDone: number; frameRange?: [number, number]; startedAt?: number | undefined; endedAt?: number | undefined }>
+  chunks: Array<{ id: string; status: string; node?: string | undefined; attempts: number; framesDone: number; frameRange?: [number, number]; startedAt?: number | undefined; endedAt?: number | undefined; errors?: string[] | undefined }>
 }
 
 /** A member as `/v1/nodes` shows it (the fields the figures use). */
@@ -111,6 +112,8 @@ export class FarmFigures {
   private readonly aliveSince = new Map<string, number>()
   private readonly completedBy = new Map<string, number>()
   private readonly failedBy = new Map<string, number>()
+  /** Members' names → peer ids, from the last compute() (attempt errors name the node). */
+  private readonly peerByName = new Map<string, string>()
   private readonly c = { jobsSucceeded: 0, jobsFailed: 0, jobsCancelled: 0, chunksCompleted: 0, chunkErrors: 0, chunkRetries: 0, framesRendered: 0 }
   private costUsd = 0
   private doneCostUsd = 0
@@ -147,17 +150,24 @@ export class FarmFigures {
     }
   }
 
-  private observeChunk (jobId: string, ch: { id: string; status: string; node?: string | undefined; attempts?: number; framesDone: number; frameRange?: [number, number] }): void {
+  private observeChunk (jobId: string, ch: { id: string; status: string; node?: string | undefined; attempts?: number; framesDone: number; frameRange?: [number, number]; errors?: string[] | undefined }): void {
     const key = `${jobId}/${ch.id}`
     const seen = this.chunks.get(key) ?? { node: undefined, attempts: 0, frames: 0, done: false, failed: false }
     const attempts = ch.attempts ?? seen.attempts
     if (attempts > seen.attempts) {
-      // Each new failed attempt is charged to the node that held the chunk before (a record
-      // keeps the last node until the chunk is leased again).
-      const blamed = seen.node ?? ch.node
+      // Each new failed attempt is charged to its node: the one its error names, else the one the
+      // records say held it (a requeued or failed chunk keeps its last node; one already leased
+      // again or done shows its new node, so the failure was the node seen before).
+      const fallback = ch.status === 'leased' || ch.status === 'done' ? seen.node ?? ch.node : ch.node ?? seen.node
       const n = attempts - seen.attempts
+      const errors = Array.isArray(ch.errors) ? ch.errors.slice(-n) : []
+      for (let k = 0; k < n; k++) {
+        const e = errors[errors.length - n + k]
+        const named = e !== undefined && e.includes(': ') ? this.peerByName.get(e.slice(0, e.indexOf(': '))) : undefined
+        const blamed = named ?? fallback
+        if (blamed !== undefined) this.failedBy.set(blamed, (this.failedBy.get(blamed) ?? 0) + 1)
+      }
       this.c.chunkErrors += n
-      if (blamed !== undefined) this.failedBy.set(blamed, (this.failedBy.get(blamed) ?? 0) + n)
     }
     // A retry is a failed attempt whose chunk went back to the queue: all but the last one of a chunk that failed for good.
     const newAttempts = Math.max(0, attempts - seen.attempts)
@@ -177,6 +187,7 @@ export class FarmFigures {
   }
 
   compute (inp: FigureInputs): Figures {
+    for (const n of inp.nodes) this.peerByName.set(n.name, n.peerId)
     for (const j of inp.jobs) this.observeJob(j)
     const now = inp.nowMs
     const paused = new Set(inp.paused)
