@@ -7,6 +7,8 @@
  *
  *   node scripts/build.mjs            # exits 0 even when esbuild is missing (the CLI then uses tsx)
  *
+ * It then builds the web dashboard into dist/dashboard/ with Vite (buildDashboard, below).
+ *
  * Why: a long-running agent through tsx costs ~80 MB more RSS and ~0.6 s more start-up
  * (tsx's loader thread and its transform of every module); see docs/benchmarks.md, issue B.
  * better-sqlite3 (native) and fluent-ffmpeg (uses __dirname) stay external; packages found at
@@ -88,7 +90,30 @@ async function build (esbuild, tmp, t0) {
   process.stderr.write(`renderswarm build: ${path.relative(ROOT, OUT)} from ${files.length} files in ${Date.now() - t0} ms\n`)
 }
 
+/**
+ * The web dashboard (ui/dashboard/, Preact) into dist/dashboard/, which every agent serves at
+ * its API's `/`. Vite is a dev dependency: without it (an install without dev dependencies uses
+ * the dist/dashboard/ it shipped with) this step says so and leaves dist/dashboard/ alone.
+ */
+async function buildDashboard () {
+  let vite
+  try {
+    vite = await import('vite')
+  } catch (err) {
+    process.stderr.write(`renderswarm build: vite not found (${err.message}); the dashboard is not rebuilt\n`)
+    return
+  }
+  const t0 = Date.now()
+  try {
+    await vite.build({ configFile: path.join(ROOT, 'ui', 'dashboard', 'vite.config.ts'), logLevel: 'warn' })
+    process.stderr.write(`renderswarm build: dist/dashboard in ${Date.now() - t0} ms\n`)
+  } catch (err) {
+    // Like the CLI bundle, a failed dashboard build must not fail `npm install`; agents then answer / with how to build it.
+    process.stderr.write(`renderswarm build: the dashboard failed to build (${err.message}); run \`npm run dashboard:build\` to see why\n`)
+  }
+}
+
 main().catch((err) => {
   // A failed build must not fail `npm install`: without a fresh bundle the CLI uses tsx.
   process.stderr.write(`renderswarm build failed: ${err.message}; the CLI runs the TypeScript sources through tsx\n`)
-})
+}).then(buildDashboard)

@@ -23,7 +23,7 @@ export function JobsTable (p: { jobs: Job[]; nowMs: number; busy: boolean; onOpe
       return h('tr', { key: j.jobId, 'data-test': 'job-row', 'data-job': j.jobId, 'data-status': j.status },
         h('th', { scope: 'row' }, h('button', { class: 'link', onClick: () => { p.onOpen(j.jobId) }, title: 'show the chunk timeline' }, j.name),
           h('div', { class: 'muted small-text' }, `${j.preset} · ${j.priority} · ${j.frames} frames`)),
-        h('td', null, h('span', { class: `status status-${j.status}` }, j.status), j.error !== undefined ? h('div', { class: 'error-text' }, j.error) : null),
+        h('td', null, h('span', { class: `status status-${j.status}` }, j.status), j.error !== undefined ? h('div', { class: 'error-text' }, j.error) : null, j.note !== undefined ? h('div', { class: 'muted small-text' }, j.note) : null),
         h('td', { class: 'progress-cell' }, h(Bar, { kind: 'progress', value: frac, label: `${Math.floor(frac * 100)}%`, title: `${j.framesDone} of ${j.frames} frames` }),
           h('div', { class: 'muted small-text' }, `${j.framesDone}/${j.frames} frames${j.fps > 0 && !TERMINAL_JOB.has(j.status) ? ` · ${j.fps} fps` : ''}`)),
         h('td', { class: 'num' }, TERMINAL_JOB.has(j.status) ? (j.completedAt !== undefined ? `${j.status} ${formatClock(j.completedAt, p.nowMs)}` : '—') : formatDuration(eta)),
@@ -58,7 +58,7 @@ export function JobDetail (p: { job: Job; names: ReadonlyMap<string, string>; no
         ...t.lanes.map((lane) => h('div', { class: 'lane', 'data-test': 'lane', 'data-node': lane.name },
           h('div', { class: 'lane-name', title: lane.node }, lane.name),
           h('div', { class: 'lane-track' }, ...lane.bars.map((b) => {
-            const title = `frames ${b.frameRange[0]}–${b.frameRange[1] - 1} on ${lane.name}: ${b.status}, ${b.seconds} s${b.attempts > 1 ? `, attempt ${b.attempts}` : ''}`
+            const title = `frames ${b.frameRange[0]}–${b.frameRange[1] - 1} on ${lane.name}: ${b.status}, ${b.seconds} s${b.attempts > 1 ? `, attempt ${b.attempts}` : ''}${b.errors.map((e) => `\n· ${e}`).join('')}`
             return h('div', {
               class: `chunk-bar chunk-${b.status}${b.attempts > 1 ? ' retried' : ''}${b.running ? ' running' : ''}`,
               'data-test': 'chunk-bar', 'data-chunk': b.chunkId, 'data-attempts': b.attempts,

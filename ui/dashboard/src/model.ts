@@ -206,6 +206,7 @@ export interface TimelineBar {
   to: number
   seconds: number
   running: boolean
+  errors: string[]
 }
 export interface TimelineLane { node: string; name: string; bars: TimelineBar[] }
 export interface ChunkTimeline { startMs: number; endMs: number; lanes: TimelineLane[]; notStarted: Chunk[]; retried: number }
@@ -232,7 +233,7 @@ export function chunkTimeline (job: Job, names: ReadonlyMap<string, string>, now
     lane.bars.push({
       chunkId: c.id, frameRange: c.frameRange, status: c.status, attempts: c.attempts,
       from: (c.startedAt! - startMs) / span, to: (end - startMs) / span,
-      seconds: round((end - c.startedAt!) / 1000, 1), running: c.status === 'leased' && c.endedAt === undefined
+      seconds: round((end - c.startedAt!) / 1000, 1), running: c.status === 'leased' && c.endedAt === undefined, errors: c.errors ?? []
     })
   }
   return { startMs, endMs, lanes: [...lanes.values()].sort((a, b) => a.name.localeCompare(b.name)), notStarted, retried }

@@ -32,7 +32,7 @@ function NodeRowView (p: { row: NodeRow; busy: boolean; onPause: (peerId: string
     h('td', null, h(Bar, { kind: 'load', value: r.cpuPct === undefined ? undefined : r.cpuPct / 100, label: formatPct(r.cpuPct), title: `CPU ${formatPct(r.cpuPct)}` })),
     h('td', null, r.gpuPct === undefined ? h('span', { class: 'muted' }, 'n/a') : h(Bar, { kind: 'load', value: r.gpuPct / 100, label: formatPct(r.gpuPct), title: `GPU ${formatPct(r.gpuPct)}` })),
     h('td', null, h(Bar, { kind: 'load', value: r.memPct === undefined ? undefined : r.memPct / 100, label: formatPct(r.memPct), title: `memory ${formatPct(r.memPct)}` })),
-    h('td', { class: 'chunk', 'data-test': 'node-chunk' },
+    h('td', { class: 'chunk', 'data-test': 'node-chunk', 'data-chunk': c?.chunkId },
       c === undefined ? '—' : h('div', null, h('div', { class: 'chunk-text', title: chunkText }, chunkText), h(Bar, { kind: 'progress', value: chunkFrac, label: `${Math.round(chunkFrac * 100)}%` }))),
     h('td', null, renders
       ? h('button', { class: 'small', disabled: p.busy, 'data-test': r.paused ? 'node-resume' : 'node-pause', onClick: () => { p.onPause(r.peerId, !r.paused) } }, r.paused ? 'Resume' : 'Pause')

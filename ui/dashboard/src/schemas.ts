@@ -29,7 +29,9 @@ export const ChunkSchema = z.object({
   attempts: nonneg,
   framesDone: nonneg,
   startedAt: nonneg.optional(),
-  endedAt: nonneg.optional()
+  endedAt: nonneg.optional(),
+  /** Why earlier attempts failed (newest last). */
+  errors: z.array(z.string().max(300)).max(10).optional()
 })
 export type Chunk = z.infer<typeof ChunkSchema>
 
@@ -51,6 +53,8 @@ export const JobSchema = z.object({
   estimate: EstimateSchema.optional(),
   actualCost: nonneg,
   error: z.string().max(500).optional(),
+  /** Why a job waits, e.g. its owner is offline. */
+  note: z.string().max(200).optional(),
   createdAt: z.string().max(40),
   acceptedAt: nonneg.optional(),
   startedAt: z.string().max(40).optional(),
