@@ -3,7 +3,7 @@
  * reading the files back the way systemd and an XML parser would), the paths under an
  * overridden HOME, and the command itself writing, printing and removing a unit in a temp HOME.
  */
-import { afterAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { execFile, execFileSync } from 'node:child_process'
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
@@ -184,17 +184,19 @@ describe('paths and plans', () => {
 })
 
 describe.skipIf(process.platform !== 'linux')('renderswarm service (the command, HOME in a temp dir)', () => {
-  const home = mkdtempSync(path.join(os.tmpdir(), 'rs-service-'))
-  afterAll(() => { rmSync(home, { recursive: true, force: true }) })
-  const env = { ...process.env, HOME: home, XDG_CONFIG_HOME: '', XDG_STATE_HOME: '' }
-  delete (env as Record<string, string | undefined>).XDG_CONFIG_HOME
-  delete (env as Record<string, string | undefined>).XDG_STATE_HOME
-  const cli = async (args: string[]): Promise<{ code: number; stdout: string; stderr: string }> =>
-    await promisify(execFile)(process.execPath, [BIN, 'service', ...args], { env, timeout: 60_000 }).then((r) => ({ code: 0, ...r }), (e: { code: number; stdout: string; stderr: string }) => e)
-  const unit = path.join(home, '.config', 'systemd', 'user', 'renderswarm.service')
-  const stateDir = path.join(home, 'render state')
+  let home = ''
+  beforeAll(() => { home = mkdtempSync(path.join(os.tmpdir(), 'rs-service-')) })
+  afterAll(() => { if (home !== '') rmSync(home, { recursive: true, force: true }) })
+  const cli = async (args: string[]): Promise<{ code: number; stdout: string; stderr: string }> => {
+    const env: Record<string, string | undefined> = { ...process.env, HOME: home }
+    delete env.XDG_CONFIG_HOME
+    delete env.XDG_STATE_HOME
+    return await promisify(execFile)(process.execPath, [BIN, 'service', ...args], { env, timeout: 60_000 }).then((r) => ({ code: 0, ...r }), (e: { code: number; stdout: string; stderr: string }) => e)
+  }
 
   it('--dry-run prints the unit and the commands and writes nothing; install writes what it prints; uninstall removes it', async () => {
+    const unit = path.join(home, '.config', 'systemd', 'user', 'renderswarm.service')
+    const stateDir = path.join(home, 'render state')
     const dry = await cli(['install', '--dry-run', '--state-dir', stateDir, '--', '--when', 'idle', '--slots', '2'])
     expect(dry.code, dry.stderr).toBe(0)
     expect(dry.stdout).toContain(`would write ${unit}:`)
