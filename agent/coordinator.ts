@@ -332,7 +332,10 @@ export class Coordinator {
       for (const lease of sched.speculate(nodes, this.term, now)) {
         const chunk = this.records.get(lease.jobId)?.chunks.find((c) => c.id === lease.chunkId)
         if (chunk === undefined) continue
-        this.d.log(`chunk ${lease.chunkId} is straggling on ${this.nameOf(chunk.node ?? '?')}; a backup copy goes to ${this.nameOf(lease.node)}`)
+        const frames = chunk.end - chunk.start
+        const elapsed = (now - (chunk.startedMs ?? now)) / 1000
+        const left = chunk.framesDone > 0 ? (frames - chunk.framesDone) / (chunk.framesDone / elapsed) : Number.POSITIVE_INFINITY
+        this.d.log(`chunk ${lease.chunkId} is straggling on ${this.nameOf(chunk.node ?? '?')} (${chunk.framesDone}/${frames} frames in ${elapsed.toFixed(1)} s; at that rate it needs ${Number.isFinite(left) ? left.toFixed(1) : 'unbounded'} s more); a backup copy goes to ${this.nameOf(lease.node)}`)
         void this.sendLease(lease, chunk)
       }
     }
@@ -405,7 +408,7 @@ export class Coordinator {
   }
 
   private nameOf (peerId: string): string {
-    return this.d.nodes().find((n) => n.peerId === peerId)?.name ?? peerId.slice(-8)
+    return this.d.nodes().find((n) => n.peerId === peerId)?.name ?? this.d.node.list().find((m) => m.peerId === peerId)?.name ?? peerId.slice(-8)
   }
 
   /** Keeps a failed attempt's reason on its chunk (the newest 10). */

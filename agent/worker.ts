@@ -57,7 +57,7 @@ export interface WorkerDeps {
   holdMs?: number
 }
 
-interface Running { lease: LeaseMsg; abort: AbortController; workDir: string; acceptedMs: number; holding: boolean }
+interface Running { lease: LeaseMsg; abort: AbortController; workDir: string; acceptedMs: number; holding: boolean; done?: Promise<void> }
 
 /** The owner refused the segment itself: render it again rather than offer it again. */
 const BAD_SEGMENT = new Set(['hash-mismatch', 'invalid-segment', 'schema', 'frame-too-large', 'bad-frame'])
@@ -115,11 +115,14 @@ export class Worker {
     await Promise.all([...this.runs.values()].map((r) => this.stopRun(r)))
   }
 
-  private readonly finished = new Map<string, Promise<void>>()
-
   private async stopRun (r: Running): Promise<void> {
     r.abort.abort(new WireError('cancelled', 'the job was cancelled'))
-    await this.finished.get(r.lease.chunkId)
+    await r.done
+  }
+
+  /** The run is over (failed, stopped or finished): a lease for the same chunk from now on starts a new run. */
+  private detach (run: Running): void {
+    if (this.runs.get(run.lease.chunkId) === run) this.runs.delete(run.lease.chunkId)
   }
 
   private begin (lease: LeaseMsg): void {
@@ -128,18 +131,19 @@ export class Worker {
     const run: Running = { lease, abort, workDir, acceptedMs: performance.now(), holding: false }
     this.runs.set(lease.chunkId, run)
     this.d.onChange?.()
-    const done = this.render(run).catch(async (err: unknown) => {
+    run.done = this.render(run).catch(async (err: unknown) => {
       if (abort.signal.aborted) { this.d.log(`chunk ${lease.chunkId} stopped`); return }
       const message = (err as Error).message ?? String(err)
       this.d.log(`chunk ${lease.chunkId} failed: ${message}`)
+      // Detached before the report: the coordinator may lease this chunk here again at once,
+      // and that lease must start a new run, not be adopted by this finished one.
+      this.detach(run)
       await this.report({ type: 'chunk-failed', term: run.lease.term, jobId: lease.jobId, chunkId: lease.chunkId, leaseToken: run.lease.leaseToken, error: message.replace(/[\u0000-\u001f\u007f]/g, ' ').slice(0, 500) })
     }).finally(async () => {
+      this.detach(run)
       await rm(workDir, { recursive: true, force: true }).catch(() => {})
-      this.runs.delete(lease.chunkId)
-      this.finished.delete(lease.chunkId)
       this.d.onChange?.()
     })
-    this.finished.set(lease.chunkId, done)
   }
 
   private async render (run: Running): Promise<void> {

@@ -5,20 +5,17 @@
  * except under CI=true where it must run.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { copyFile, writeFile } from 'node:fs/promises'
+import { writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { locateFfmpeg, type FfmpegTools } from '../../agent/ffmpeg.ts'
-import { bundledFontPath } from '../../agent/sample.ts'
 import { cleanupTmp, frameHashes, run, tmpDir } from '../helpers/media.ts'
 import { canUseNetns, createLan, destroyLan, type Lan } from '../helpers/netns.ts'
-import { BIN, cli, killAll, startAgent, startFarm, statusOf, type AgentProc, type TestFarm } from '../helpers/agents.ts'
+import { farmTimeline, jobEnd, jobOf, killAll, logTime, renders, startAgent, startFarm, statusOf, submitDetached, viaOf, type AgentProc, type TestFarm, type Via } from '../helpers/agents.ts'
 import { waitFor } from '../helpers/wait.ts'
 
 const canRun = canUseNetns()
 if (!canRun && process.env.CI === 'true') throw new Error('farm-failures tests need root and iproute2 (ip); CI runs as root: install iproute2')
 
-interface Chunk { id: string; status: string; node?: string; attempts: number }
-interface Job { jobId: string; status: string; output?: string; frames: number; chunks: Chunk[] }
 interface Status { peerId: string; rendering: { coordinator: { leader: string | null; term: number } } }
 
 let lan: Lan | undefined
@@ -29,25 +26,14 @@ let timeline: string
 let reference: string[]
 // Small chunks (about 2 s of work each) so that a job has many and a failure lands mid-job.
 const EXTRA = ['--chunk-seconds', '2']
-
-async function jobOf (jobId: string): Promise<Job | undefined> {
-  const r = await cli(farm.hosts[3]!.ns, ['jobs', '--json', '--state-dir', farm.editor.stateDir])
-  if (r.code !== 0) return undefined
-  return (JSON.parse(r.stdout) as { jobs: Job[] }).jobs.find((j) => j.jobId === jobId)
-}
-
-async function submitDetached (out: string): Promise<string> {
-  const r = await cli(farm.hosts[3]!.ns, ['submit', timeline, '-o', out, '--detach', '--json', '--state-dir', farm.editor.stateDir])
-  expect(r.code, r.stderr).toBe(0)
-  return (JSON.parse(r.stdout) as Job).jobId
-}
+const editor = (): Via => viaOf(farm, farm.editor)
 
 /** Submits the test timeline and waits for a worker that is not the coordinator to hold one of its chunks. */
 async function submitAndPickVictim (out: string): Promise<{ jobId: string; leader: string | null; victim: AgentProc }> {
   const leader = (await statusOf<Status>(farm.hosts[3]!.ns, farm.editor.stateDir)).rendering.coordinator.leader
-  const jobId = await submitDetached(out)
+  const jobId = await submitDetached(editor(), timeline, out)
   const victimName = await waitFor(async () => {
-    const job = await jobOf(jobId)
+    const job = await jobOf(editor(), jobId)
     const c = job?.chunks.find((c) => c.status === 'leased' && c.node !== leader)
     return c === undefined ? undefined : [...farm.peerOf].find(([, id]) => id === c.node)?.[0]
   }, 60_000, 'a non-coordinator worker to be rendering', 100)
@@ -55,18 +41,6 @@ async function submitAndPickVictim (out: string): Promise<{ jobId: string; leade
 }
 
 const hostOf = (a: AgentProc): { ns: string; ip: string } => farm.hosts[farm.workers.indexOf(a)]!
-const logTime = (line: string): number => Number(line.split(' ')[0])
-/** "chunk <id> [a, b) rendered in" lines in every worker's log, by chunk id. */
-function renders (agents: AgentProc[]): Map<string, number[]> {
-  const out = new Map<string, number[]>()
-  for (const a of agents) {
-    for (const l of a.log) {
-      const m = / chunk (\S+) \[\d+, \d+\) rendered in /.exec(l)
-      if (m !== null) out.set(m[1]!, [...(out.get(m[1]!) ?? []), logTime(l)])
-    }
-  }
-  return out
-}
 
 describe.skipIf(!canRun)('failures on a farm of real agents', () => {
   beforeAll(async () => {
@@ -74,20 +48,7 @@ describe.skipIf(!canRun)('failures on a farm of real agents', () => {
     tools = await locateFfmpeg()
     lan = createLan(`ff${process.pid % 100000}`, 4, `10.79.${process.pid % 200}`)
     farm = await startFarm(lan.hosts, dir, EXTRA)
-    await copyFile(bundledFontPath(), path.join(dir, 'font.ttf'))
-    const frames = 300
-    timeline = path.join(dir, 'timeline.json')
-    await writeFile(timeline, JSON.stringify({
-      schema: 'farm.timeline/1', fps: { num: 25, den: 1 }, width: 1280, height: 720, duration: frames, assets: { font: { path: 'font.ttf' } },
-      video: [
-        { clips: [{ id: 'bg', type: 'color', color: '#304050', start: 0, length: frames }] },
-        { clips: [{ id: 't', type: 'text', text: 'nothing lost', font: 'font', size: 64, color: '#FFFFFF', x: 80, y: 80, start: 0, length: frames }] }
-      ]
-    }))
-    const ref = path.join(dir, 'reference.mkv')
-    await run(process.execPath, [BIN, 'render', timeline, '-o', ref, '--chunks', '1'], { timeout: 300_000 })
-    reference = await frameHashes(tools.ffmpeg, ref)
-    expect(reference.length).toBe(frames)
+    ;({ timeline, reference } = await farmTimeline(dir, tools, 300, 'nothing lost'))
   }, 300_000)
 
   afterAll(async () => {
@@ -106,7 +67,7 @@ describe.skipIf(!canRun)('failures on a farm of real agents', () => {
     const requeued = await waitFor(() => leaderAgent.log.find((l) => logTime(l) >= killedAt && / back in the queue/.test(l)), 10_000, 'the dead worker\'s chunks to go back in the queue')
     console.log(`worker ${victim.name} killed: its chunk(s) back in the queue ${logTime(requeued) - killedAt} ms later`)
     expect(logTime(requeued) - killedAt).toBeLessThan(4000)
-    const done = await waitFor(async () => { const j = await jobOf(jobId); return j?.status === 'done' || j?.status === 'failed' ? j : undefined }, 180_000, 'the job to finish', 500)
+    const done = await jobEnd(editor(), jobId, 180_000)
     expect(done.status).toBe('done')
     expect(await frameHashes(tools.ffmpeg, out)).toEqual(reference)
     // The victim comes back (same state dir: same identity and membership) for the next test.
@@ -120,9 +81,9 @@ describe.skipIf(!canRun)('failures on a farm of real agents', () => {
     const leader = before.rendering.coordinator.leader!
     const coordinator = farm.workers.find((w) => farm.peerOf.get(w.name) === leader)!
     const out = path.join(dir, 'coordinator-kill.mkv')
-    const jobId = await submitDetached(out)
+    const jobId = await submitDetached(editor(), timeline, out)
     const snapshot = await waitFor(async () => {
-      const j = await jobOf(jobId)
+      const j = await jobOf(editor(), jobId)
       return j !== undefined && j.chunks.filter((c) => c.status === 'done').length >= 2 && j.chunks.some((c) => c.status !== 'done') ? j : undefined
     }, 120_000, 'two chunks done and more to go', 100)
     const doneBefore = snapshot.chunks.filter((c) => c.status === 'done').map((c) => c.id)
@@ -139,7 +100,7 @@ describe.skipIf(!canRun)('failures on a farm of real agents', () => {
     console.log(`coordinator ${coordinator.name} killed: every member follows a successor for term ${term} ${at - killedAt} ms later`)
     expect(at - killedAt).toBeLessThan(5000)
     expect(term).toBeGreaterThan(before.rendering.coordinator.term)
-    const done = await waitFor(async () => { const j = await jobOf(jobId); return j?.status === 'done' || j?.status === 'failed' ? j : undefined }, 240_000, 'the job to finish', 500)
+    const done = await jobEnd(editor(), jobId, 240_000)
     expect(done.status).toBe('done')
     expect(await frameHashes(tools.ffmpeg, out)).toEqual(reference)
     const counts = renders([...farm.workers])
@@ -159,7 +120,7 @@ describe.skipIf(!canRun)('failures on a farm of real agents', () => {
     } finally {
       await run('ip', ['netns', 'exec', ns, 'ip', 'link', 'set', 'eth0', 'up'])
     }
-    const done = await waitFor(async () => { const j = await jobOf(jobId); return j?.status === 'done' || j?.status === 'failed' ? j : undefined }, 240_000, 'the job to finish', 500)
+    const done = await jobEnd(editor(), jobId, 240_000)
     expect(done.status, done.status === 'failed' ? JSON.stringify(done) : '').toBe('done')
     expect(await frameHashes(tools.ffmpeg, out)).toEqual(reference)
     // The cut-off worker's late results were refused or ignored, never joined twice.

@@ -8,8 +8,12 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { existsSync } from 'node:fs'
+import { copyFile, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
+import type { FfmpegTools } from '../../agent/ffmpeg.ts'
+import { bundledFontPath } from '../../agent/sample.ts'
+import { frameHashes, run } from './media.ts'
 import { waitFor } from './wait.ts'
 
 export const BIN = fileURLToPath(new URL('../../bin/renderswarm.js', import.meta.url))
@@ -27,11 +31,12 @@ export function cli (ns: string, args: string[], timeoutMs = 180_000): Promise<{
   })
 }
 
-export function startAgent (host: { ns: string; ip: string }, dir: string, name: string, extra: string[] = []): AgentProc {
+/** `env` adds to this process's environment (e.g. RENDERSWARM_FAULTS with RENDERSWARM_TSX=1: fault hooks exist only in the sources). */
+export function startAgent (host: { ns: string; ip: string }, dir: string, name: string, extra: string[] = [], env: Record<string, string> = {}): AgentProc {
   const stateDir = path.join(dir, name)
   const log: string[] = []
   const child = spawn('ip', ['netns', 'exec', host.ns, process.execPath, BIN, 'agent', '--state-dir', stateDir, '--name', name,
-    '--listen', `/ip4/${host.ip}/tcp/0`, '--mdns-interface', host.ip, ...extra], { stdio: ['ignore', 'ignore', 'pipe'] })
+    '--listen', `/ip4/${host.ip}/tcp/0`, '--mdns-interface', host.ip, ...extra], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...env } })
   child.stderr!.on('data', (d: Buffer) => { for (const l of d.toString().split('\n')) if (l !== '') log.push(`${Date.now()} ${l}`) })
   const a = { child, log, stateDir, name }
   started.push(a)
@@ -78,4 +83,73 @@ export async function startFarm (hosts: Array<{ ns: string; ip: string }>, dir: 
     return nodes.filter((n) => n.state === 'alive').length === 4 && nodes.filter((n) => n.name !== 'editor').every((n) => (n.info?.bench?.ffv1 ?? 0) > 0) ? true : undefined
   }, 120_000, 'four members with benchmarks', 500)
   return { workers, editor, hosts: [h1, h2, h3, h4], peerOf }
+}
+
+export interface FarmChunk { id: string; status: string; node?: string; attempts: number; framesDone: number; frameRange: [number, number]; errors?: string[]; startedAt?: number; endedAt?: number }
+export interface FarmJob { jobId: string; status: string; output?: string; frames: number; chunks: FarmChunk[]; error?: string; note?: string; completedAt?: string }
+/** Where a CLI command runs: an agent's host namespace and its state dir. */
+export interface Via { ns: string; stateDir: string }
+
+export function viaOf (farm: TestFarm, a: AgentProc): Via {
+  const i = farm.workers.indexOf(a)
+  return { ns: farm.hosts[i === -1 ? 3 : i]!.ns, stateDir: a.stateDir }
+}
+
+/** The job as `jobs --json` on that agent shows it (its replica of the record), or undefined. */
+export async function jobOf (via: Via, jobId: string): Promise<FarmJob | undefined> {
+  const r = await cli(via.ns, ['jobs', '--json', '--state-dir', via.stateDir])
+  if (r.code !== 0) return undefined
+  return (JSON.parse(r.stdout) as { jobs: FarmJob[] }).jobs.find((j) => j.jobId === jobId)
+}
+
+export async function submitDetached (via: Via, timeline: string, out: string, extra: string[] = []): Promise<string> {
+  const r = await cli(via.ns, ['submit', timeline, '-o', out, '--detach', '--json', '--state-dir', via.stateDir, ...extra])
+  if (r.code !== 0) throw new Error(`submit failed: ${r.stderr}`)
+  return (JSON.parse(r.stdout) as FarmJob).jobId
+}
+
+/** Waits until the job is done, failed or cancelled. */
+export async function jobEnd (via: Via, jobId: string, timeoutMs: number): Promise<FarmJob> {
+  return await waitFor(async () => { const j = await jobOf(via, jobId); return j !== undefined && ['done', 'failed', 'cancelled'].includes(j.status) ? j : undefined }, timeoutMs, `job ${jobId} to finish`, 500)
+}
+
+/** Agents' stderr lines are stamped with Date.now() as they arrive. */
+export const logTime = (line: string): number => Number(line.split(' ')[0])
+
+/** "chunk <id> [a, b) rendered in" lines in the agents' logs, by chunk id. */
+export function renders (agents: AgentProc[]): Map<string, number[]> {
+  const out = new Map<string, number[]>()
+  for (const a of agents) {
+    for (const l of a.log) {
+      const m = / chunk (\S+) \[\d+, \d+\) rendered in /.exec(l)
+      if (m !== null) out.set(m[1]!, [...(out.get(m[1]!) ?? []), logTime(l)])
+    }
+  }
+  return out
+}
+
+/** Waits until all four members are alive again (after a restart). */
+export async function allAlive (farm: TestFarm, via: Via = viaOf(farm, farm.workers[0]!)): Promise<void> {
+  await waitFor(async () => (await statusOf<{ nodes: { active: number } }>(via.ns, via.stateDir)).nodes.active === 4 ? true : undefined, 60_000, 'all four members alive', 500)
+}
+
+/**
+ * The failure tests' timeline (720p colour and text, 25 fps) in `dir`, and the frame hashes of
+ * its one-machine render (`render --chunks 1`) to compare every farm output with.
+ */
+export async function farmTimeline (dir: string, tools: FfmpegTools, frames: number, text: string): Promise<{ timeline: string; reference: string[] }> {
+  await copyFile(bundledFontPath(), path.join(dir, 'font.ttf'))
+  const timeline = path.join(dir, 'timeline.json')
+  await writeFile(timeline, JSON.stringify({
+    schema: 'farm.timeline/1', fps: { num: 25, den: 1 }, width: 1280, height: 720, duration: frames, assets: { font: { path: 'font.ttf' } },
+    video: [
+      { clips: [{ id: 'bg', type: 'color', color: '#304050', start: 0, length: frames }] },
+      { clips: [{ id: 't', type: 'text', text, font: 'font', size: 64, color: '#FFFFFF', x: 80, y: 80, start: 0, length: frames }] }
+    ]
+  }))
+  const ref = path.join(dir, 'reference.mkv')
+  await run(process.execPath, [BIN, 'render', timeline, '-o', ref, '--chunks', '1'], { timeout: 300_000 })
+  const reference = await frameHashes(tools.ffmpeg, ref)
+  if (reference.length !== frames) throw new Error(`the reference render has ${reference.length} frames, not ${frames}`)
+  return { timeline, reference }
 }
