@@ -2,6 +2,7 @@
  * `renderswarm agent`: one per machine. Keeps its identity and farm in SQLite under the state
  * dir, joins the farm over libp2p (mDNS on the LAN, bootstrap addresses elsewhere), and serves
  * the local API on 127.0.0.1 with a token written to `<state-dir>/api.json` (mode 0600).
+ * The same port serves the web dashboard's static files at `/` without the token (ui/dashboard/serve.ts).
  *
  *   const agent = await Agent.start({ stateDir, listen: ['/ip4/127.0.0.1/tcp/0'], apiPort: 0 })
  *   …; await agent.stop()
