@@ -3,7 +3,7 @@
  * the state, the cluster figures, node rows, ETA and the chunk timeline layout.
  */
 import { describe, expect, it } from 'vitest'
-import { activeChunks, applyEvent, chunkTimeline, clusterSummary, formatDuration, formatUsd, initialState, jobEtaSeconds, jobFraction, nodeRows, suggestOutput, type DashState } from '../../ui/dashboard/src/model.ts'
+import { activeChunks, applyEvent, chunkTimeline, clusterSummary, formatDuration, formatUsd, initialState, jobEtaSeconds, jobFraction, jobSpeed, nodeRows, suggestOutput, type DashState } from '../../ui/dashboard/src/model.ts'
 import { parseEvent, type Job, type Node } from '../../ui/dashboard/src/schemas.ts'
 import { requestBody } from '../../ui/dashboard/src/submit-dialog.ts'
 
@@ -109,6 +109,26 @@ describe('dashboard model', () => {
     expect(activeChunks(s).size).toBe(1)
   })
 
+  it('a job\'s speed: the workers\' figure, else measured from progress pushes over the last 5 s', () => {
+    let s = farm()
+    const push = (atMs: number, framesDone: number, fps = 0): void => { s = applyEvent(s, ev('progress', { jobId: 'j1', framesDone, frames: 300, fps, chunks: [], atMs })) }
+    push(1000, 0)
+    expect(jobSpeed(s, s.jobs[0]!)).toBe(0) // one sample: no speed yet
+    push(1500, 10)
+    expect(jobSpeed(s, s.jobs[0]!)).toBe(0) // under a second of samples
+    push(3000, 60)
+    expect(jobSpeed(s, s.jobs[0]!)).toBe(30) // 60 frames in 2 s
+    push(9000, 120)
+    expect(jobSpeed(s, s.jobs[0]!)).toBe(0) // older samples left the window
+    push(10_000, 150)
+    expect(jobSpeed(s, s.jobs[0]!)).toBe(30)
+    push(11_000, 160, 42)
+    expect(jobSpeed(s, s.jobs[0]!)).toBe(42) // the workers' figure wins when there is one
+    expect(clusterSummary(s).fps).toBe(42)
+    expect(jobSpeed(s, { ...s.jobs[0]!, status: 'done' })).toBe(0)
+    expect(jobEtaSeconds(s.jobs[0]!, 0, 20)).toBe(7) // 140 frames left at 20 fps
+  })
+
   it('ETA from live fps, else from the estimate; none once finished; progress fraction', () => {
     const now = Date.parse('2026-01-01T00:00:00Z')
     expect(jobEtaSeconds(job('x', { framesDone: 100, fps: 20 }), now)).toBe(10)
@@ -149,8 +169,10 @@ describe('dashboard model', () => {
     expect(formatDuration(3723)).toBe('1:02:03')
     expect(formatDuration(undefined)).toBe('—')
     expect(formatUsd(0)).toBe('$0')
-    expect(formatUsd(0.00001)).toBe('<$0.0001')
+    expect(formatUsd(0.0000000001)).toBe('<$0.000001')
+    expect(formatUsd(0.00002149)).toBe('$0.000021')
     expect(formatUsd(0.0042)).toBe('$0.0042')
+    expect(formatUsd(0.00999)).toBe('$0.0100')
     expect(formatUsd(2.5)).toBe('$2.50')
     expect(suggestOutput('/p/edit.otio', '.mp4')).toBe('/p/edit-render.mp4')
     expect(suggestOutput('/p/.json', '.mkv')).toBe('/p/render-render.mkv')

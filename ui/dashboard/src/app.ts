@@ -11,7 +11,7 @@ import { h, type ComponentChild } from 'preact'
 import { useCallback, useEffect, useReducer, useRef, useState } from 'preact/hooks'
 import { api, ApiError, followEvents } from './api.ts'
 import { JobDetail, JobsTable } from './jobs-view.ts'
-import { applyEvent, clusterSummary, formatUsd, initialState, nodeNames, nodeRows, type DashState } from './model.ts'
+import { applyEvent, clusterSummary, formatUsd, initialState, jobSpeed, nodeNames, nodeRows, type DashState } from './model.ts'
 import { NodesTable } from './nodes-view.ts'
 import { ControlReply, JobReply, JobsReply, NodesReply, StatusSchema, type FarmEvent, type Job, type Node } from './schemas.ts'
 import { SubmitDialog } from './submit-dialog.ts'
@@ -23,7 +23,7 @@ type Action = { type: 'snapshot'; state: DashState; pending: FarmEvent[] } | { t
 
 function reduce (s: DashState | undefined, a: Action): DashState | undefined {
   switch (a.type) {
-    case 'snapshot': return a.pending.reduce(applyEvent, { ...a.state, paused: s?.paused ?? a.state.paused })
+    case 'snapshot': return a.pending.reduce(applyEvent, { ...a.state, paused: s?.paused ?? a.state.paused, samples: s?.samples ?? a.state.samples })
     case 'event': return s === undefined ? s : applyEvent(s, a.ev)
     // The submit reply can be older than the job events that overtook it: it only adds a job not heard of yet.
     case 'submitted': return s === undefined || s.jobs.some((j) => j.jobId === a.job.jobId) ? s : applyEvent(s, { type: 'job', data: a.job })
@@ -136,7 +136,7 @@ export function App (): ComponentChild {
     s !== undefined
       ? h(Section, { title: 'Jobs', test: 'jobs' },
         h(JobsTable, {
-          jobs: s.jobs, nowMs: now, busy,
+          jobs: s.jobs, speed: (j) => jobSpeed(s, j), nowMs: now, busy,
           onOpen: (id) => {
             setSelected(id)
             // The list's records are complete; this re-read only catches up after a missed event.

@@ -10,7 +10,7 @@ import { chunkTimeline, formatClock, formatDuration, formatUsd, jobEtaSeconds, j
 import type { Job } from './schemas.ts'
 import { Bar } from './ui.ts'
 
-export function JobsTable (p: { jobs: Job[]; nowMs: number; busy: boolean; onOpen: (jobId: string) => void; onCancel: (jobId: string) => void }): ComponentChild {
+export function JobsTable (p: { jobs: Job[]; speed: (job: Job) => number; nowMs: number; busy: boolean; onOpen: (jobId: string) => void; onCancel: (jobId: string) => void }): ComponentChild {
   if (p.jobs.length === 0) return h('p', { class: 'empty', 'data-test': 'no-jobs' }, 'No jobs yet. Submit a timeline to render it on the farm.')
   // Unfinished first (newest first within each group, as the API lists them).
   const ordered = [...p.jobs.filter((j) => !TERMINAL_JOB.has(j.status)), ...p.jobs.filter((j) => TERMINAL_JOB.has(j.status)).slice(0, 20)]
@@ -18,14 +18,15 @@ export function JobsTable (p: { jobs: Job[]; nowMs: number; busy: boolean; onOpe
     h('thead', null, h('tr', null, ...['Job', 'Status', 'Progress', 'ETA', 'Cost so far', ''].map((t) => h('th', { scope: 'col' }, t)))),
     h('tbody', null, ...ordered.map((j) => {
       const frac = jobFraction(j)
-      const eta = jobEtaSeconds(j, p.nowMs)
+      const fps = p.speed(j)
+      const eta = jobEtaSeconds(j, p.nowMs, fps)
       const est = j.estimate
       return h('tr', { key: j.jobId, 'data-test': 'job-row', 'data-job': j.jobId, 'data-status': j.status },
         h('th', { scope: 'row' }, h('button', { class: 'link', onClick: () => { p.onOpen(j.jobId) }, title: 'show the chunk timeline' }, j.name),
           h('div', { class: 'muted small-text' }, `${j.preset} · ${j.priority} · ${j.frames} frames`)),
         h('td', null, h('span', { class: `status status-${j.status}` }, j.status), j.error !== undefined ? h('div', { class: 'error-text' }, j.error) : null, j.note !== undefined ? h('div', { class: 'muted small-text' }, j.note) : null),
         h('td', { class: 'progress-cell' }, h(Bar, { kind: 'progress', value: frac, label: `${Math.floor(frac * 100)}%`, title: `${j.framesDone} of ${j.frames} frames` }),
-          h('div', { class: 'muted small-text' }, `${j.framesDone}/${j.frames} frames${j.fps > 0 && !TERMINAL_JOB.has(j.status) ? ` · ${j.fps} fps` : ''}`)),
+          h('div', { class: 'muted small-text' }, `${j.framesDone}/${j.frames} frames${fps > 0 ? ` · ${fps} fps` : ''}`)),
         h('td', { class: 'num' }, TERMINAL_JOB.has(j.status) ? (j.completedAt !== undefined ? `${j.status} ${formatClock(j.completedAt, p.nowMs)}` : '—') : formatDuration(eta)),
         h('td', { class: 'num', title: est !== undefined ? `estimate ${formatUsd(est.cost.low)}–${formatUsd(est.cost.high)}` : undefined }, formatUsd(j.actualCost),
           est !== undefined ? h('div', { class: 'muted small-text' }, `est. ${formatUsd(est.cost.expected)}`) : null),

@@ -19,7 +19,12 @@ export interface DashState {
   jobs: Job[]
   /** Paused members, as far as this page has heard (the API reports them on pause/resume and in 'paused' events). */
   paused: string[]
+  /** Recent (atMs, framesDone) of each running job's progress pushes, for its speed when workers report none. */
+  samples: Record<string, Array<[number, number]>>
 }
+
+/** How far back the measured speed of a job looks. */
+export const SPEED_WINDOW_MS = 5000
 
 export const TERMINAL_JOB = new Set(['done', 'failed', 'cancelled'])
 
@@ -30,7 +35,8 @@ export function initialState (snap: { status: Status; nodes: Node[]; jobs: Job[]
     leader: snap.status.rendering?.coordinator.leader ?? null,
     nodes: snap.nodes,
     jobs: snap.jobs,
-    paused: snap.paused ?? []
+    paused: snap.paused ?? [],
+    samples: {}
   }
 }
 
@@ -61,7 +67,8 @@ export function applyEvent (s: DashState, ev: FarmEvent): DashState {
         return l === undefined ? c : { ...c, status: l.status, framesDone: l.framesDone, ...(l.node !== undefined ? { node: l.node } : {}) }
       })
       const status = job.status === 'queued' && p.framesDone > 0 ? 'running' : job.status
-      return { ...s, jobs: s.jobs.map((j, k) => k === i ? { ...job, status, framesDone: p.framesDone, fps: p.fps, chunks } : j) }
+      const samples = p.atMs === undefined ? s.samples : { ...s.samples, [p.jobId]: [...(s.samples[p.jobId] ?? []).filter(([t]) => t > p.atMs! - SPEED_WINDOW_MS && t < p.atMs!), [p.atMs, p.framesDone] as [number, number]].slice(-50) }
+      return { ...s, samples, jobs: s.jobs.map((j, k) => k === i ? { ...job, status, framesDone: p.framesDone, fps: p.fps, chunks } : j) }
     }
     case 'leader':
       return { ...s, leader: ev.data.leader }
@@ -123,7 +130,7 @@ export function clusterSummary (s: DashState): ClusterSummary {
     queuedChunks: open.reduce((sum, j) => sum + j.chunks.filter((c) => c.status === 'queued').length, 0),
     waitingJobs: open.filter((j) => j.status === 'queued').length,
     activeJobs: open.length,
-    fps: round(open.filter((j) => j.status === 'running').reduce((sum, j) => sum + j.fps, 0), 1),
+    fps: round(open.reduce((sum, j) => sum + jobSpeed(s, j), 0), 1),
     costPerHourNow: round(alive.filter((n) => busy.has(n.peerId)).reduce((sum, n) => sum + cost(n), 0), 4),
     costPerHourAll: round(alive.filter(rendersWork).reduce((sum, n) => sum + cost(n), 0), 4)
   }
@@ -179,11 +186,25 @@ export function nodeRows (s: DashState): NodeRow[] {
   })
 }
 
-/** Seconds left for a job: from its live fps, else from its estimate; undefined when unknown or finished. */
-export function jobEtaSeconds (job: Job, nowMs: number): number | undefined {
+/**
+ * A running job's frames per second: what its workers report, else what its progress pushes
+ * show over the last SPEED_WINDOW_MS (short chunks often end before ffmpeg reports a speed).
+ */
+export function jobSpeed (s: Pick<DashState, 'samples'>, job: Job): number {
+  if (job.status !== 'running') return 0
+  if (job.fps > 0) return job.fps
+  const xs = s.samples[job.jobId] ?? []
+  if (xs.length < 2) return 0
+  const [t0, f0] = xs[0]!
+  const [t1, f1] = xs[xs.length - 1]!
+  return t1 - t0 >= 1000 && f1 >= f0 ? round((f1 - f0) / ((t1 - t0) / 1000), 1) : 0
+}
+
+/** Seconds left for a job: from its speed (`fps`, default its reported one), else from its estimate; undefined when unknown or finished. */
+export function jobEtaSeconds (job: Job, nowMs: number, fps = job.fps): number | undefined {
   if (TERMINAL_JOB.has(job.status)) return undefined
   const left = Math.max(0, job.frames - job.framesDone)
-  if (job.fps > 0) return left / job.fps
+  if (fps > 0) return left / fps
   if (job.estimate !== undefined) {
     const at = Date.parse(job.estimate.completionAt)
     if (Number.isFinite(at)) return Math.max(0, (at - nowMs) / 1000)
@@ -266,8 +287,9 @@ export function formatDuration (seconds: number | undefined): string {
 export function formatUsd (x: number): string {
   if (!Number.isFinite(x)) return '—'
   if (x === 0) return '$0'
-  if (Math.abs(x) < 0.0001) return '<$0.0001'
-  if (Math.abs(x) < 0.01) return `$${x.toFixed(4)}`
+  if (Math.abs(x) < 0.000001) return '<$0.000001'
+  // Two significant digits for fractions of a cent: "$0.000021".
+  if (Math.abs(x) < 0.01) return `$${Number(x.toPrecision(2)).toFixed(Math.min(8, 1 - Math.floor(Math.log10(Math.abs(x)))))}`
   if (Math.abs(x) < 10) return `$${x.toFixed(2)}`
   return `$${x.toFixed(0)}`
 }

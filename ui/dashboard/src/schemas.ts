@@ -113,7 +113,9 @@ export const ProgressSchema = z.object({
   framesDone: nonneg,
   frames: nonneg,
   fps: nonneg,
-  chunks: z.array(z.object({ id: z.string().max(64), status: z.string().max(16), node: z.string().max(128).optional(), framesDone: nonneg })).max(100_000)
+  chunks: z.array(z.object({ id: z.string().max(64), status: z.string().max(16), node: z.string().max(128).optional(), framesDone: nonneg })).max(100_000),
+  /** When the agent received it (ms since the epoch). */
+  atMs: nonneg.optional()
 })
 export type Progress = z.infer<typeof ProgressSchema>
 
