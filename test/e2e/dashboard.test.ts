@@ -21,7 +21,7 @@ import path from 'node:path'
 import type { Browser, Page } from 'playwright-core'
 import { locateFfmpeg, type FfmpegTools } from '../../agent/ffmpeg.ts'
 import { bundledFontPath, writeSample } from '../../agent/sample.ts'
-import { hasChromium, launchChromium, watchPage, type PageWatch } from '../helpers/browser.ts'
+import { CHROMIUM, hasChromium, launchChromium, watchPage, type PageWatch } from '../helpers/browser.ts'
 import { cleanupTmp, run, tmpDir, writeKitchenSink } from '../helpers/media.ts'
 import { canUseNetns, createLan, destroyLan, type Lan } from '../helpers/netns.ts'
 import { cli, killAll, startFarm, statusOf, type AgentProc } from '../helpers/agents.ts'
@@ -29,7 +29,7 @@ import { waitFor } from '../helpers/wait.ts'
 
 const canRun = canUseNetns() && hasChromium()
 if (!canRun && process.env.CI === 'true') throw new Error('the dashboard tests need root, iproute2 (ip) and chromium (/usr/bin/chromium); CI runs as root: .ci/run installs them')
-if (!canRun) console.warn(`dashboard browser tests skipped: ${hasChromium() ? 'network namespaces need root and iproute2' : 'no chromium at /usr/bin/chromium (apt-get install chromium)'}`)
+if (!canRun) console.warn(`dashboard browser tests skipped: ${hasChromium() ? 'network namespaces need root and iproute2' : `no chromium at ${CHROMIUM} (apt-get install chromium, or set RENDERSWARM_CHROMIUM)`}`)
 
 interface Chunk { id: string; frameRange: [number, number]; status: string; node?: string; attempts: number; startedAt?: number; endedAt?: number }
 interface Job { jobId: string; name: string; status: string; frames: number; framesDone: number; output?: string; error?: string; chunks: Chunk[] }
