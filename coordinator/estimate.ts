@@ -128,6 +128,64 @@ export function chunkCount (input: { frames: number; fpsPerNode: readonly number
 
 const round = (x: number, digits: number): number => Math.round(x * 10 ** digits) / 10 ** digits
 
+export interface FinishInput {
+  frames: number
+  /** Job fps (jobFps) of each node at work from `startSeconds` on; zeros are ignored. */
+  fps: readonly number[]
+  /** Chunks still to render. */
+  chunks: number
+  /** Default 0.3. */
+  chunkOverheadSeconds?: number
+  /** Default 1. */
+  joinSeconds?: number
+  /** When this job's turn starts, seconds from now (the jobs ahead of it in the queue). Default 0. */
+  startSeconds?: number
+  /** Nodes that start work later (cloud machines still booting): job fps and when, seconds from now. */
+  joining?: ReadonlyArray<{ fps: number; atSeconds: number }>
+}
+export interface Finish {
+  /** Last chunk rendered, seconds from now (Infinity when no node can render it). */
+  renderedSeconds: number
+  /** Output joined: renderedSeconds + join. */
+  finishSeconds: number
+}
+
+/**
+ * When a job's frames are rendered and joined, on nodes working from `startSeconds` and others
+ * joining later: frames flow at Σ fps, rising as each joining node arrives, plus each chunk's
+ * fixed cost spread over the nodes, plus the join. With no joining nodes and start 0 this is the
+ * estimate's `frames / Σ fps + overhead × chunks / nodes + join`. The autoscaler runs it per job in
+ * queue order to see which deadlines local capacity misses and how many cloud nodes fix that.
+ */
+export function predictFinish (input: FinishInput): Finish {
+  const { frames, chunks } = input
+  const overhead = input.chunkOverheadSeconds ?? 0.3
+  const join = input.joinSeconds ?? 1
+  const start = input.startSeconds ?? 0
+  if (!Number.isFinite(frames) || frames < 0) throw new EstimateError(`frames must be a number ≥ 0 (got ${frames})`)
+  if (!Number.isFinite(chunks) || chunks < 0) throw new EstimateError(`chunks must be a number ≥ 0 (got ${chunks})`)
+  if (!Number.isFinite(start) || start < 0) throw new EstimateError(`startSeconds must be a number ≥ 0 (got ${start})`)
+  const now = input.fps.filter((f) => Number.isFinite(f) && f > 0)
+  const later = (input.joining ?? []).filter((j) => Number.isFinite(j.fps) && j.fps > 0 && Number.isFinite(j.atSeconds)).sort((a, b) => a.atSeconds - b.atSeconds)
+  let rate = now.reduce((s, f) => s + f, 0)
+  let nodes = now.length
+  let t = start
+  let left = frames
+  for (const j of later) {
+    if (left <= 0) break
+    if (j.atSeconds > t) {
+      if (rate > 0 && left / rate <= j.atSeconds - t) break
+      left -= rate * (j.atSeconds - t)
+      t = j.atSeconds
+    }
+    rate += j.fps
+    nodes++
+  }
+  if (left > 0 && rate <= 0) return { renderedSeconds: Infinity, finishSeconds: Infinity }
+  const rendered = (left > 0 ? t + left / rate : t) + (nodes > 0 ? overhead * chunks / nodes : 0)
+  return { renderedSeconds: rendered, finishSeconds: rendered + join }
+}
+
 export function estimate (input: EstimateInput): Estimate {
   const { frames, width, height, preset, nowMs } = input
   const overhead = input.chunkOverheadSeconds ?? 0.3
@@ -146,7 +204,7 @@ export function estimate (input: EstimateInput): Estimate {
   const chunks = chunkCount({ frames, fpsPerNode: usable.map((u) => u.fps), targetChunkSeconds: input.targetChunkSeconds, align: input.align })
   const used = usable.slice(0, Math.min(usable.length, chunks))
   const fps = used.reduce((s, u) => s + u.fps, 0)
-  const expected = frames / fps + overhead * chunks / used.length + join
+  const expected = predictFinish({ frames, fps: used.map((u) => u.fps), chunks, chunkOverheadSeconds: overhead, joinSeconds: join }).finishSeconds
   const seconds = { low: round(expected * LOW_FACTOR, 3), expected: round(expected, 3), high: round(expected * HIGH_FACTOR, 3) }
   const perHour = used.reduce((s, u) => s + u.node.costPerHour, 0)
   const costOf = (s: number): number => round(perHour * s / 3600, 6)
