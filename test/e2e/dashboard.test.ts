@@ -266,6 +266,11 @@ describe.skipIf(!canRun)('the dashboard in headless Chromium against a real thre
       expect(held.chunks.map((c) => c.status)).toEqual(settled.chunks.map((c) => c.status))
       await page.waitForFunction(() => Array.from(document.querySelectorAll('[data-test=node-row]')).filter((r) => r.getAttribute('data-activity') === 'paused').length === 3, null, { timeout: 10_000 })
       await shot('dashboard-paused')
+      // A reload has no token in its URL any more: the session cookie alone carries it, and the
+      // fresh snapshot still knows every node is paused.
+      await page.reload()
+      await page.waitForSelector('[data-test=link][data-state=live]', { timeout: 20_000 })
+      await page.waitForFunction(() => Array.from(document.querySelectorAll('[data-test=node-row]')).filter((r) => r.getAttribute('data-activity') === 'paused').length === 3, null, { timeout: 10_000 })
 
       await page.click('[data-test=resume-all]')
       resumed = true

@@ -39,6 +39,12 @@ function ev (type: string, data: unknown): NonNullable<ReturnType<typeof parseEv
 }
 
 describe('dashboard model', () => {
+  it('the snapshot says who is paused when the status carries the farm\'s figures', () => {
+    const status = { farm: 'f1', peerId: 'ed', name: 'editor', nodes: { total: 2, active: 2 }, metrics: { nodes: [{ peerId: 'a', paused: true }, { peerId: 'b', paused: false }] } }
+    expect(initialState({ status, nodes: [node('a', 'alpha'), node('b', 'beta')], jobs: [] }).paused).toEqual(['a'])
+    expect(nodeRows(initialState({ status, nodes: [node('a', 'alpha'), node('b', 'beta')], jobs: [] })).map((r) => r.activity)).toEqual(['paused', 'idle'])
+  })
+
   it('refuses malformed and unknown events at the boundary', () => {
     expect(parseEvent('progress', { jobId: 'j1', framesDone: -1, frames: 300, fps: 0, chunks: [] })).toBeUndefined()
     expect(parseEvent('progress', { jobId: 'j1', framesDone: 'many', frames: 300, fps: 0, chunks: [] })).toBeUndefined()

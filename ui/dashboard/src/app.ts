@@ -19,11 +19,12 @@ import { Card, Section } from './ui.ts'
 
 const NODES_REFRESH_MS = 3000
 
-type Action = { type: 'snapshot'; state: DashState; pending: FarmEvent[] } | { type: 'event'; ev: FarmEvent } | { type: 'submitted'; job: Job } | { type: 'nodes'; nodes: Node[] } | { type: 'paused'; peers: string[] }
+type Action = { type: 'snapshot'; state: DashState; pending: FarmEvent[]; pausedKnown: boolean } | { type: 'event'; ev: FarmEvent } | { type: 'submitted'; job: Job } | { type: 'nodes'; nodes: Node[] } | { type: 'paused'; peers: string[] }
 
 function reduce (s: DashState | undefined, a: Action): DashState | undefined {
   switch (a.type) {
-    case 'snapshot': return a.pending.reduce(applyEvent, { ...a.state, paused: s?.paused ?? a.state.paused, samples: s?.samples ?? a.state.samples })
+    // An agent whose status lacks the figures cannot say who is paused: keep what events said.
+    case 'snapshot': return a.pending.reduce(applyEvent, { ...a.state, paused: a.pausedKnown ? a.state.paused : (s?.paused ?? a.state.paused), samples: s?.samples ?? a.state.samples })
     case 'event': return s === undefined ? s : applyEvent(s, a.ev)
     // The submit reply can be older than the job events that overtook it: it only adds a job not heard of yet.
     case 'submitted': return s === undefined || s.jobs.some((j) => j.jobId === a.job.jobId) ? s : applyEvent(s, { type: 'job', data: a.job })
@@ -68,7 +69,7 @@ export function App (): ComponentChild {
       try {
         const [status, nodes, jobs] = await Promise.all([api.get('/v1/status', StatusSchema), api.get('/v1/nodes', NodesReply), api.get('/v1/jobs', JobsReply)])
         nodesRead.current.lastMs = Date.now()
-        dispatch({ type: 'snapshot', state: initialState({ status, nodes: nodes.nodes, jobs: jobs.jobs }), pending: loading.current })
+        dispatch({ type: 'snapshot', state: initialState({ status, nodes: nodes.nodes, jobs: jobs.jobs }), pending: loading.current, pausedKnown: status.metrics !== undefined })
       } catch (err) {
         fail(err)
       } finally {

@@ -17,7 +17,7 @@ export interface DashState {
   nodes: Node[]
   /** Newest first, as the API lists them. */
   jobs: Job[]
-  /** Paused members, as far as this page has heard (the API reports them on pause/resume and in 'paused' events). */
+  /** Paused members: from /v1/status (its metrics), then pause/resume answers and 'paused' events. */
   paused: string[]
   /** Recent (atMs, framesDone) of each running job's progress pushes, for its speed when workers report none. */
   samples: Record<string, Array<[number, number]>>
@@ -35,7 +35,7 @@ export function initialState (snap: { status: Status; nodes: Node[]; jobs: Job[]
     leader: snap.status.rendering?.coordinator.leader ?? null,
     nodes: snap.nodes,
     jobs: snap.jobs,
-    paused: snap.paused ?? [],
+    paused: snap.paused ?? snap.status.metrics?.nodes.filter((n) => n.paused).map((n) => n.peerId) ?? [],
     samples: {}
   }
 }

@@ -96,6 +96,10 @@ export const StatusSchema = z.object({
   nodes: z.object({ total: nonneg, active: nonneg }),
   rendering: z.object({
     coordinator: z.object({ term: nonneg, leader: z.string().max(128).nullable(), self: z.boolean() })
+  }).optional(),
+  /** The farm's figures (agent/metrics.ts); the dashboard reads which members are paused. */
+  metrics: z.object({
+    nodes: z.array(z.object({ peerId: z.string().max(128), paused: z.boolean() })).max(10_000)
   }).optional()
 })
 export type Status = z.infer<typeof StatusSchema>
