@@ -2,18 +2,26 @@
  * Runs one compiled invocation with fluent-ffmpeg: work files first, progress out, a time limit.
  *
  *   await runInvocation(inv, { ffmpeg, onProgress: (p) => bar.update(p.frames), timeoutMs: 600_000 })
+ *
+ * Every run gets the render limits of limits.ts (memory, CPU time, file size, no network, a free
+ * disk floor): `opts.limits`, else the defaults and RENDERSWARM_RENDER_* of the environment. A run
+ * that meets one fails with a RenderError naming it.
  */
 import { copyFile, mkdir, writeFile } from 'node:fs/promises'
+import os from 'node:os'
 import path from 'node:path'
 import ffmpegCommand from 'fluent-ffmpeg'
 import { toArgv, type FfmpegInvocation } from './invocation.ts'
+import { checkFreeDisk, explainFailure, limitedFfmpeg, renderLimits, type RenderLimits } from './limits.ts'
 
 export interface RenderProgress { frames: number; fps: number }
 export interface RunOptions {
   ffmpeg: string
   onProgress?: (p: RenderProgress) => void
-  /** Kill ffmpeg (SIGKILL) after this long. Default 1 h. */
+  /** Kill ffmpeg (SIGKILL) after this long. Default: limits.timeMs (1 h unless RENDERSWARM_RENDER_TIME_S says). */
   timeoutMs?: number
+  /** Memory, CPU, file-size, network and disk limits; default renderLimits() (limits.ts). */
+  limits?: RenderLimits
   /** Called with the exact argv fluent-ffmpeg started (tests compare it to toArgv). */
   onStart?: (argv: string[]) => void
   signal?: AbortSignal
@@ -42,16 +50,23 @@ export async function runInvocation (inv: FfmpegInvocation, opts: RunOptions): P
     else await copyFile(f.copyOf, f.path)
   }
   for (const o of inv.outputs) await mkdir(path.dirname(o.file), { recursive: true })
+  const limits = opts.limits ?? renderLimits()
+  const timeoutMs = opts.timeoutMs ?? limits.timeMs
+  try {
+    for (const o of inv.outputs) await checkFreeDisk(path.dirname(o.file), limits)
+  } catch (err) { throw new RenderError((err as Error).message, { cause: err }) }
+  const exe = await limitedFfmpeg(opts.ffmpeg, limits)
   const expected = toArgv(inv)
   if (opts.signal?.aborted === true) throw new RenderError('render canceled')
   await new Promise<void>((resolve, reject) => {
-    const cmd = toFluent(inv, opts.ffmpeg)
+    const cmd = toFluent(inv, exe)
     let settled = false
     let stderrTail = ''
+    const began = performance.now()
     const timer = setTimeout(() => {
-      fail(new RenderError(`ffmpeg ran past its time limit of ${Math.round((opts.timeoutMs ?? 3_600_000) / 1000)} s and was stopped`))
+      fail(new RenderError(`ffmpeg ran past its time limit of ${Math.round(timeoutMs / 1000)} s and was stopped`))
       cmd.kill('SIGKILL')
-    }, opts.timeoutMs ?? 3_600_000)
+    }, timeoutMs)
     const onAbort = (): void => { fail(new RenderError('render canceled')); cmd.kill('SIGKILL') }
     opts.signal?.addEventListener('abort', onAbort, { once: true })
     function fail (err: Error): void {
@@ -80,6 +95,12 @@ export async function runInvocation (inv: FfmpegInvocation, opts: RunOptions): P
     cmd.on('error', (err: Error) => {
       // Killed from outside: SIGKILL is what the kernel's out-of-memory killer sends.
       const signal = /killed with signal (SIG[A-Z0-9]+)/.exec(err.message)?.[1]
+      const exitCode = /exited with code (\d+)/.exec(err.message)?.[1]
+      const limit = explainFailure({ stderr: stderrTail, signal, exitCode: exitCode === undefined ? undefined : Number(exitCode), wallMs: performance.now() - began, cores: os.cpus().length }, limits)
+      if (limit !== undefined) {
+        fail(new RenderError(limit, { cause: err }))
+        return
+      }
       if (signal !== undefined) {
         fail(new RenderError(`ffmpeg was killed by ${signal}${signal === 'SIGKILL' ? ' (the out-of-memory killer does this when the machine runs short of memory)' : ''}`, { cause: err }))
         return
