@@ -58,6 +58,12 @@ const USAGE = `usage: renderswarm <command>
   service install [--enable] [--dry-run] [--state-dir DIR] [-- AGENT FLAGS…]
                                    run the agent as a user service (systemd on Linux, launchd on macOS)
   service uninstall [--disable] [--dry-run];  service status [--json]
+  cloud prices [--provider aws|gcp|azure|local] [--region R] [--json]
+                                   bundled cloud list prices (USD per hour, dated, with sources), cheapest first
+  cloud status [--json] [--state-dir DIR]
+                                   cloud.json (providers, limits, budget), the farm's cloud nodes, spend
+  cloud scale --provider P --count N [--type T] [--spot] [--state-dir DIR]
+                                   ask the coordinator to launch N cloud nodes now
 `
 
 async function main (argv: string[]): Promise<number> {
@@ -81,6 +87,7 @@ async function main (argv: string[]): Promise<number> {
     case 'stop': return await (await import('./jobs.ts')).stopCmd(rest)
     case 'open': return await (await import('./open.ts')).openCmd(rest, (await import('../../agent/daemon.ts')).defaultStateDir)
     case 'service': return await (await import('./service.ts')).serviceCmd(rest, (await import('../../agent/daemon.ts')).defaultStateDir)
+    case 'cloud': return await (await import('./cloud.ts')).cloudCmd(rest, (await import('../../agent/daemon.ts')).defaultStateDir)
     case undefined: case 'help': case '--help': case '-h':
       process.stdout.write(USAGE)
       return command === undefined ? 2 : 0
