@@ -337,3 +337,66 @@ describe('properties', () => {
     }), { numRuns: 300 })
   })
 })
+
+describe('a simulated run (property)', () => {
+  it('metered spend never passes the budget while demand outruns it', () => {
+    const arb = fc.record({
+      lanFps: fc.integer({ min: 1, max: 100 }), cloudFps: fc.integer({ min: 20, max: 300 }), cap: fc.integer({ min: 0, max: 500 }).map((c) => c / 100),
+      jobs: fc.array(fc.record({ frames: fc.integer({ min: 1000, max: 200_000 }), deadlineS: fc.integer({ min: 60, max: 3600 }) }), { minLength: 1, maxLength: 3 }),
+      price: fc.constantFrom(0.4081, 1.006), queue: fc.boolean()
+    })
+    let runsThatLaunched = 0
+    let runsCutByBudget = 0
+    fc.assert(fc.property(arb, (w) => {
+      const meter = new Meter()
+      const tickMs = 30 * S
+      const cand = config({
+        candidates: [{ provider: 'aws', region: 'us-east-1', instanceType: 'g5.xlarge', fps: { ffv1: w.cloudFps } }],
+        maxNodes: 8, idleMs: 120 * S, cooldownMs: 60 * S,
+        // price: which g5 price the run pays — spot (0.4081) or, with an unreachable saving threshold, on-demand (1.006).
+        spot: { minSavings: w.price === 1.006 ? 0.99 : 0.5, maxInterruptionRisk: 0.2, interruptionRisk: { 'g5.xlarge': 0.1 } },
+        ...(w.queue ? { queue: { chunksPerNode: 1, forMs: 0 } } : {})
+      })
+      const left = w.jobs.map((j) => j.frames)
+      const open: Array<ScalerJob & { i: number }> = []
+      let cloudNodes: ScalerNode[] = []
+      let pending: PendingLaunch[] = []
+      let state = {}
+      let seq = 0
+      let cut = false
+      for (let t = 0; t < 120; t++) {
+        const now = NOW + t * tickMs
+        // Booted machines join; work done since the last tick.
+        for (const p of pending.filter((x) => x.launchedMs + cand.bootMs <= now)) for (const id of p.ids) cloudNodes.push(cloudNode(id, { launchedMs: p.launchedMs, costPerHour: p.priceUsdPerHour, fps: { ffv1: w.cloudFps } }))
+        pending = pending.filter((x) => x.launchedMs + cand.bootMs > now)
+        let budgetFrames = (w.lanFps + cloudNodes.length * w.cloudFps) * tickMs / 1000
+        for (let i = 0; i < left.length && budgetFrames > 0; i++) { const d = Math.min(left[i]!, budgetFrames); left[i]! -= d; budgetFrames -= d }
+        const busy = left.some((f) => f > 0)
+        cloudNodes = cloudNodes.map((n) => ({ ...n, busySlots: busy ? 1 : 0, idleSinceMs: busy ? undefined : (n.idleSinceMs ?? now) }))
+        open.length = 0
+        w.jobs.forEach((j, i) => { if (left[i]! > 0) open.push({ ...job(`j${i}`, { framesLeft: left[i]!, chunksQueued: Math.ceil(left[i]! / 1000), deadlineMs: NOW + j.deadlineS * S, createdMs: NOW + i }), i }) })
+        const spent = meter.totalUsd(now)
+        expect(spent).toBeLessThanOrEqual(w.cap + 1e-6)
+        const d = decide({ nowMs: now, nodes: [lan('l1', w.lanFps), ...cloudNodes], jobs: open, pending, prices: PRICES, config: { ...cand, budget: { capUsd: w.cap, spentUsd: spent } }, state })
+        state = d.state
+        for (const tr of d.terminate ?? []) {
+          for (const id of tr.ids) meter.stop(id, now)
+          cloudNodes = cloudNodes.filter((n) => !tr.ids.includes(n.instanceId!))
+          pending = pending.map((p) => ({ ...p, ids: p.ids.filter((id) => !tr.ids.includes(id)) })).filter((p) => p.ids.length > 0)
+        }
+        if ((d.terminate ?? []).some((x) => x.reason === 'budget') || d.notes.some((n) => /budget: .* over the/.test(n))) cut = true
+        if (d.launch !== undefined) {
+          if (seq === 0) runsThatLaunched++
+          const ids = Array.from({ length: d.launch.count }, () => `i-${seq++}`)
+          for (const id of ids) meter.start({ id, provider: 'aws', priceUsdPerHour: d.launch.priceUsdPerHour }, now)
+          pending.push({ ids, provider: 'aws', region: 'us-east-1', instanceType: d.launch.instanceType, spot: d.launch.spot, launchedMs: now, priceUsdPerHour: d.launch.priceUsdPerHour })
+        }
+      }
+      expect(meter.totalUsd(NOW + 120 * tickMs)).toBeLessThanOrEqual(w.cap + 1e-6)
+      if (cut) runsCutByBudget++
+    }), { numRuns: 150 })
+    // The runs did burst, and the budget did bind (else the property would say little).
+    expect(runsThatLaunched).toBeGreaterThan(40)
+    expect(runsCutByBudget).toBeGreaterThan(10)
+  })
+})
