@@ -11,6 +11,11 @@
  * send a Hello with a valid certificate for its own peer id within `helloTimeoutMs`, or it is
  * disconnected; until then every protocol refuses it; a revoked peer is denied by the
  * connection gater. Every refusal is counted in `stats().refused[reason]`.
+ *
+ * Per-peer limits (peer-limits.ts): inbound streams open at once and opened per second, on every
+ * protocol. A stream over a limit is refused ('peer-limit:streams' / 'peer-limit:rate'); a peer
+ * that keeps at it is cut off: its connections are dropped, it is refused for a while (the gater
+ * denies it), and a 'misbehaving' event and a 'peer-cut-off' refusal report it.
  */
 import './polyfill.ts'
 import { createLibp2p, type Libp2p } from 'libp2p'
@@ -25,6 +30,7 @@ import type { Connection, PeerId, PrivateKey, Stream } from '@libp2p/interface'
 import { multiaddr } from '@multiformats/multiaddr'
 import { z } from 'zod'
 import { MembershipTable, type Transition } from '../coordinator/membership.ts'
+import { PeerLimiter, type PeerLimitOptions } from './peer-limits.ts'
 import { fromWire, toWire, WireError } from '../protocol/errors.ts'
 import { farmId, pskFileContents, verifyCertificate, verifyRevocation, type MembershipCertificate, type Revocation } from '../protocol/farm-key.ts'
 import { decodeJson } from '../protocol/framing.ts'
@@ -52,6 +58,8 @@ export interface FarmNodeOptions {
   /** This node's hardware, capabilities and benchmark, sent in Hello. */
   info?: () => NodeInfo | undefined
   now?: () => number
+  /** Per-peer stream limits (defaults in peer-limits.ts). */
+  peerLimits?: Partial<PeerLimitOptions>
 }
 
 export interface MemberView { peerId: string; name: string; state: string; addrs: string[]; lastHeardMs: number; load?: Heartbeat['load'] | undefined; info?: NodeInfo | undefined; accepting?: boolean | undefined; nodeState?: Heartbeat['state'] | undefined }
@@ -74,12 +82,14 @@ export class FarmNode extends EventTarget {
   private readonly beatStreams = new Map<string, Promise<{ stream: Stream; lp: ReturnType<typeof lpStream> }>>()
   readonly farmId: string
   private readonly now: () => number
+  private readonly limiter: PeerLimiter
 
   constructor (private readonly opts: FarmNodeOptions) {
     super()
     this.now = opts.now ?? Date.now
     this.members = new MembershipTable({ heartbeatMs: opts.heartbeatMs ?? 1000 })
     this.farmId = farmId(opts.farm.publicKey)
+    this.limiter = new PeerLimiter(opts.peerLimits, this.now)
     for (const r of opts.revocations ?? []) {
       try {
         const v = verifyRevocation(opts.farm.publicKey, r)
@@ -105,6 +115,8 @@ export class FarmNode extends EventTarget {
 
   async start (): Promise<void> {
     const revoked = this.revoked
+    const limiter = this.limiter
+    const denied = (p: { toString: () => string }): boolean => revoked.has(p.toString()) || limiter.banned(p.toString())
     this.libp2p = await createLibp2p({
       privateKey: this.opts.privateKey,
       addresses: { listen: this.opts.listen },
@@ -113,16 +125,16 @@ export class FarmNode extends EventTarget {
       streamMuxers: [yamux()],
       connectionProtector: preSharedKey({ psk: enc.encode(pskFileContents(this.opts.farm.psk)) }),
       connectionGater: {
-        denyDialPeer: (p) => revoked.has(p.toString()),
-        denyInboundEncryptedConnection: (p) => revoked.has(p.toString()),
-        denyOutboundEncryptedConnection: (p) => revoked.has(p.toString())
+        denyDialPeer: denied,
+        denyInboundEncryptedConnection: denied,
+        denyOutboundEncryptedConnection: denied
       },
       connectionManager: { inboundConnectionThreshold: 100 },
       services: { identify: identify(), ping: ping() }
     })
-    await this.libp2p.handle(PROTOCOLS.membership, (stream, conn) => { void this.onMembership(stream, conn) })
-    await this.libp2p.handle(PROTOCOLS.heartbeat, (stream, conn) => { void this.onHeartbeat(stream, conn) })
-    await this.libp2p.handle(PROTOCOLS.join, (stream, conn) => { void this.onJoin(stream, conn) })
+    await this.libp2p.handle(PROTOCOLS.membership, (stream, conn) => { this.limited(stream, conn, () => this.onMembership(stream, conn)) })
+    await this.libp2p.handle(PROTOCOLS.heartbeat, (stream, conn) => { this.limited(stream, conn, () => this.onHeartbeat(stream, conn)) })
+    await this.libp2p.handle(PROTOCOLS.join, (stream, conn) => { this.limited(stream, conn, () => this.onJoin(stream, conn)) })
     this.libp2p.addEventListener('connection:open', (e) => { void this.onConnection(e.detail) })
     const hb = this.opts.heartbeatMs ?? 1000
     this.timers.push(setInterval(() => { void this.sendHeartbeats() }, hb))
@@ -180,6 +192,43 @@ export class FarmNode extends EventTarget {
     return { refused: { ...this.refused }, members: this.list().filter((m) => m.state !== 'dead').length }
   }
 
+  /** Inbound streams `peer` holds open here now. */
+  openStreamsFrom (peer: string): number {
+    return this.limiter.openStreams(peer)
+  }
+
+  /**
+   * Runs an inbound stream's handler under the peer's limits: over a limit the stream is aborted
+   * unread and counted; a peer that keeps at it is cut off (see the module comment).
+   */
+  private limited (stream: Stream, conn: Connection, handler: () => Promise<void>): void {
+    const peer = conn.remotePeer.toString()
+    const v = this.limiter.open(peer)
+    if (!v.ok) {
+      stream.abort(new Error(`refused: too many streams (${v.reason})`))
+      if (v.reason === 'banned') { this.refuse('peer-cut-off', peer, conn); return }
+      this.refuse(`peer-limit:${v.reason}`, peer)
+      if (v.cutOff) this.cutOff(peer, v.reason)
+      return
+    }
+    // Counted until the stream is closed both ways: a handler that has answered still holds the
+    // stream (and libp2p's per-protocol slot) while the peer leaves its side open.
+    let released = false
+    const release = (): void => { if (!released) { released = true; this.limiter.close(peer) } }
+    if (stream.status === 'closed' || stream.status === 'aborted' || stream.status === 'reset') release()
+    else stream.addEventListener('close', release, { once: true })
+    void handler().catch(() => {})
+  }
+
+  /** Drops every connection of a peer that kept breaking its limits, and reports it. */
+  private cutOff (peer: string, reason: string): void {
+    const name = this.hellos.get(peer)?.name
+    this.refuse('peer-cut-off', peer, undefined, new Error(`${name ?? peer} kept breaking its ${reason} limit; refused for ${Math.round(this.limiter.opts.banMs / 1000)} s`))
+    this.dispatchEvent(new CustomEvent('misbehaving', { detail: { peer, name, reason, banMs: this.limiter.opts.banMs } }))
+    for (const c of this.libp2p?.getConnections() ?? []) if (c.remotePeer.toString() === peer) { try { c.abort(new Error(`cut off: ${reason}`)) } catch { /* already closed */ } }
+    this.beatStreams.delete(peer)
+  }
+
   /**
    * Serves a member-only protocol: a stream from a peer that has not proved membership is
    * refused (counted as 'not-member') before the handler sees a byte.
@@ -189,11 +238,13 @@ export class FarmNode extends EventTarget {
     await this.libp2p.handle(protocol, (stream, conn) => {
       const peer = conn.remotePeer.toString()
       if (!this.isMember(peer)) { this.refuse('not-member', peer, conn); stream.abort(new Error('not a member')); return }
-      void handler(stream, peer).catch((err: unknown) => {
-        this.refuse(err instanceof WireError ? err.code : 'bad-frame', peer)
-        stream.abort(err as Error)
+      this.limited(stream, conn, async () => {
+        await handler(stream, peer).catch((err: unknown) => {
+          this.refuse(err instanceof WireError ? err.code : 'bad-frame', peer)
+          stream.abort(err as Error)
+        })
       })
-    })
+    }, { maxInboundStreams: this.limiter.opts.maxOpenStreams + 1 })
   }
 
   /**
