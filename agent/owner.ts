@@ -181,12 +181,19 @@ export class Owner {
     const coordinator = await this.d.coordinator()
     const dir = path.join(this.d.jobsDir, spec.id)
     let record: JobRecord
+    // Where the output goes, kept until the coordinator has answered: if the answer is lost (the
+    // coordinator died after accepting), the job still reaches this owner and is taken up.
+    const pendingKey = `submitting:${spec.id}`
+    this.d.store.setJson(pendingKey, output)
     try {
       record = (await this.d.node.request(coordinator, PROTOCOLS.submit, { type: 'submit', job: spec }, SubmitReplySchema, { maxBytes: MAX_FRAME_BYTES.submit, timeoutMs: 20_000 })).record
     } catch (err) {
-      throw asRequestError(err)
+      // A refusal is final; anything else (a timeout, a lost connection) may have been accepted.
+      if (err instanceof WireError) this.d.store.deleteKey(pendingKey)
+      const refused = asRequestError(err)
+      if (!(err instanceof WireError)) refused.message = `${refused.message} (the farm may still have taken the job: \`renderswarm jobs\` shows it if so, and it will be written to ${output!})`
+      throw refused
     }
-    await mkdir(dir, { recursive: true })
     const abort = new AbortController()
     const owned: Owned = {
       spec, preset, output: output!, dir, abort, finishing: false,
@@ -195,8 +202,10 @@ export class Owner {
     }
     owned.audio.catch(() => {})
     this.jobs.set(spec.id, owned)
+    await mkdir(dir, { recursive: true })
     this.d.store.putJob(spec.id, record, record.updatedMs)
     this.d.store.setJobOutput(spec.id, owned.output)
+    this.d.store.deleteKey(pendingKey)
     this.d.log(`job ${spec.id} submitted: ${record.chunks.length} chunks, ${spec.timeline.duration} frames → ${owned.output}`)
     return record
   }
@@ -207,8 +216,13 @@ export class Owner {
     // A late copy of a chunk (a worker that was cut off, a speculative copy) after the output is written.
     if (job === undefined && this.written.has(h.jobId)) return { refuse: 'duplicate', message: `job ${h.jobId} is already written` }
     if (job === undefined) {
-      const status = this.d.store.getJob<JobRecord>(h.jobId)?.status
-      if (status !== undefined && TERMINAL.has(status)) return { refuse: 'duplicate', message: `job ${h.jobId} is ${status}; its segments are no longer needed` }
+      const rec = this.d.store.getJob<JobRecord>(h.jobId)
+      if (rec !== undefined && TERMINAL.has(rec.status)) return { refuse: 'duplicate', message: `job ${h.jobId} is ${rec.status}; its segments are no longer needed` }
+      // Ours, but the submit's answer was lost: take it up now; the worker offers the segment again.
+      if (rec !== undefined && rec.spec.owner === this.d.node.peerId.toString() && this.outputOf(h.jobId) !== undefined) {
+        this.resuming ??= this.resume().finally(() => { this.resuming = undefined })
+        return { refuse: 'not-found', message: `job ${h.jobId} is being taken up here; offer the segment again` }
+      }
     }
     if (job === undefined) return { refuse: 'not-found', message: `this member owns no running job ${h.jobId}` }
     const chunk = job.chunks.get(h.chunkId)
@@ -278,7 +292,8 @@ export class Owner {
     for (const rec of this.d.store.listJobs<JobRecord>(10_000)) {
       const id = rec.spec.id
       if (rec.spec.owner !== self || TERMINAL.has(rec.status) || this.jobs.has(id)) continue
-      const output = this.d.store.jobOutput(id)
+      const output = this.outputOf(id)
+      if (output !== undefined && this.d.store.jobOutput(id) === undefined) { this.d.store.setJobOutput(id, output); this.d.store.deleteKey(`submitting:${id}`) }
       let preset: Preset
       try {
         if (output === undefined) throw new Error('its output path was not recorded')
@@ -309,6 +324,7 @@ export class Owner {
           await rm(file, { force: true })
         }
       }
+      if (this.jobs.has(id)) continue // its submit's answer arrived meanwhile
       const abort = new AbortController()
       const owned: Owned = { spec: rec.spec, preset, output: output!, dir, abort, finishing: false, resumed: true, chunks, audio: this.renderAudio(rec.spec, preset, dir, abort.signal) }
       owned.audio.catch(() => {})
@@ -316,6 +332,13 @@ export class Owner {
       this.d.log(`job ${id} taken up again after a restart: ${kept} of ${chunks.size} segments already here`)
       if (kept === chunks.size) { owned.finishing = true; void this.finish(owned) }
     }
+  }
+
+  private resuming: Promise<void> | undefined
+
+  /** Where a job's output goes: recorded once accepted, or pending while its submit was unanswered. */
+  private outputOf (jobId: string): string | undefined {
+    return this.d.store.jobOutput(jobId) ?? this.d.store.getJson<string>(`submitting:${jobId}`)
   }
 
   async stop (): Promise<void> {
