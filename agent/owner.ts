@@ -361,8 +361,8 @@ export class Owner {
     let error: string | undefined
     try {
       const audio = await job.audio
-      const segments = [...job.chunks.values()].sort((a, b) => a.index - b.index).map((c) => c.file!)
-      await runInvocation(compileJoin({ segments, audio, preset, listFile: path.join(job.dir, 'segments.ffconcat'), outFile: partial, frames: spec.timeline.duration }), { ffmpeg: this.d.tools.ffmpeg, signal: job.abort.signal })
+      const segments = [...job.chunks.values()].sort((a, b) => a.index - b.index).map((c) => ({ file: c.file!, frames: c.frames }))
+      await runInvocation(compileJoin({ segments, fps: spec.timeline.fps, audio, preset, listFile: path.join(job.dir, 'segments.ffconcat'), outFile: partial, frames: spec.timeline.duration }), { ffmpeg: this.d.tools.ffmpeg, signal: job.abort.signal })
       await validateOutput(this.d.tools.ffprobe, partial, { frames: spec.timeline.duration, fps: spec.timeline.fps, audioSeconds: framesToSeconds(spec.timeline.duration, spec.timeline.fps) })
       await rename(partial, job.output)
       this.written.add(spec.id)

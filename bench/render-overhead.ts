@@ -118,7 +118,8 @@ async function timeChunked (tools: FfmpegTools, ctx: (workDir: string) => Compil
     await runInvocation(compileChunk(ctx(path.join(dir, `chunk-${c.index}`)), c, segFile(c.index)), { ffmpeg: tools.ffmpeg })
   }
   await runInvocation(compileJoin({
-    segments: plan.map((c) => segFile(c.index)),
+    segments: plan.map((c) => ({ file: segFile(c.index), frames: c.end - c.start })),
+    fps: t.fps,
     audio: undefined,
     preset,
     listFile: path.join(dir, 'segments.ffconcat'),

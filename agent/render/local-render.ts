@@ -120,7 +120,8 @@ export async function renderTimeline (req: RenderRequest): Promise<RenderResult>
     ]
     await runPool(tasks, req.parallel)
     await runInvocation(compileJoin({
-      segments: plan.map((c) => segFile(c.index)),
+      segments: plan.map((c) => ({ file: segFile(c.index), frames: c.end - c.start })),
+      fps: t.fps,
       audio: audioFile,
       preset,
       listFile: path.join(work, 'segments.ffconcat'),

@@ -67,8 +67,14 @@ describe('compileAudio and compileJoin: exact argv', () => {
     expect(toArgv(compileAudio(ctx(t3, 'h264'), '/work/audio.m4a'))).toEqual(["-protocol_whitelist","file","-ss","1","-t","2.9","-i","/cache/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa","-protocol_whitelist","file","-t","2.5","-i","/cache/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa","-nostdin","-hide_banner","-loglevel","error","-stats","-y","-filter_complex","anullsrc=r=48000:cl=stereo,atrim=end_sample=19200,aformat=sample_fmts=fltp:sample_rates=48000:channel_layouts=stereo[a0s];[0:a:0]aresample=48000,aformat=sample_fmts=fltp:sample_rates=48000:channel_layouts=stereo,asetpts=PTS-STARTPTS,atempo=1.5,apad,atrim=end_sample=76800,volume=0.25[a0c];[a0s][a0c]concat=n=2:v=0:a=1,apad,atrim=end_sample=96000[a0];[1:a:0]aresample=48000,aformat=sample_fmts=fltp:sample_rates=48000:channel_layouts=stereo,asetpts=PTS-STARTPTS,apad,atrim=end_sample=96000,apad,atrim=end_sample=96000[a1];[a0][a1]amix=inputs=2:duration=first:dropout_transition=0,volume=2[aout]","-map","[aout]","-c:a","aac","-b:a","192k","-vn","-f","ipod","/work/audio.m4a"])
   })
 
+  it('join: every segment\'s exact duration in the concat list (no millisecond drift over many chunks)', () => {
+    const inv = compileJoin({ segments: [{ file: '/w/seg-0.mkv', frames: 13 }, { file: '/w/seg-1.mkv', frames: 12 }], fps: { num: 30, den: 1 }, preset: resolvePreset('ffv1'), listFile: '/w/list.ffconcat', outFile: '/out/x.mkv', frames: 25 })
+    expect(inv.files).toEqual([{ path: '/w/list.ffconcat', content: "ffconcat version 1.0\nfile 'seg-0.mkv'\nduration 0.433333\nfile 'seg-1.mkv'\nduration 0.400000\n" }])
+    expect(() => compileJoin({ segments: [{ file: '/w/seg-0.mkv', frames: 0 }], fps: { num: 30, den: 1 }, preset: resolvePreset('ffv1'), listFile: '/w/list.ffconcat', outFile: '/out/x.mkv', frames: 0 })).toThrow(/whole number ≥ 1/)
+  })
+
   it('join: concat demuxer, stream copy, audio muxed', () => {
-    expect(toArgv(compileJoin({ segments: ['/w/seg-0.mp4', '/w/seg-1.mp4'], audio: '/w/audio.m4a', preset: resolvePreset('h264'), listFile: '/w/list.ffconcat', outFile: '/out/x.mp4', frames: 10 }))).toEqual(["-f","concat","-safe","1","-protocol_whitelist","file","-i","/w/list.ffconcat","-protocol_whitelist","file","-i","/w/audio.m4a","-nostdin","-hide_banner","-loglevel","error","-stats","-y","-map","0:v:0","-map","1:a:0","-c","copy","-movflags","+faststart","-f","mp4","/out/x.mp4"])
+    expect(toArgv(compileJoin({ segments: [{ file: '/w/seg-0.mp4', frames: 5 }, { file: '/w/seg-1.mp4', frames: 5 }], fps: { num: 30000, den: 1001 }, audio: '/w/audio.m4a', preset: resolvePreset('h264'), listFile: '/w/list.ffconcat', outFile: '/out/x.mp4', frames: 10 }))).toEqual(["-f","concat","-safe","1","-protocol_whitelist","file","-i","/w/list.ffconcat","-protocol_whitelist","file","-i","/w/audio.m4a","-nostdin","-hide_banner","-loglevel","error","-stats","-y","-map","0:v:0","-map","1:a:0","-c","copy","-movflags","+faststart","-f","mp4","/out/x.mp4"])
   })
 })
 
