@@ -21,7 +21,9 @@ export const LIMITS = {
   maxTracks: 32,
   maxClips: 2000,
   maxEffectsPerClip: 8,
-  maxTextLength: 1000
+  maxTextLength: 1000,
+  /** Entries of an editor file's `assets` map. */
+  maxAssets: 4096
 } as const
 
 export class TimelineError extends Error {
@@ -58,6 +60,19 @@ function clip (s: string): string {
   return safe.length > 40 ? `${safe.slice(0, 40)}…` : safe
 }
 
+/**
+ * An array whose length is checked before any item is parsed: zod parses every item of an
+ * over-long array before reporting its length, so 10^5 clips took seconds to refuse.
+ */
+export function boundedArray<T extends z.ZodTypeAny> (item: T, max: number) {
+  return z.array(z.unknown()).max(max, `must have at most ${max} items`).pipe(z.array(item))
+}
+
+/** A record whose key count is checked before any value is parsed (see boundedArray). */
+export function boundedRecord<K extends z.KeySchema, V extends z.ZodTypeAny> (key: K, value: V, max: number) {
+  return z.record(z.string(), z.unknown()).refine((o) => Object.keys(o).length <= max, `must have at most ${max} entries`).pipe(z.record(key, value))
+}
+
 const hexColor = z.string().regex(/^#[0-9a-fA-F]{6}([0-9a-fA-F]{2})?$/, 'colour must be #RRGGBB or #RRGGBBAA')
 const clipId = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'clip id must be 1–64 letters, digits, "_" or "-"')
 const coord = z.number().int('must be a whole number of pixels').min(-16384).max(16384)
@@ -92,7 +107,7 @@ function makeSchemas<R extends z.ZodTypeAny> (ref: R) {
     scale: unit(0.01, 10).optional(),
     fadeIn: frames('fadeIn').optional(),
     fadeOut: frames('fadeOut').optional(),
-    fx: z.array(effect).max(LIMITS.maxEffectsPerClip).optional()
+    fx: boundedArray(effect, LIMITS.maxEffectsPerClip).optional()
   }).strict()
   const text = z.object({
     ...base,
@@ -115,10 +130,10 @@ function makeSchemas<R extends z.ZodTypeAny> (ref: R) {
     b: clipId,
     kind: z.enum(['dissolve', 'wipeleft', 'slideleft', 'fadeblack'])
   }).strict()
-  const videoTrack = z.object({ clips: z.array(videoClip).max(LIMITS.maxClips), transitions: z.array(transition).optional() }).strict()
+  const videoTrack = z.object({ clips: boundedArray(videoClip, LIMITS.maxClips), transitions: boundedArray(transition, LIMITS.maxClips).optional() }).strict()
   const audioTrack = z.object({
-    clips: z.array(media).max(LIMITS.maxClips),
-    transitions: z.array(transition).optional(),
+    clips: boundedArray(media, LIMITS.maxClips),
+    transitions: boundedArray(transition, LIMITS.maxClips).optional(),
     volume: unit(0, 4).optional()
   }).strict()
   const common = {
@@ -132,8 +147,8 @@ function makeSchemas<R extends z.ZodTypeAny> (ref: R) {
     height: z.number().int().positive().max(LIMITS.maxDimension, `must be at most ${LIMITS.maxDimension}`).refine((n) => n % 2 === 0, 'must be even'),
     sampleRate: z.number().int().min(8000).max(192000).default(48000),
     duration: positiveFrames('duration'),
-    video: z.array(videoTrack).max(LIMITS.maxTracks),
-    audio: z.array(audioTrack).max(LIMITS.maxTracks).default([])
+    video: boundedArray(videoTrack, LIMITS.maxTracks),
+    audio: boundedArray(audioTrack, LIMITS.maxTracks).default([])
   }
   return { media, text, color, videoClip, transition, videoTrack, audioTrack, effect, common }
 }
@@ -144,11 +159,11 @@ const keySchemas = makeSchemas(keyRef)
 export const TimelineSnapshotSchema = z.object(hashSchemas.common).strict()
 export const TimelineFileSchema = z.object({
   ...keySchemas.common,
-  assets: z.record(z.string(), z.object({
+  assets: boundedRecord(z.string(), z.object({
     path: z.string().min(1, 'path must not be empty').max(4096).refine((s) => !s.includes('\u0000'), 'path must not contain NUL'),
     /** Optional: the editor's own hash of the file; a mismatch is refused. */
     sha256: z.string().regex(SHA256, 'sha256 must be 64 lowercase hex digits').optional()
-  }).strict())
+  }).strict(), LIMITS.maxAssets)
 }).strict()
 
 export type TimelineSnapshot = z.infer<typeof TimelineSnapshotSchema>

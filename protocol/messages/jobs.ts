@@ -15,7 +15,7 @@
  * Within major 1 fields are only added as optional; enums only grow at the end.
  */
 import { z } from 'zod'
-import { TimelineSnapshotSchema } from '../timeline.ts'
+import { boundedArray, boundedRecord, TimelineSnapshotSchema } from '../timeline.ts'
 import { peerId } from './membership.ts'
 
 export const PRIORITY_NAMES = ['low', 'normal', 'high', 'urgent'] as const
@@ -53,8 +53,19 @@ export const JobSpecSchema = z.object({
   maxCost: z.number().nonnegative().max(1e7).optional(),
   createdMs: epochMs,
   timeline: TimelineSnapshotSchema,
-  media: z.record(sha256, MediaInfoSchema).refine((m) => Object.keys(m).length <= 4096, 'at most 4096 assets'),
-  assets: z.array(AssetRefSchema).max(4096)
+  media: boundedRecord(sha256, MediaInfoSchema, 4096),
+  assets: boundedArray(AssetRefSchema, 4096),
+  /**
+   * What the owner measured of this timeline just before submitting (agent/probe.ts): `frames`
+   * rendered in `seconds` with ffmpeg's start-up taken out, that start-up per run, and how long
+   * the owner's own preparation took. The estimate scales benchmark speeds by it (coordinator/estimate.ts).
+   */
+  probe: z.object({
+    frames: z.number().int().positive().max(100_000),
+    seconds: z.number().positive().max(3600),
+    startSeconds: z.number().nonnegative().max(600),
+    prepareSeconds: z.number().nonnegative().max(3600)
+  }).strict().optional()
 }).strict()
 export type JobSpec = z.infer<typeof JobSpecSchema>
 
