@@ -24,7 +24,7 @@ import { WireError } from '../protocol/errors.ts'
 import { MAX_FRAME_BYTES, PROTOCOLS } from '../protocol/ids.ts'
 import { CoordinatorRequestSchema, LeaseReplySchema, AckSchema, type ChunkRecord, type CoordinatorRequest, type JobRecord, type JobSpec, type StatusPush } from '../protocol/messages/jobs.ts'
 import { parseSnapshot, TimelineError } from '../protocol/timeline.ts'
-import { chunkCount, checkMaxCost, CostExceededError, estimate, EstimateError, jobFps, type Estimate, type EstimateNode } from '../coordinator/estimate.ts'
+import { chunkCount, checkMaxCost, CostExceededError, estimate, EstimateError, jobFps, probeSpeedFactor, type Estimate, type EstimateNode } from '../coordinator/estimate.ts'
 import type { SchedChunk } from '../coordinator/scheduler.ts'
 import { planChunks } from '../coordinator/planner.ts'
 import { Scheduler, type Lease, type SchedNode } from '../coordinator/scheduler.ts'
@@ -64,6 +64,10 @@ export interface CoordinatorDeps {
 }
 
 const TERMINAL = new Set(['done', 'failed', 'cancelled'])
+/** The estimate's measured fixed costs (decision 29, bench/estimate): a chunk's round beyond ffmpeg's start-up, submit to first lease beyond the owner's preparation, the owner's join/mux/validation. */
+const CHUNK_ROUND_SECONDS = 0.3
+const SUBMIT_SECONDS = 0.3
+const FINISH_SECONDS = 0.6
 /** The software encoder of each preset: every chunk of a job uses the same one, so chunks match. */
 const ENCODER: Record<JobSpec['preset'], string> = { ffv1: 'ffv1', h264: 'libx264', hevc: 'libx265', prores: 'prores_ks' }
 
@@ -278,9 +282,17 @@ export class Coordinator {
     const preset = resolvePreset(spec.preset)
     const usable = this.d.nodes().filter((n) => n.slots > 0 && n.encoders.includes(ENCODER[spec.preset]) && !this.paused.has(n.peerId))
     const nodes: EstimateNode[] = usable.map((n) => ({ peerId: n.peerId, fps: n.fps, slots: n.slots, costPerHour: n.costPerHour, accepting: true }))
+    const align = gopFrames(preset, timeline.fps)
+    // Calibration (decision 29): the owner's probe of this timeline against the owner's benchmark;
+    // the measured fixed costs (bench/estimate): ffmpeg's start-up as the probe saw it plus the
+    // rest of a chunk's round (fetch from cache, segment check, hand-over, report), the owner's
+    // preparation plus submit and first lease, and the owner's join, mux and validation.
+    const owner = this.d.nodes().find((n) => n.peerId === spec.owner)
+    const speedFactor = probeSpeedFactor(spec.probe, owner?.fps[spec.preset], timeline.width, timeline.height)
+    const calibrated = spec.probe !== undefined ? { speedFactor, chunkOverheadSeconds: spec.probe.startSeconds + CHUNK_ROUND_SECONDS, fixedSeconds: spec.probe.prepareSeconds + SUBMIT_SECONDS, joinSeconds: FINISH_SECONDS } : {}
     let est: Estimate
     try {
-      est = estimate({ frames: timeline.duration, width: timeline.width, height: timeline.height, preset: spec.preset, nodes, nowMs: now })
+      est = estimate({ frames: timeline.duration, width: timeline.width, height: timeline.height, preset: spec.preset, nodes, nowMs: now, align, ...calibrated, ...(this.d.chunkSeconds !== undefined ? { targetChunkSeconds: this.d.chunkSeconds } : {}) })
     } catch (err) {
       if (err instanceof EstimateError) throw new WireError('invalid-job', err.message)
       throw err
@@ -291,8 +303,7 @@ export class Coordinator {
       if (err instanceof CostExceededError) throw new WireError('cost-exceeded', err.message)
       throw err
     }
-    const align = gopFrames(preset, timeline.fps)
-    const count = chunkCount({ frames: timeline.duration, fpsPerNode: nodes.map((n) => jobFps(n.fps[spec.preset] ?? 0, timeline.width, timeline.height)).filter((f) => f > 0), align, ...(this.d.chunkSeconds !== undefined ? { targetChunkSeconds: this.d.chunkSeconds } : {}) })
+    const count = chunkCount({ frames: timeline.duration, fpsPerNode: nodes.map((n) => jobFps(n.fps[spec.preset] ?? 0, timeline.width, timeline.height) * speedFactor).filter((f) => f > 0), align, ...(this.d.chunkSeconds !== undefined ? { targetChunkSeconds: this.d.chunkSeconds } : {}) })
     const ranges = planChunks(timeline.duration, count, { align })
     return { estimate: { ...est, chunks: ranges.length }, ranges }
   }

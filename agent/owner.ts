@@ -19,7 +19,7 @@
  * dir, the audio rendered anew; the coordinator hears which segments it holds and which it
  * lost, and workers that kept segments while it was away hand them over.
  */
-import { randomUUID } from 'node:crypto'
+import { createHash, randomUUID } from 'node:crypto'
 import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises'
 import path from 'node:path'
 import { z } from 'zod'
@@ -39,6 +39,7 @@ import { validateOutput } from './render/validate.ts'
 import { sha256File } from './assets.ts'
 import type { Store } from './store.ts'
 import { loadTimelineFile } from './timeline-file.ts'
+import { probeTimeline, type ProbeResult } from './probe.ts'
 
 /** The body of `POST /v1/jobs` (and `POST /v1/estimate`). Paths are on the owner's machine. */
 export const JobRequestSchema = z.object({
@@ -107,6 +108,8 @@ export class Owner {
   private readonly jobs = new Map<string, Owned>()
   /** Jobs whose output this owner wrote (the most recent 1000). */
   private readonly written = new Set<string>()
+  /** The estimate's probe of each timeline+preset (agent/probe.ts), kept 10 minutes so a submit after an estimate does not probe again. */
+  private readonly probes = new Map<string, { at: number; result: ProbeResult }>()
 
   constructor (private readonly d: OwnerDeps) {}
 
@@ -120,6 +123,7 @@ export class Owner {
     }
     const req = res.data
     const now = Date.now()
+    const began = performance.now()
     if (!(PRIORITY_NAMES as readonly string[]).includes(req.priority)) throw new JobRequestError('priority', `"${req.priority}" is not a priority; use one of ${PRIORITY_NAMES.join(', ')}`)
     const deadlineMs = req.deadline !== undefined ? parseDeadline(req.deadline, now) : undefined
     let preset: Preset
@@ -160,7 +164,30 @@ export class Owner {
       assets
     }
     if (JSON.stringify(spec).length > MAX_FRAME_BYTES.submit - 1024) throw new JobRequestError('timeline', `is too large to submit (over ${MAX_FRAME_BYTES.submit / 1024 / 1024} MiB as a snapshot)`)
+    const prepareSeconds = Math.round((performance.now() - began) / 1000 * 1e4) / 1e4
+    const probe = await this.probe(spec, preset, loaded.sources)
+    if (probe !== undefined) spec.probe = { ...probe, prepareSeconds }
     return { spec, preset, output, sources: loaded.sources }
+  }
+
+  /** The timeline's probe for the estimate (cached per timeline and preset); undefined when it could not run. */
+  private async probe (spec: JobSpec, preset: Preset, sources: Record<string, string>): Promise<ProbeResult | undefined> {
+    const key = createHash('sha256').update(preset.name).update(JSON.stringify(spec.timeline)).update(JSON.stringify(spec.media)).digest('hex')
+    const now = Date.now()
+    for (const [k, v] of this.probes) if (now - v.at > 600_000) this.probes.delete(k)
+    const hit = this.probes.get(key)
+    if (hit !== undefined) return hit.result
+    try {
+      await mkdir(this.d.jobsDir, { recursive: true })
+      const result = await probeTimeline({ timeline: spec.timeline, media: spec.media, sources, preset, ffmpeg: this.d.tools.ffmpeg, tmpDir: this.d.jobsDir })
+      if (this.probes.size >= 100) this.probes.delete(this.probes.keys().next().value!)
+      this.probes.set(key, { at: now, result })
+      return result
+    } catch (err) {
+      // The estimate falls back on the benchmark alone; a timeline that cannot render fails on the workers with their reason.
+      this.d.log(`estimate probe of ${spec.name}: ${(err as Error).message}`)
+      return undefined
+    }
   }
 
   async estimate (body: unknown): Promise<z.infer<typeof EstimateReplySchema>['estimate']> {

@@ -15,8 +15,20 @@
  * benchmark is a short synthetic run, so real footage can go somewhat faster or slower (noise
  * both ways), and workstations are shared, so an owner's own work can slow a render far more
  * than anything can speed it up (hence the wider band above).
- * Cost = Σ over the nodes used of costPerHour × seconds / 3600 (each is busy until the end),
- * for each of low/expected/high, rounded to 1e-6 USD.
+ * Cost = Σ over the nodes used of costPerHour × render seconds / 3600, for each of
+ * low/expected/high, rounded to 1e-6 USD. Render seconds are what a node spends on its chunks
+ * (frames / Σ fps + chunk overhead × chunks / nodes: all finish together), which is what a job's
+ * actualCost meters (each chunk from lease to done × its node's rate); the fixed costs and the
+ * join run on the owner and are not billed.
+ *
+ * Calibration (decision 29). The benchmark is a synthetic scene; a real timeline renders faster
+ * or slower than it (a colour+text timeline ~5× faster, a many-input one slower). The owner
+ * renders a short probe of the job's own timeline before submitting (agent/probe.ts) and sends
+ * what it measured (JobSpec.probe): the frames/second of the probe with ffmpeg's start-up taken
+ * out, that start-up, and how long its own preparation took. `speedFactor` = probe fps / the
+ * owner's benchmark job fps (probeSpeedFactor) scales every node's job fps; the start-up becomes
+ * part of the chunk overhead; `fixedSeconds` (preparation, submit, first lease) is added once.
+ * Without a probe (an older owner) the factor is 1 and the defaults apply.
  *
  * Chunks. chunkCount = clamp(ceil(frames / (median fps × targetChunkSeconds)), nodes, frames/align):
  * a chunk takes about the target time (30 s) on a typical node, which keeps the ~0.3 s fixed
@@ -57,6 +69,10 @@ export interface EstimateInput {
   targetChunkSeconds?: number
   /** Keyframe interval in frames for inter-frame codecs (chunk boundaries fall on keyframes). */
   align?: number | undefined
+  /** Multiplies every node's job fps: this timeline's speed relative to the benchmark (probeSpeedFactor). Default 1. */
+  speedFactor?: number | undefined
+  /** Time before the first chunk starts (the owner's preparation, submit, first lease), in seconds. Default 0. */
+  fixedSeconds?: number | undefined
 }
 
 export interface Range { low: number; expected: number; high: number }
@@ -126,6 +142,22 @@ export function chunkCount (input: { frames: number; fpsPerNode: readonly number
   return Math.min(most, Math.max(byTarget, fps.length))
 }
 
+/** The probe's speed factor is kept within these bounds (a probe of a few frames can mislead; a factor past them is noise). */
+export const MIN_SPEED_FACTOR = 0.05
+export const MAX_SPEED_FACTOR = 20
+
+/**
+ * How much faster (>1) or slower (<1) this timeline renders than the benchmark says: the probe's
+ * fps (frames / seconds, start-up excluded) over the owner's benchmark fps scaled to the job's
+ * frame size, clamped to [MIN_SPEED_FACTOR, MAX_SPEED_FACTOR]. 1 when either figure is missing.
+ */
+export function probeSpeedFactor (probe: { frames: number; seconds: number } | undefined, ownerBenchFps: number | undefined, width: number, height: number): number {
+  if (probe === undefined || ownerBenchFps === undefined) return 1
+  const bench = jobFps(ownerBenchFps, width, height)
+  if (bench <= 0 || !Number.isFinite(probe.frames) || !Number.isFinite(probe.seconds) || probe.frames <= 0 || probe.seconds <= 0) return 1
+  return Math.min(MAX_SPEED_FACTOR, Math.max(MIN_SPEED_FACTOR, probe.frames / probe.seconds / bench))
+}
+
 const round = (x: number, digits: number): number => Math.round(x * 10 ** digits) / 10 ** digits
 
 export interface FinishInput {
@@ -190,11 +222,15 @@ export function estimate (input: EstimateInput): Estimate {
   const { frames, width, height, preset, nowMs } = input
   const overhead = input.chunkOverheadSeconds ?? 0.3
   const join = input.joinSeconds ?? 1
+  const factor = input.speedFactor ?? 1
+  const fixed = input.fixedSeconds ?? 0
+  if (!Number.isFinite(factor) || factor <= 0) throw new EstimateError(`speedFactor must be a number > 0 (got ${factor})`)
+  if (!Number.isFinite(fixed) || fixed < 0) throw new EstimateError(`fixedSeconds must be a number ≥ 0 (got ${fixed})`)
   if (!Number.isFinite(nowMs)) throw new EstimateError(`nowMs must be a number (got ${nowMs})`)
   if (!Number.isFinite(overhead) || overhead < 0) throw new EstimateError(`chunkOverheadSeconds must be a number ≥ 0 (got ${overhead})`)
   if (!Number.isFinite(join) || join < 0) throw new EstimateError(`joinSeconds must be a number ≥ 0 (got ${join})`)
   const usable = input.nodes
-    .map((node) => ({ node, fps: jobFps(node.fps[preset] ?? 0, width, height) }))
+    .map((node) => ({ node, fps: jobFps(node.fps[preset] ?? 0, width, height) * factor }))
     .filter((u) => u.node.accepting && u.node.slots >= 1 && u.fps > 0)
     .sort((a, b) => b.fps - a.fps || (a.node.peerId < b.node.peerId ? -1 : 1))
   if (usable.length === 0) throw new EstimateError(`no accepting node can render preset "${preset}" (none has a benchmark for it); wait for nodes to benchmark it or choose another preset`)
@@ -204,13 +240,14 @@ export function estimate (input: EstimateInput): Estimate {
   const chunks = chunkCount({ frames, fpsPerNode: usable.map((u) => u.fps), targetChunkSeconds: input.targetChunkSeconds, align: input.align })
   const used = usable.slice(0, Math.min(usable.length, chunks))
   const fps = used.reduce((s, u) => s + u.fps, 0)
-  const expected = predictFinish({ frames, fps: used.map((u) => u.fps), chunks, chunkOverheadSeconds: overhead, joinSeconds: join }).finishSeconds
+  const finish = predictFinish({ frames, fps: used.map((u) => u.fps), chunks, chunkOverheadSeconds: overhead, joinSeconds: join })
+  const expected = fixed + finish.finishSeconds
   const seconds = { low: round(expected * LOW_FACTOR, 3), expected: round(expected, 3), high: round(expected * HIGH_FACTOR, 3) }
   const perHour = used.reduce((s, u) => s + u.node.costPerHour, 0)
-  const costOf = (s: number): number => round(perHour * s / 3600, 6)
+  const costOf = (f: number): number => round(perHour * finish.renderedSeconds * f / 3600, 6)
   return {
     seconds,
-    cost: { low: costOf(seconds.low), expected: costOf(seconds.expected), high: costOf(seconds.high), currency: 'USD' },
+    cost: { low: costOf(LOW_FACTOR), expected: costOf(1), high: costOf(HIGH_FACTOR), currency: 'USD' },
     nodes: used.length,
     completionAt: new Date(nowMs + Math.round(seconds.expected * 1000)).toISOString(),
     chunks,

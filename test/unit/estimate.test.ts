@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
-import { checkMaxCost, chunkCount, CostExceededError, estimate, EstimateError, jobFps, MAX_CHUNKS, type Estimate, type EstimateInput, type EstimateNode } from '../../coordinator/estimate.ts'
+import { checkMaxCost, chunkCount, CostExceededError, estimate, EstimateError, jobFps, MAX_CHUNKS, MAX_SPEED_FACTOR, MIN_SPEED_FACTOR, probeSpeedFactor, type Estimate, type EstimateInput, type EstimateNode } from '../../coordinator/estimate.ts'
+import { probeRanges } from '../../agent/probe.ts'
 
 const NOW = Date.UTC(2025, 0, 1)
 function node (peerId: string, over: Partial<EstimateNode> = {}): EstimateNode {
@@ -57,10 +58,11 @@ describe('estimate', () => {
     expect(est.seconds.expected).toBe(23.8)
   })
 
-  it('prices every used node for the whole run, rounded to a millionth of a dollar', () => {
+  it('prices every used node for its render time (not the join), rounded to a millionth of a dollar', () => {
     const est = estimate(input())
-    // (3.6 + 0.036) $/h × 11.3 s / 3600 = 0.0114130…
-    expect(est.cost).toEqual({ low: 0.009701, expected: 0.011413, high: 0.014837, currency: 'USD' })
+    // What actualCost meters: each node's chunks, 10 s + 0.3 s here; the 1 s join is the owner's.
+    // (3.6 + 0.036) $/h × 10.3 s / 3600 = 0.0104030…
+    expect(est.cost).toEqual({ low: 0.008843, expected: 0.010403, high: 0.013524, currency: 'USD' })
     const free = estimate(input({ nodes: [node('local', { costPerHour: 0 })] }))
     expect(free.cost.expected).toBe(0)
   })
@@ -71,7 +73,7 @@ describe('estimate', () => {
     expect(est.chunks).toBe(1)
     expect(est.nodes).toBe(1)
     expect(est.seconds.expected).toBe(1.317) // 1/60 + 0.3 + 1
-    expect(est.cost.expected).toBe(Math.round(3.6 * 1.317 / 3600 * 1e6) / 1e6)
+    expect(est.cost.expected).toBe(Math.round(3.6 * 0.317 / 3600 * 1e6) / 1e6)
     // A GOP longer than the timeline: one chunk too.
     expect(estimate(input({ align: 1000 })).nodes).toBe(1)
   })
@@ -114,13 +116,13 @@ describe('checkMaxCost', () => {
     expect(ce.maxCost).toBe(0.01)
     expect(ce.estimate).toBe(est)
     // Enough decimals that the figures differ on screen.
-    expect(ce.message).toMatch(/\$0\.011 USD .*\$0\.010 USD/)
+    expect(ce.message).toMatch(/\$0\.0104 USD .*\$0\.0100 USD/)
     expect(() => checkMaxCost(priced(12.5), 10)).toThrow(/\$12\.50 USD exceeds the job's maximum of \$10\.00 USD/)
   })
 
   it('passes at or under the limit, or without one', () => {
     expect(() => checkMaxCost(est, undefined)).not.toThrow()
-    expect(() => checkMaxCost(est, 0.011413)).not.toThrow()
+    expect(() => checkMaxCost(est, 0.010403)).not.toThrow()
     expect(() => checkMaxCost(est, 1)).not.toThrow()
     expect(() => checkMaxCost(priced(0), 0)).not.toThrow()
     expect(() => checkMaxCost(est, Number.NaN)).toThrow(EstimateError)
@@ -159,4 +161,97 @@ describe('chunkCount', () => {
     expect(() => chunkCount({ frames: 10, fpsPerNode: [30], align: 0 })).toThrow(/alignment/)
     expect(() => chunkCount({ frames: 10, fpsPerNode: [30], targetChunkSeconds: 0 })).toThrow(/targetChunkSeconds/)
   })
+})
+
+describe('calibration: the probe of the job\'s own timeline', () => {
+  it('speed factor = probe fps over the owner\'s benchmark at the job\'s frame size', () => {
+    // Owner benchmark 20 fps at 720p; the timeline renders 100 frames in 1 s there: 5× the benchmark.
+    expect(probeSpeedFactor({ frames: 100, seconds: 1 }, 20, 1280, 720)).toBe(5)
+    // At 320x180 the benchmark scales to 20 × 16 = 320 fps; a probe of 160 fps is half that.
+    expect(probeSpeedFactor({ frames: 80, seconds: 0.5 }, 20, 320, 180)).toBe(0.5)
+  })
+
+  it('is 1 without a probe or an owner benchmark, and clamped to its bounds', () => {
+    expect(probeSpeedFactor(undefined, 20, 1280, 720)).toBe(1)
+    expect(probeSpeedFactor({ frames: 100, seconds: 1 }, undefined, 1280, 720)).toBe(1)
+    expect(probeSpeedFactor({ frames: 100, seconds: 1 }, 0, 1280, 720)).toBe(1)
+    expect(probeSpeedFactor({ frames: 100, seconds: 0 }, 20, 1280, 720)).toBe(1)
+    expect(probeSpeedFactor({ frames: 100_000, seconds: 0.001 }, 20, 1280, 720)).toBe(MAX_SPEED_FACTOR)
+    expect(probeSpeedFactor({ frames: 1, seconds: 1000 }, 20, 1280, 720)).toBe(MIN_SPEED_FACTOR)
+  })
+
+  it('scales every node\'s speed, the chunk count and the time; fixed seconds are added once and not billed', () => {
+    const base = estimate(input({ chunkOverheadSeconds: 0, joinSeconds: 0 }))
+    const fast = estimate(input({ chunkOverheadSeconds: 0, joinSeconds: 0, speedFactor: 2 }))
+    expect(fast.framesPerSecond).toBe(180)
+    expect(fast.seconds.expected).toBe(5) // 900 / 180
+    expect(fast.cost.expected).toBe(Math.round(base.cost.expected / 2 * 1e6) / 1e6)
+    const fixed = estimate(input({ chunkOverheadSeconds: 0, joinSeconds: 0, speedFactor: 2, fixedSeconds: 1.5 }))
+    expect(fixed.seconds.expected).toBe(6.5)
+    expect(fixed.cost).toEqual(fast.cost) // preparation and submit are not node time
+    // Chunk sizing follows the calibrated speed: median 45 fps × 10 s = 450 frames a chunk → 20
+    // chunks; twice as fast → 900 frames a chunk → 10.
+    expect(estimate(input({ frames: 9000, targetChunkSeconds: 10 })).chunks).toBe(20)
+    expect(estimate(input({ frames: 9000, targetChunkSeconds: 10, speedFactor: 2 })).chunks).toBe(10)
+  })
+
+  it('refuses a nonsense factor or fixed time', () => {
+    expect(() => estimate(input({ speedFactor: 0 }))).toThrow(/speedFactor/)
+    expect(() => estimate(input({ speedFactor: Number.NaN }))).toThrow(/speedFactor/)
+    expect(() => estimate(input({ fixedSeconds: -1 }))).toThrow(/fixedSeconds/)
+  })
+
+  it('probes up to three ranges spread over the timeline, inside it and without repeats', () => {
+    expect(probeRanges(600, 15)).toEqual([{ start: 93, end: 108 }, { start: 293, end: 308 }, { start: 493, end: 508 }])
+    expect(probeRanges(20, 15)).toEqual([{ start: 0, end: 6 }, { start: 7, end: 13 }, { start: 13, end: 19 }])
+    expect(probeRanges(2, 15)).toEqual([{ start: 0, end: 1 }, { start: 1, end: 2 }])
+    expect(probeRanges(1, 15)).toEqual([{ start: 0, end: 1 }])
+    for (const d of [1, 2, 3, 7, 44, 175, 300, 9000]) {
+      for (const r of probeRanges(d, 15)) { expect(r.start).toBeGreaterThanOrEqual(0); expect(r.end).toBeLessThanOrEqual(d); expect(r.end).toBeGreaterThan(r.start) }
+    }
+    expect(() => probeRanges(0, 15)).toThrow(/duration/)
+  })
+})
+
+describe('probeTimeline (real ffmpeg)', () => {
+  it('renders a few frames of the timeline, measures start-up apart, and leaves nothing behind', async () => {
+    const { locateFfmpeg } = await import('../../agent/ffmpeg.ts')
+    const { loadTimelineFile } = await import('../../agent/timeline-file.ts')
+    const { probeTimeline } = await import('../../agent/probe.ts')
+    const { resolvePreset } = await import('../../agent/render/presets.ts')
+    const { bundledFontPath } = await import('../../agent/sample.ts')
+    const { copyFile, mkdtemp, readdir, rm, writeFile } = await import('node:fs/promises')
+    const os = await import('node:os')
+    const path = await import('node:path')
+    const tools = await locateFfmpeg()
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'rs-test-probe-'))
+    try {
+      await copyFile(bundledFontPath(), path.join(dir, 'font.ttf'))
+      const file = path.join(dir, 'timeline.json')
+      await writeFile(file, JSON.stringify({
+        schema: 'farm.timeline/1', fps: { num: 25, den: 1 }, width: 320, height: 180, duration: 100, assets: { font: { path: 'font.ttf' } },
+        video: [
+          { clips: [{ id: 'bg', type: 'color', color: '#304050', start: 0, length: 100 }] },
+          { clips: [{ id: 't', type: 'text', text: 'probe', font: 'font', size: 32, color: '#FFFFFF', x: 10, y: 10, start: 0, length: 100 }] }
+        ]
+      }))
+      const loaded = await loadTimelineFile(file, { ffprobe: tools.ffprobe })
+      const work = path.join(dir, 'work')
+      const { mkdir } = await import('node:fs/promises')
+      await mkdir(work)
+      const p = await probeTimeline({ timeline: loaded.snapshot, media: loaded.media, sources: loaded.sources, preset: resolvePreset('ffv1'), ffmpeg: tools.ffmpeg, tmpDir: work, framesPerPoint: 10, budgetMs: 60_000 })
+      // Three points of 10 frames; each run's first frame is counted as start-up.
+      expect(p.frames).toBe(27)
+      expect(p.seconds).toBeGreaterThan(0)
+      expect(p.startSeconds).toBeGreaterThan(0)
+      expect(p.seconds).toBeLessThan(30)
+      expect(await readdir(work)).toEqual([])
+      // A budget already spent still renders one point.
+      const one = await probeTimeline({ timeline: loaded.snapshot, media: loaded.media, sources: loaded.sources, preset: resolvePreset('ffv1'), ffmpeg: tools.ffmpeg, tmpDir: work, framesPerPoint: 10, budgetMs: 0 })
+      expect(one.frames).toBe(9)
+      expect(await readdir(work)).toEqual([])
+    } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
+  }, 60_000)
 })

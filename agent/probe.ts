@@ -1,0 +1,87 @@
+/**
+ * The estimate's probe: the owner renders a few frames of the job's own timeline (the real
+ * compileChunk and runInvocation, into a temp dir that is removed) to see how fast this
+ * timeline renders here, with ffmpeg's start-up measured apart. The coordinator turns it into a
+ * speed factor over the benchmark (coordinator/estimate.ts probeSpeedFactor).
+ *
+ *   const p = await probeTimeline({ timeline, media, sources, preset, ffmpeg, tmpDir })
+ *   // { frames: 42, seconds: 0.61, startSeconds: 0.14 }: 42 frames in 0.61 s once started
+ *
+ * Runs: one of a single frame (the start-up: spawn, open inputs, seek, first frame), then runs of
+ * `framesPerPoint` frames at up to three points spread over the timeline (a timeline's cost
+ * changes along it), one after another; it stops early once `budgetMs` is spent (at least one
+ * point is always rendered). fps = (Σ frames − runs) / (Σ seconds − runs × start-up), so the
+ * start-up is not counted as rendering; the start-up is charged per chunk instead.
+ */
+import { mkdtemp, rm } from 'node:fs/promises'
+import path from 'node:path'
+import type { TimelineSnapshot } from '../protocol/timeline.ts'
+import type { MediaInfo } from './media-info.ts'
+import { compileChunk } from './render/compile.ts'
+import type { Preset } from './render/presets.ts'
+import { runInvocation } from './render/run.ts'
+
+export interface ProbeInput {
+  timeline: TimelineSnapshot
+  media: Readonly<Record<string, MediaInfo>>
+  /** The local file of each asset, by sha256. */
+  sources: Readonly<Record<string, string>>
+  preset: Preset
+  ffmpeg: string
+  /** Where to make the probe's temp dir (removed afterwards). */
+  tmpDir: string
+  /** Default 15. */
+  framesPerPoint?: number
+  /** Stop starting new runs after this long. Default 1500 ms. */
+  budgetMs?: number
+  signal?: AbortSignal
+}
+export interface ProbeResult { frames: number; seconds: number; startSeconds: number }
+
+/** Where the probe renders: `points` ranges of `n` frames centred at 1/6, 1/2, 5/6 of the timeline (pure). */
+export function probeRanges (duration: number, n: number, points = 3): Array<{ start: number; end: number }> {
+  if (!Number.isInteger(duration) || duration < 1) throw new Error(`duration must be a whole number ≥ 1 (got ${duration})`)
+  const len = Math.max(1, Math.min(n, Math.floor(duration / points)))
+  const out: Array<{ start: number; end: number }> = []
+  for (let i = 0; i < points; i++) {
+    const centre = Math.floor(duration * (2 * i + 1) / (2 * points))
+    const start = Math.max(0, Math.min(duration - len, centre - Math.floor(len / 2)))
+    if (out.some((r) => r.start === start)) continue
+    out.push({ start, end: start + len })
+  }
+  return out
+}
+
+export async function probeTimeline (input: ProbeInput): Promise<ProbeResult> {
+  const { timeline, preset } = input
+  const budget = input.budgetMs ?? 1500
+  const dir = await mkdtemp(path.join(input.tmpDir, 'probe-'))
+  const began = performance.now()
+  try {
+    let run = 0
+    const render = async (range: { start: number; end: number }): Promise<number> => {
+      const at = path.join(dir, String(run++))
+      const inv = compileChunk({ timeline, media: input.media, assetPath: (sha) => input.sources[sha]!, workDir: path.join(at, 'work'), preset }, range, path.join(at, `probe${preset.ext}`))
+      const t0 = performance.now()
+      await runInvocation(inv, { ffmpeg: input.ffmpeg, timeoutMs: 30_000, ...(input.signal !== undefined ? { signal: input.signal } : {}) })
+      return (performance.now() - t0) / 1000
+    }
+    const ranges = probeRanges(timeline.duration, input.framesPerPoint ?? 15)
+    const startSeconds = await render({ start: ranges[0]!.start, end: ranges[0]!.start + 1 })
+    let frames = 0
+    let seconds = 0
+    let runs = 0
+    for (const r of ranges) {
+      if (runs > 0 && performance.now() - began > budget) break
+      seconds += await render(r)
+      frames += r.end - r.start
+      runs++
+    }
+    // Each run's first frame is in the start-up; a run can beat the single-frame one by noise.
+    const work = Math.max(seconds - runs * startSeconds, seconds * 0.2)
+    const counted = Math.max(1, frames - runs)
+    return { frames: counted, seconds: Math.round(work * 1e4) / 1e4, startSeconds: Math.round(startSeconds * 1e4) / 1e4 }
+  } finally {
+    await rm(dir, { recursive: true, force: true })
+  }
+}
