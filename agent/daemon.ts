@@ -37,6 +37,11 @@ import type { FfmpegCapabilities, FfmpegTools } from './ffmpeg.ts'
 import { WireError } from '../protocol/errors.ts'
 import { Store } from './store.ts'
 import { cookieToken, DashboardFiles, isStaticRequest, sessionCookie } from '../ui/dashboard/serve.ts'
+import { BurstController, BurstError } from './cloud-burst.ts'
+import { loadCloudConfig } from '../coordinator/cloud/config.ts'
+import { LocalProvider, type LocalOptions } from '../coordinator/cloud/local.ts'
+import type { JobRecord } from '../protocol/messages/jobs.ts'
+import { fileURLToPath } from 'node:url'
 
 export interface AgentOptions {
   stateDir: string
@@ -61,6 +66,8 @@ export interface AgentOptions {
   location?: 'lan' | 'cloud'
   /** When this agent coordinates: a straggling chunk gets a backup copy after running this long (0: never). Default 10 s. */
   speculateAfterMs?: number
+  /** Cloud burst (runs when cloud.json is in the state dir and this machine holds the farm key): tick, and local-provider knobs for tests and demos. */
+  burst?: { tickMs?: number; local?: Partial<Omit<LocalOptions, 'clock'>> }
 }
 
 export interface ApiInfo { url: string; token: string; pid: number }
@@ -152,6 +159,12 @@ export class Agent {
       gpus: hw.gpus.map((g) => ({ model: g.model, vramBytes: g.vramBytes, ...(g.driver !== undefined ? { driver: g.driver } : {}) })),
       ffmpeg: { version: caps.version.slice(0, 64), encoders: ENCODERS.filter((e) => caps.encoders.has(e) && (!e.endsWith('_nvenc') || caps.gpuEncoders.includes(e))) }
     } satisfies Partial<NodeInfo>)
+    try {
+      await agent.startBurst()
+    } catch (err) {
+      await agent.stop()
+      throw err
+    }
     const changed = !infoKnown || JSON.stringify({ ...info, bench: undefined }) !== before
     if (changed) for (const k of Object.keys(info.bench)) delete info.bench[k] // scores of other hardware
     infoKnown = true
@@ -190,6 +203,59 @@ export class Agent {
     })
     await this.farm.start()
     await this.node.announce()
+  }
+
+  /** The cloud burst controller (agent/cloud-burst.ts), on the farm key's machine with a cloud.json. */
+  burst: BurstController | undefined
+  async startBurst (): Promise<void> {
+    const config = await loadCloudConfig(this.opts.stateDir)
+    if (config === undefined) return
+    if (this.secrets === undefined) { log('cloud: cloud.json is here but this machine does not hold the farm key (it mints the invites rented machines join with); burst runs on the machine that created the farm'); return }
+    const secrets = this.secrets
+    const o = this.opts.burst ?? {}
+    const providers: ConstructorParameters<typeof BurstController>[0]['providers'] = {}
+    if (config.providers.local !== undefined) {
+      const local = new LocalProvider({ bin: fileURLToPath(new URL('../bin/renderswarm.js', import.meta.url)), farmTag: 'local', ...o.local })
+      local.limits.maxInstances = config.providers.local.maxInstances
+      providers.local = local
+    }
+    for (const p of ['aws', 'gcp', 'azure'] as const) if (config.providers[p] !== undefined) log(`cloud: ${p} is configured, but the agent launches through the local provider only so far; ${p} is not used`)
+    const bootstrap = (): string[] => this.node.addrs().filter((a) => !a.includes('/ip6/')).slice(0, 8)
+    this.burst = new BurstController({
+      config, providers, log, ...(o.tickMs !== undefined ? { tickMs: o.tickMs } : {}),
+      members: () => this.nodes() as unknown as Array<{ peerId: string; name: string; state: string; location: string }>,
+      jobs: () => this.store.listJobs<JobRecord>(200),
+      invite: () => {
+        const { token, inviteId, exp } = createInvite(secrets, { ttlMs: 30 * 60_000, nowMs: Date.now(), bootstrap: bootstrap() })
+        withLedger(this.store, (ledger) => { ledger.record(inviteId, exp) })
+        return token
+      },
+      bootstrap,
+      pause: async (peerId, paused) => { await this.farm!.control({ type: 'pause', peerId, paused }) },
+      spend: { load: () => this.store.getJson<{ periodStartMs: number; usd: number }>('cloudSpend'), save: (v) => { this.store.setJson('cloudSpend', v) } }
+    })
+    this.burst.start()
+    log(`cloud: burst controller on (${Object.keys(providers).join(', ') || 'no usable provider'}; budget $${config.budget.amount} per ${config.budget.period}, maxNodes ${config.maxNodes})`)
+  }
+
+  /** POST /v1/cloud/scale {provider, count, instanceType?, spot}. */
+  private async scaleRoute (req: IncomingMessage, send: (status: number, body: unknown) => void): Promise<void> {
+    if (this.burst === undefined) { send(404, { error: 'not-found', message: 'cloud burst is off on this agent (no cloud.json in its state dir when it started, or it does not hold the farm key)' }); return }
+    let body: unknown
+    try {
+      body = JSON.parse(await readBody(req, 4096))
+    } catch (err) {
+      send(400, { error: 'bad-request', message: `request body: ${(err as Error).message}` })
+      return
+    }
+    try {
+      send(200, await this.burst.scale(body))
+    } catch (err) {
+      if (err instanceof BurstError) {
+        this.refusedTotal.inc({ reason: `cloud-scale:${err.code}` })
+        send(err.code === 'bad-request' ? 400 : err.code === 'refused' ? 409 : 502, { error: err.code, message: err.message })
+      } else send(500, { error: 'internal', message: (err as Error).message })
+    }
   }
 
   private async run (): Promise<void> {
@@ -324,6 +390,7 @@ export class Agent {
     if (req.method === 'POST' && url.pathname === '/v1/farm/revoke') { void this.revokeRoute(req, send); return }
     if (url.pathname.startsWith('/v1/jobs') || (req.method === 'POST' && ['/v1/estimate', '/v1/pause', '/v1/resume', '/v1/stop'].includes(url.pathname))) { void this.jobRoute(req, url, send); return }
     if (url.pathname === '/v1/policy') { void this.policyRoute(req, send); return }
+    if (req.method === 'POST' && url.pathname === '/v1/cloud/scale') { void this.scaleRoute(req, send); return }
     if (req.method !== 'GET') { send(405, { error: 'method-not-allowed', message: `${req.method ?? ''} is not allowed here` }); return }
     if (url.pathname === '/v1/nodes') { send(200, { nodes: this.nodes() }); return }
     if (url.pathname === '/v1/status') { send(200, this.status()); return }
@@ -502,12 +569,15 @@ export class Agent {
       nodes: { total: nodes.length, active: nodes.filter((n) => n.state === 'alive').length },
       refused: { ...this.node.stats().refused, 'api-unauthorized': this.unauthorized, 'mdns-txt': this.discovery?.refusedCount ?? 0 },
       ...(this.farm !== undefined ? { rendering: this.farm.stats() } : {}),
+      ...(this.burst !== undefined ? { cloud: this.burst.status() } : {}),
       metrics: this.farmFigures()
     }
   }
 
   async stop (): Promise<void> {
     this.stopped = true
+    // Rented machines are given back with the agent that rented them (nothing else would stop their bill).
+    await this.burst?.stop({ terminate: true }).catch(() => {})
     await this.farm?.stop().catch(() => {})
     this.benchAbort.abort()
     await this.benchDone

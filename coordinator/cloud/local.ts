@@ -10,7 +10,7 @@
  *   await local.terminate([b.id])    // SIGTERM, SIGKILL after stopTimeoutMs, temp dir removed
  *
  * Launch runs what the boot script would (bootstrap.ts): `farm join <token>` into the new state
- * dir, then `agent` with the script's --name and --bootstrap addresses and `--location cloud`
+ * dir, then `agent` with the script's --name, --cost-per-hour and --bootstrap addresses and `--location cloud`
  * (its --state-dir and --listen are replaced by the temp dir and 127.0.0.1). Limits stand in
  * for a cloud's: `limits.maxInstances` live agents (quota) and `limits.capacity` agents this
  * machine can still host (capacity). Prices: the bundled table's `local` row (0 $/h) unless a
@@ -103,6 +103,7 @@ export class LocalProvider implements CloudProvider {
     const pick = (flag: string): string[] => scriptArgs.flatMap((a, i) => a === flag && scriptArgs[i + 1] !== undefined ? [scriptArgs[i + 1]!] : [])
     const name = pick('--name')[0] ?? id
     const args = [this.opts.bin, 'agent', '--state-dir', stateDir, '--name', name, '--listen', '/ip4/127.0.0.1/tcp/0', '--api-port', '0', '--no-mdns', '--location', 'cloud',
+      ...pick('--cost-per-hour').slice(0, 1).flatMap((c) => ['--cost-per-hour', c]),
       ...pick('--bootstrap').flatMap((a) => ['--bootstrap', a])]
     const log = path.join(dir, 'agent.log')
     const child = spawn(process.execPath, args, { env, stdio: ['ignore', 'ignore', 'pipe'] })
