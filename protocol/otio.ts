@@ -170,8 +170,10 @@ export function importOtio (json: unknown, opts: OtioImportOptions = {}): Timeli
         const c = item as Obj
         const name = typeof c.name === 'string' ? c.name : ''
         const refs = isObj(c.media_references) ? c.media_references : undefined
-        const refField = refs !== undefined ? `${f}.media_references.${String(c.active_media_reference_key ?? 'DEFAULT_MEDIA')}` : `${f}.media_reference`
-        const refVal = refs !== undefined ? refs[typeof c.active_media_reference_key === 'string' ? c.active_media_reference_key : 'DEFAULT_MEDIA'] : c.media_reference
+        const activeKey = typeof c.active_media_reference_key === 'string' ? c.active_media_reference_key : 'DEFAULT_MEDIA'
+        // The key is the file's text: clipped in the field path, so an error stays short.
+        const refField = refs !== undefined ? `${f}.media_references.${short(activeKey)}` : `${f}.media_reference`
+        const refVal = refs !== undefined && Object.hasOwn(refs, activeKey) ? refs[activeKey] : refs === undefined ? c.media_reference : undefined
         const ref = want(refVal, refField, 'ExternalReference')
         const avail = isObj(ref.available_range) ? range(ref.available_range, `${refField}.available_range`) : undefined
         const src = isObj(c.source_range) ? range(c.source_range, `${f}.source_range`) : avail
