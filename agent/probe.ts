@@ -10,8 +10,9 @@
  * Runs: one of a single frame (the start-up: spawn, open inputs, seek, first frame), then runs of
  * `framesPerPoint` frames at up to three points spread over the timeline (a timeline's cost
  * changes along it), one after another; it stops early once `budgetMs` is spent (at least one
- * point is always rendered). fps = (Σ frames − runs) / (Σ seconds − runs × start-up), so the
- * start-up is not counted as rendering; the start-up is charged per chunk instead.
+ * point is always rendered). Each point's fps = (frames − 1) / (seconds − start-up), so the
+ * start-up is not counted as rendering (it is charged per chunk instead); the result is the median
+ * point, since on a shared machine one run can land on a burst of someone else's work.
  */
 import { mkdtemp, rm } from 'node:fs/promises'
 import path from 'node:path'
@@ -52,6 +53,13 @@ export function probeRanges (duration: number, n: number, points = 3): Array<{ s
   return out
 }
 
+/** The point with the median fps (the slower of the middle two when even) (pure). */
+export function medianPoint (points: ReadonlyArray<{ frames: number; seconds: number }>): { frames: number; seconds: number } {
+  if (points.length === 0) throw new Error('no probe points')
+  const s = [...points].sort((a, b) => a.frames / a.seconds - b.frames / b.seconds)
+  return s[(s.length - 1) >> 1]!
+}
+
 export async function probeTimeline (input: ProbeInput): Promise<ProbeResult> {
   const { timeline, preset } = input
   const budget = input.budgetMs ?? 1500
@@ -68,19 +76,15 @@ export async function probeTimeline (input: ProbeInput): Promise<ProbeResult> {
     }
     const ranges = probeRanges(timeline.duration, input.framesPerPoint ?? 15)
     const startSeconds = await render({ start: ranges[0]!.start, end: ranges[0]!.start + 1 })
-    let frames = 0
-    let seconds = 0
-    let runs = 0
+    const points: Array<{ frames: number; seconds: number }> = []
     for (const r of ranges) {
-      if (runs > 0 && performance.now() - began > budget) break
-      seconds += await render(r)
-      frames += r.end - r.start
-      runs++
+      if (points.length > 0 && performance.now() - began > budget) break
+      const seconds = await render(r)
+      // Each run's first frame is in the start-up; a run can beat the single-frame one by noise.
+      points.push({ frames: Math.max(1, r.end - r.start - 1), seconds: Math.max(seconds - startSeconds, seconds * 0.2) })
     }
-    // Each run's first frame is in the start-up; a run can beat the single-frame one by noise.
-    const work = Math.max(seconds - runs * startSeconds, seconds * 0.2)
-    const counted = Math.max(1, frames - runs)
-    return { frames: counted, seconds: Math.round(work * 1e4) / 1e4, startSeconds: Math.round(startSeconds * 1e4) / 1e4 }
+    const mid = medianPoint(points)
+    return { frames: mid.frames, seconds: Math.round(mid.seconds * 1e4) / 1e4, startSeconds: Math.round(startSeconds * 1e4) / 1e4 }
   } finally {
     await rm(dir, { recursive: true, force: true })
   }

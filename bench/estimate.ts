@@ -13,7 +13,8 @@
  * --no-mdns`, joined with invites as in `renderswarm demo`), each at --cost-per-hour 1 so that
  * cost is not zero; both farms stay up and the runs are interleaved (rep → farm → timeline).
  * Every pair is printed with its error (predicted / measured − 1); then the median and worst
- * absolute error, per farm and overall, from the medians over the reps. Exits 0 whether the
+ * absolute error, per farm and overall, from the medians over the reps, and the spread of the
+ * measured times over the reps (the noise floor on a shared machine). Exits 0 whether the
  * ±10 % target is met or not; non-zero on errors. Every wait is bounded; it stops the agents it
  * started and removes its temp dir (unless --keep).
  */
@@ -170,7 +171,7 @@ async function main (): Promise<void> {
     }
     // Medians over the reps of each (farm, timeline), then the summary.
     console.log('\nmedians over the reps (predicted vs measured):')
-    console.log('| Farm | Timeline | Chunks | Predicted s | Measured s | Time error | Predicted $ | Measured $ | Cost error |')
+    console.log('| Farm | Timeline | Chunks | Predicted s | Measured s (min–max) | Time error | Predicted $ | Measured $ | Cost error |')
     console.log('|---|---|---|---|---|---|---|---|---|')
     const errs: Array<{ farm: string; t: number; c: number }> = []
     for (const f of farms) {
@@ -180,7 +181,8 @@ async function main (): Promise<void> {
         const t = row.predS / row.measS - 1
         const c = row.predUsd / row.measUsd - 1
         errs.push({ farm: f.name, t, c })
-        console.log(`| ${f.name} | ${name} | ${row.chunks} | ${row.predS.toFixed(2)} | ${row.measS.toFixed(2)} | ${pct(t)} | ${row.predUsd.toFixed(6)} | ${row.measUsd.toFixed(6)} | ${pct(c)} |`)
+        const ms = ps.map((p) => p.measS)
+        console.log(`| ${f.name} | ${name} | ${row.chunks} | ${row.predS.toFixed(2)} | ${row.measS.toFixed(2)} (${Math.min(...ms).toFixed(2)}–${Math.max(...ms).toFixed(2)}) | ${pct(t)} | ${row.predUsd.toFixed(6)} | ${row.measUsd.toFixed(6)} | ${pct(c)} |`)
       }
     }
     const summary = (label: string, es: typeof errs): void => {

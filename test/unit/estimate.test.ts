@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { checkMaxCost, chunkCount, CostExceededError, estimate, EstimateError, jobFps, MAX_CHUNKS, MAX_SPEED_FACTOR, MIN_SPEED_FACTOR, probeSpeedFactor, type Estimate, type EstimateInput, type EstimateNode } from '../../coordinator/estimate.ts'
-import { probeRanges } from '../../agent/probe.ts'
+import { medianPoint, probeRanges } from '../../agent/probe.ts'
 
 const NOW = Date.UTC(2025, 0, 1)
 function node (peerId: string, over: Partial<EstimateNode> = {}): EstimateNode {
@@ -211,6 +211,14 @@ describe('calibration: the probe of the job\'s own timeline', () => {
     }
     expect(() => probeRanges(0, 15)).toThrow(/duration/)
   })
+
+  it('takes the median point\'s speed, so one disturbed run does not decide', () => {
+    const fast = { frames: 14, seconds: 0.2 }; const mid = { frames: 14, seconds: 0.4 }; const slow = { frames: 14, seconds: 3 }
+    expect(medianPoint([slow, fast, mid])).toBe(mid)
+    expect(medianPoint([fast, slow])).toBe(slow)
+    expect(medianPoint([fast])).toBe(fast)
+    expect(() => medianPoint([])).toThrow(/no probe points/)
+  })
 })
 
 describe('probeTimeline (real ffmpeg)', () => {
@@ -240,8 +248,8 @@ describe('probeTimeline (real ffmpeg)', () => {
       const { mkdir } = await import('node:fs/promises')
       await mkdir(work)
       const p = await probeTimeline({ timeline: loaded.snapshot, media: loaded.media, sources: loaded.sources, preset: resolvePreset('ffv1'), ffmpeg: tools.ffmpeg, tmpDir: work, framesPerPoint: 10, budgetMs: 60_000 })
-      // Three points of 10 frames; each run's first frame is counted as start-up.
-      expect(p.frames).toBe(27)
+      // The median of three points of 10 frames; each run's first frame is counted as start-up.
+      expect(p.frames).toBe(9)
       expect(p.seconds).toBeGreaterThan(0)
       expect(p.startSeconds).toBeGreaterThan(0)
       expect(p.seconds).toBeLessThan(30)
