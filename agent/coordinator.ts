@@ -103,7 +103,7 @@ export class Coordinator {
       if (TERMINAL.has(rec.status)) continue
       const open = rec.chunks.filter((c) => c.status !== 'done')
       if (open.length === 0) { this.records.set(rec.spec.id, rec); continue }
-      sched.addJob({ ...schedJob(rec.spec), chunks: rec.chunks.map((c) => ({ id: c.id, index: c.index, start: c.start, end: c.end })) })
+      sched.addJob({ ...schedJob(rec.spec, this.speedFactor(rec.spec)), chunks: rec.chunks.map((c) => ({ id: c.id, index: c.index, start: c.start, end: c.end })) })
       // Chunks finished under an earlier coordinator stay finished.
       for (const c of rec.chunks) if (c.status === 'done') sched.markDone(c.id, rec.spec.id)
       rec.chunks = rec.chunks.map((c) => c.status === 'done' ? c : { ...c, status: 'queued', node: undefined })
@@ -152,7 +152,7 @@ export class Coordinator {
           spec: msg.job, status: 'queued', estimate: est, acceptedMs: now, framesDone: 0, fps: 0, actualCost: 0, updatedMs: now,
           chunks: ranges.map((r) => ({ id: `${msg.job.id.slice(0, 36)}-${r.index}`, index: r.index, start: r.start, end: r.end, status: 'queued', attempts: 0, framesDone: 0 }))
         }
-        sched.addJob({ ...schedJob(msg.job), chunks: record.chunks.map((c) => ({ id: c.id, index: c.index, start: c.start, end: c.end })) })
+        sched.addJob({ ...schedJob(msg.job, this.speedFactor(msg.job)), chunks: record.chunks.map((c) => ({ id: c.id, index: c.index, start: c.start, end: c.end })) })
         this.records.set(msg.job.id, record)
         this.d.store.putJob(msg.job.id, record, now)
         // Every member holds the record before the owner hears "accepted".
@@ -287,8 +287,7 @@ export class Coordinator {
     // the measured fixed costs (bench/estimate): ffmpeg's start-up as the probe saw it plus the
     // rest of a chunk's round (fetch from cache, segment check, hand-over, report), the owner's
     // preparation plus submit and first lease, and the owner's join, mux and validation.
-    const owner = this.d.nodes().find((n) => n.peerId === spec.owner)
-    const speedFactor = probeSpeedFactor(spec.probe, owner?.fps[spec.preset], timeline.width, timeline.height)
+    const speedFactor = this.speedFactor(spec)
     const calibrated = spec.probe !== undefined ? { speedFactor, chunkOverheadSeconds: spec.probe.startSeconds + CHUNK_ROUND_SECONDS, fixedSeconds: spec.probe.prepareSeconds + SUBMIT_SECONDS, joinSeconds: FINISH_SECONDS } : {}
     let est: Estimate
     try {
@@ -306,6 +305,13 @@ export class Coordinator {
     const count = chunkCount({ frames: timeline.duration, fpsPerNode: nodes.map((n) => jobFps(n.fps[spec.preset] ?? 0, timeline.width, timeline.height) * speedFactor).filter((f) => f > 0), align, ...(this.d.chunkSeconds !== undefined ? { targetChunkSeconds: this.d.chunkSeconds } : {}) })
     const ranges = planChunks(timeline.duration, count, { align })
     return { estimate: { ...est, chunks: ranges.length }, ranges }
+  }
+
+  /** This timeline's speed over the benchmark: the owner's probe against the owner's benchmark (1 without either). */
+  private speedFactor (spec: JobSpec): number {
+    const owner = this.d.nodes().find((n) => n.peerId === spec.owner)
+    const { width, height } = spec.timeline as { width: number; height: number }
+    return probeSpeedFactor(spec.probe, owner?.fps[spec.preset], width, height)
   }
 
   private async tick (): Promise<void> {
@@ -477,8 +483,9 @@ export class Coordinator {
   }
 }
 
-function schedJob (spec: JobSpec): { id: string; priority: JobSpec['priority']; deadlineMs?: number; createdMs: number; preset: string; encoders: string[]; needsGpu: boolean; fpsScale: number } {
+/** The scheduler's view of a job; fpsScale = frame-size scaling × the probe's speed factor (straggler checks use it). */
+function schedJob (spec: JobSpec, speedFactor: number): { id: string; priority: JobSpec['priority']; deadlineMs?: number; createdMs: number; preset: string; encoders: string[]; needsGpu: boolean; fpsScale: number } {
   const { width, height } = spec.timeline as { width: number; height: number }
-  const fpsScale = jobFps(1, width, height)
+  const fpsScale = jobFps(1, width, height) * speedFactor
   return { id: spec.id, priority: spec.priority, ...(spec.deadlineMs !== undefined ? { deadlineMs: spec.deadlineMs } : {}), createdMs: spec.createdMs, preset: spec.preset, encoders: [ENCODER[spec.preset]], needsGpu: false, ...(fpsScale > 0 ? { fpsScale } : {}) } as ReturnType<typeof schedJob>
 }
