@@ -10,7 +10,7 @@
  * Runs: one of a single frame (the start-up: spawn, open inputs, seek, first frame), then runs of
  * `framesPerPoint` frames at up to three points spread over the timeline (a timeline's cost
  * changes along it), one after another; it stops early once `budgetMs` is spent (at least one
- * point is always rendered). Each point's fps = (frames − 1) / (seconds − start-up), so the
+ * point is always rendered), and gives up (throws) after `limitMs` in all. Each point's fps = (frames − 1) / (seconds − start-up), so the
  * start-up is not counted as rendering (it is charged per chunk instead); the result is the median
  * point, since on a shared machine one run can land on a burst of someone else's work.
  */
@@ -35,6 +35,8 @@ export interface ProbeInput {
   framesPerPoint?: number
   /** Stop starting new runs after this long. Default 1500 ms. */
   budgetMs?: number
+  /** Stop the probe (it throws) after this long in all, whatever it is doing. Default 10 s. */
+  limitMs?: number
   signal?: AbortSignal
 }
 export interface ProbeResult { frames: number; seconds: number; startSeconds: number }
@@ -63,6 +65,8 @@ export function medianPoint (points: ReadonlyArray<{ frames: number; seconds: nu
 export async function probeTimeline (input: ProbeInput): Promise<ProbeResult> {
   const { timeline, preset } = input
   const budget = input.budgetMs ?? 1500
+  const limit = AbortSignal.timeout(input.limitMs ?? 10_000)
+  const signal = input.signal !== undefined ? AbortSignal.any([input.signal, limit]) : limit
   const dir = await mkdtemp(path.join(input.tmpDir, 'probe-'))
   const began = performance.now()
   try {
@@ -71,7 +75,7 @@ export async function probeTimeline (input: ProbeInput): Promise<ProbeResult> {
       const at = path.join(dir, String(run++))
       const inv = compileChunk({ timeline, media: input.media, assetPath: (sha) => input.sources[sha]!, workDir: path.join(at, 'work'), preset }, range, path.join(at, `probe${preset.ext}`))
       const t0 = performance.now()
-      await runInvocation(inv, { ffmpeg: input.ffmpeg, timeoutMs: 30_000, ...(input.signal !== undefined ? { signal: input.signal } : {}) })
+      await runInvocation(inv, { ffmpeg: input.ffmpeg, timeoutMs: 30_000, signal })
       return (performance.now() - t0) / 1000
     }
     const ranges = probeRanges(timeline.duration, input.framesPerPoint ?? 15)

@@ -228,7 +228,7 @@ describe('probeTimeline (real ffmpeg)', () => {
     const { probeTimeline } = await import('../../agent/probe.ts')
     const { resolvePreset } = await import('../../agent/render/presets.ts')
     const { bundledFontPath } = await import('../../agent/sample.ts')
-    const { copyFile, mkdtemp, readdir, rm, writeFile } = await import('node:fs/promises')
+    const { copyFile, mkdir, mkdtemp, readdir, rm, writeFile } = await import('node:fs/promises')
     const os = await import('node:os')
     const path = await import('node:path')
     const tools = await locateFfmpeg()
@@ -245,7 +245,6 @@ describe('probeTimeline (real ffmpeg)', () => {
       }))
       const loaded = await loadTimelineFile(file, { ffprobe: tools.ffprobe })
       const work = path.join(dir, 'work')
-      const { mkdir } = await import('node:fs/promises')
       await mkdir(work)
       const p = await probeTimeline({ timeline: loaded.snapshot, media: loaded.media, sources: loaded.sources, preset: resolvePreset('ffv1'), ffmpeg: tools.ffmpeg, tmpDir: work, framesPerPoint: 10, budgetMs: 60_000 })
       // The median of three points of 10 frames; each run's first frame is counted as start-up.
@@ -257,6 +256,9 @@ describe('probeTimeline (real ffmpeg)', () => {
       // A budget already spent still renders one point.
       const one = await probeTimeline({ timeline: loaded.snapshot, media: loaded.media, sources: loaded.sources, preset: resolvePreset('ffv1'), ffmpeg: tools.ffmpeg, tmpDir: work, framesPerPoint: 10, budgetMs: 0 })
       expect(one.frames).toBe(9)
+      expect(await readdir(work)).toEqual([])
+      // Past its overall limit it gives up (the owner then estimates from the benchmark alone).
+      await expect(probeTimeline({ timeline: loaded.snapshot, media: loaded.media, sources: loaded.sources, preset: resolvePreset('ffv1'), ffmpeg: tools.ffmpeg, tmpDir: work, limitMs: 1 })).rejects.toThrow(/cancel/)
       expect(await readdir(work)).toEqual([])
     } finally {
       await rm(dir, { recursive: true, force: true })
