@@ -7,10 +7,11 @@
  *   const p = await probeTimeline({ timeline, media, sources, preset, ffmpeg, tmpDir })
  *   // { frames: 42, seconds: 0.61, startSeconds: 0.14 }: 42 frames in 0.61 s once started
  *
- * Runs: one of a single frame (the start-up: spawn, open inputs, seek, first frame), then runs of
- * `framesPerPoint` frames at up to three points spread over the timeline (a timeline's cost
- * changes along it), one after another; it stops early once `budgetMs` is spent (at least one
- * point is always rendered), and gives up (throws) after `limitMs` in all. Each point's fps = (frames − 1) / (seconds − start-up), so the
+ * Runs: at up to three points spread over the timeline (a timeline's cost changes along it), one
+ * run of a single frame (the start-up there: spawn, open inputs, seek, first frame) and one of
+ * `framesPerPoint` frames, one after another; it stops early once `budgetMs` is spent (at least
+ * one point is always rendered), and gives up (throws) after `limitMs` in all. Each point's
+ * fps = (frames − 1) / (seconds − its start-up) and the start-up sent is the median point's, so the
  * start-up is not counted as rendering (it is charged per chunk instead); the result is the median
  * point, since on a shared machine one run can land on a burst of someone else's work.
  */
@@ -31,9 +32,9 @@ export interface ProbeInput {
   ffmpeg: string
   /** Where to make the probe's temp dir (removed afterwards). */
   tmpDir: string
-  /** Default 15. */
+  /** Default 30. */
   framesPerPoint?: number
-  /** Stop starting new runs after this long. Default 1500 ms. */
+  /** Stop starting new points after this long. Default 2000 ms. */
   budgetMs?: number
   /** Stop the probe (it throws) after this long in all, whatever it is doing. Default 10 s. */
   limitMs?: number
@@ -64,7 +65,7 @@ export function medianPoint (points: ReadonlyArray<{ frames: number; seconds: nu
 
 export async function probeTimeline (input: ProbeInput): Promise<ProbeResult> {
   const { timeline, preset } = input
-  const budget = input.budgetMs ?? 1500
+  const budget = input.budgetMs ?? 2000
   const limit = AbortSignal.timeout(input.limitMs ?? 10_000)
   const signal = input.signal !== undefined ? AbortSignal.any([input.signal, limit]) : limit
   const dir = await mkdtemp(path.join(input.tmpDir, 'probe-'))
@@ -78,16 +79,21 @@ export async function probeTimeline (input: ProbeInput): Promise<ProbeResult> {
       await runInvocation(inv, { ffmpeg: input.ffmpeg, timeoutMs: 30_000, signal })
       return (performance.now() - t0) / 1000
     }
-    const ranges = probeRanges(timeline.duration, input.framesPerPoint ?? 15)
-    const startSeconds = await render({ start: ranges[0]!.start, end: ranges[0]!.start + 1 })
+    const ranges = probeRanges(timeline.duration, input.framesPerPoint ?? 30)
     const points: Array<{ frames: number; seconds: number }> = []
+    const starts: number[] = []
     for (const r of ranges) {
       if (points.length > 0 && performance.now() - began > budget) break
+      // Start-up differs along a timeline (which inputs are open, how far they seek): measured at each point.
+      const one = await render({ start: r.start, end: r.start + 1 })
+      starts.push(one)
+      if (r.end - r.start < 2) { points.push({ frames: 1, seconds: one }); continue }
       const seconds = await render(r)
-      // Each run's first frame is in the start-up; a run can beat the single-frame one by noise.
-      points.push({ frames: Math.max(1, r.end - r.start - 1), seconds: Math.max(seconds - startSeconds, seconds * 0.2) })
+      // The run's first frame is in the start-up; a run can beat the single-frame one by noise.
+      points.push({ frames: r.end - r.start - 1, seconds: Math.max(seconds - one, seconds * 0.2) })
     }
     const mid = medianPoint(points)
+    const startSeconds = starts.sort((a, b) => a - b)[(starts.length - 1) >> 1]!
     return { frames: mid.frames, seconds: Math.round(mid.seconds * 1e4) / 1e4, startSeconds: Math.round(startSeconds * 1e4) / 1e4 }
   } finally {
     await rm(dir, { recursive: true, force: true })

@@ -64,6 +64,8 @@ async function until<T> (what: string, timeoutMs: number, fn: () => Promise<T | 
 
 interface Farm { name: string; size: number; first: string; farm: RenderFarm }
 const children: ChildProcess[] = []
+/** The temp dir to remove on the way out (unset with --keep). */
+let tempRoot: string | undefined
 
 async function startFarm (root: string, size: number): Promise<Farm> {
   const dir = path.join(root, `farm${size}`)
@@ -131,6 +133,7 @@ async function main (): Promise<void> {
   if (sizes.some((s) => !Number.isInteger(s) || s < 1 || s > 5)) throw new Error(`--farms must list farm sizes 1–5 (got ${opt.farms})`)
   const root = opt.keep !== undefined ? path.resolve(opt.keep) : await mkdtemp(path.join(os.tmpdir(), 'rs-bench-estimate-'))
   await mkdir(root, { recursive: true })
+  if (opt.keep === undefined) tempRoot = root
   const began = Date.now()
   try {
     const tools = await locateFfmpeg()
@@ -199,5 +202,5 @@ async function main (): Promise<void> {
   }
 }
 
-process.once('SIGINT', () => { void stopAll().then(() => process.exit(130)) })
+process.once('SIGINT', () => { void stopAll().then(async () => { if (tempRoot !== undefined) await rm(tempRoot, { recursive: true, force: true }); process.exit(130) }) })
 main().catch(async (err: Error) => { console.error(`bench/estimate: ${err.stack ?? err.message}`); await stopAll(); process.exit(1) })
