@@ -30,6 +30,7 @@ import { budgetPeriodStart, candidatesOf, scalerConfigOf, type CloudConfig } fro
 import { bundledPrices, findPrice } from '../coordinator/cloud/prices.ts'
 import { PROVIDERS, type CloudProvider, type Instance, type PriceRow, type ProviderName } from '../coordinator/cloud/provider.ts'
 import { Meter } from '../coordinator/cost.ts'
+import { probeSpeedFactor } from '../coordinator/estimate.ts'
 import type { JobRecord } from '../protocol/messages/jobs.ts'
 
 /** A member as /v1/nodes shows it (the fields the controller reads). */
@@ -161,7 +162,9 @@ export class BurstController {
         this.matchPeers()
         this.meterChunks()
         const now = this.now()
-        const d = decide({ nowMs: now, nodes: this.scalerNodes(now), jobs: this.scalerJobs(), pending: this.pending(), prices: this.prices, config: this.scalerConfig(now), state: this.state })
+        const { jobs, chunkOverheadSeconds } = this.scalerJobs()
+        const config = { ...this.scalerConfig(now), ...(chunkOverheadSeconds !== undefined ? { chunkOverheadSeconds } : {}) }
+        const d = decide({ nowMs: now, nodes: this.scalerNodes(now), jobs, pending: this.pending(), prices: this.prices, config, state: this.state })
         this.state = d.state
         this.lastDecision = d
         const own: string[] = []
@@ -173,7 +176,9 @@ export class BurstController {
             await this.launch(d.launch.provider, d.launch.count, d.launch.instanceType, d.launch.spot, d.launch.priceUsdPerHour, d.launch.why)
           } catch (err) { own.push(`launch failed: ${(err as Error).message}`) }
         }
-        this.notes = [...d.notes, ...own, ...this.drainNotes()]
+        const notes = [...d.notes, ...own, ...this.drainNotes()]
+        if (notes.join('\n') !== this.notes.join('\n') && notes.length > 0) this.d.log(`cloud: ${notes.join(' | ')}`)
+        this.notes = notes
         for (const n of own) this.d.log(`cloud: ${n}`)
         this.saveSpend()
         out = d
@@ -304,14 +309,25 @@ export class BurstController {
     return out
   }
 
-  private scalerJobs (): ScalerJob[] {
+  /**
+   * Unfinished jobs. A job whose owner probed its timeline (spec.probe, decision 29) renders at
+   * probe fps / the owner's benchmark of the benchmark speed; the autoscaler predicts from
+   * benchmark speeds, so such a job counts as frames ÷ that factor, and the probe's start-up per
+   * chunk is the chunk overhead.
+   */
+  private scalerJobs (): { jobs: ScalerJob[]; chunkOverheadSeconds?: number } {
     const out: ScalerJob[] = []
+    let overhead: number | undefined
+    const bench = new Map(this.d.members().map((m) => [m.peerId, m.info?.bench ?? {}]))
     for (const rec of this.d.jobs()) {
       if (TERMINAL.has(rec.status)) continue
       const s = rec.spec
-      const framesLeft = rec.chunks.length === 0
+      const left = rec.chunks.length === 0
         ? s.timeline.duration
         : rec.chunks.reduce((n, c) => n + (c.status === 'done' ? 0 : Math.max(0, c.end - c.start - (c.status === 'leased' ? c.framesDone : 0))), 0)
+      const factor = probeSpeedFactor(s.probe, bench.get(s.owner)?.[s.preset], s.timeline.width, s.timeline.height)
+      const framesLeft = Math.ceil(left / factor)
+      if (s.probe !== undefined) overhead = Math.max(overhead ?? 0, s.probe.startSeconds + 0.3)
       out.push({
         jobId: s.id, framesLeft, preset: s.preset, width: s.timeline.width, height: s.timeline.height,
         ...(s.deadlineMs !== undefined ? { deadlineMs: s.deadlineMs } : {}),
@@ -320,7 +336,7 @@ export class BurstController {
         chunksLeased: rec.chunks.filter((c) => c.status === 'leased').length
       })
     }
-    return out
+    return { jobs: out, ...(overhead !== undefined ? { chunkOverheadSeconds: overhead } : {}) }
   }
 
   /** Launched, not yet a member. */

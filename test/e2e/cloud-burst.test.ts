@@ -8,8 +8,15 @@
  * it first starts without cloud.json to measure its benchmark (cached in its store), then restarts
  * with each test's cloud.json: the expected fps of a `local-agent` is that measured figure (the
  * rented agents are this same machine).
+ *
+ * Capacity. This machine has two cores, and agents on it share them: a "rented" agent would add
+ * no compute. So the studio (this process, and the ffmpeg it starts) is pinned to one core with
+ * taskset, and each rented agent is given both as soon as it is launched (its own machine). Where
+ * taskset is missing the pinning is skipped and the deadline test says why it may be slow.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { execFileSync } from 'node:child_process'
+import os from 'node:os'
 import { writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { Agent } from '../../agent/daemon.ts'
@@ -36,15 +43,25 @@ let refHashes: string[]
 let agent: Agent | undefined
 let api: LocalClient
 let fps: number
+/** Measured: the studio alone renders the sample in this many seconds (submit to done). */
+let soloSeconds: number | undefined
 const pids = new Set<number>()
 
 const alive = (pid: number): boolean => { try { process.kill(pid, 0); return true } catch { return false } }
+const ALL_CORES = ((1 << Math.min(30, os.availableParallelism())) - 1).toString(16)
+/** Sets a process's (every thread's) CPU affinity; false where taskset is missing. */
+function pin (pid: number, mask: string): boolean {
+  try { execFileSync('taskset', ['-a', '-p', mask, String(pid)], { stdio: 'ignore' }); return true } catch { return false }
+}
+let pinned = false
+/** Rented agents get every core (their own machine); the studio keeps its one. */
+const widen = (c: Cloud): void => { if (pinned) for (const i of c.instances) if (i.pid !== undefined && i.state !== 'terminated' && !pids.has(i.pid)) pin(i.pid, ALL_CORES) }
 
 async function startStudio (cloud: Record<string, unknown> | undefined): Promise<void> {
   if (agent !== undefined) { await agent.stop(); agent = undefined }
   if (cloud !== undefined) await writeFile(path.join(stateDir, 'cloud.json'), JSON.stringify(cloud))
   agent = await Agent.start({
-    stateDir, name: 'studio', listen: ['/ip4/127.0.0.1/tcp/0'], apiPort: 0, mdns: false, slots: 1, chunkSeconds: 2,
+    stateDir, name: 'studio', listen: ['/ip4/127.0.0.1/tcp/0'], apiPort: 0, mdns: false, slots: 1, chunkSeconds: 1,
     burst: { tickMs: 1000, local: { baseDir: dir, priceUsdPerHour: PRICE, graceMs: 2500, stopTimeoutMs: 5000 } }
   })
   api = await LocalClient.forStateDir(stateDir)
@@ -55,7 +72,7 @@ async function startStudio (cloud: Record<string, unknown> | undefined): Promise
 const cloudOf = async (): Promise<Cloud> => (await api.get<{ cloud: Cloud }>('/v1/status')).cloud
 const jobOf = async (id: string): Promise<Job> => (await api.get<{ job: Job }>(`/v1/jobs/${id}`)).job
 const nodes = async (): Promise<Member[]> => (await api.get<{ nodes: Member[] }>('/v1/nodes')).nodes
-const track = (c: Cloud): void => { for (const i of c.instances) if (i.pid !== undefined) pids.add(i.pid) }
+const track = (c: Cloud): void => { widen(c); for (const i of c.instances) if (i.pid !== undefined) pids.add(i.pid) }
 
 async function submit (name: string, extra: Record<string, unknown> = {}): Promise<Job> {
   return (await api.post<{ job: Job }>('/v1/jobs', { timeline, output: path.join(dir, `${name}.mkv`), preset: 'ffv1', name, ...extra })).job
@@ -81,6 +98,7 @@ describe('cloud burst with the local provider', () => {
     dir = await tmpDir('cloud-burst')
     stateDir = path.join(dir, 'studio')
     tools = await locateFfmpeg()
+    pinned = os.availableParallelism() > 1 && pin(process.pid, '1')
     timeline = await writeSample(path.join(dir, 'sample'), tools)
     const ref = path.join(dir, 'one-machine.mkv')
     await run(process.execPath, [BIN, 'render', timeline, '-o', ref, '--preset', 'ffv1', '--chunks', '1'], { timeout: 300_000 })
@@ -93,6 +111,7 @@ describe('cloud burst with the local provider', () => {
   afterAll(async () => {
     await agent?.stop() // gives back every rented machine (SIGTERM, then SIGKILL by PID)
     for (const pid of pids) if (alive(pid)) process.kill(pid, 'SIGKILL')
+    if (pinned) pin(process.pid, ALL_CORES)
     await cleanupTmp()
   }, 60_000)
 
@@ -122,9 +141,12 @@ describe('cloud burst with the local provider', () => {
   it('a job the studio meets on its own launches nothing', async () => {
     await startStudio(config({ deadlineMargin: 0.5 }))
     const t = await localSeconds()
+    const t0 = Date.now()
     const job = await submit('local-only', { deadline: `${Math.round(t * 6 + 30)}s` })
     const done = await end(job.jobId, 180_000)
     expect(done.status).toBe('done')
+    soloSeconds = (Date.now() - t0) / 1000
+    console.log(`studio alone${pinned ? " (one core)" : ""}: ${t.toFixed(1)} s predicted, ${soloSeconds.toFixed(1)} s measured`)
     const c = await cloudOf()
     expect(c.instances).toEqual([])
     expect(c.spentUsd).toBe(0)
@@ -134,23 +156,26 @@ describe('cloud burst with the local provider', () => {
 
   it('bursts for a deadline the studio misses: cloud agents join, render, the deadline is met, they are given back after the idle threshold, the cost is reported', async () => {
     const t = await localSeconds()
-    // The studio alone is predicted to miss this deadline (0.9 × its time, with a 50 % margin
-    // asked for); the studio and two local-agents are predicted to meet it.
-    const deadlineS = Math.round(t * 0.9)
+    // 90 % of what the studio alone measurably took (previous test): it cannot meet this on its own.
+    expect(soloSeconds).toBeDefined()
+    const deadlineS = Math.round(soloSeconds! * 0.9)
     const t0 = Date.now()
     const job = await submit('burst', { deadline: `${deadlineS}s` })
-    const launched = await waitFor(async () => { const c = await cloudOf(); return c.instances.length > 0 ? c : undefined }, 15_000, 'a launch', 250)
+    const launched = await waitFor(async () => { const c = await cloudOf(); return c.instances.length > 0 ? c : undefined }, 15_000, 'a launch', 100)
     track(launched)
     console.log(`studio alone: ${t.toFixed(1)} s predicted; deadline ${deadlineS} s; launched ${launched.instances.length}: ${launched.notes.join(' | ')}`)
-    const cloudPeers = await waitFor(async () => {
+    await waitFor(async () => {
+      track(await cloudOf())
       const m = (await nodes()).filter((n) => n.location === 'cloud' && n.state === 'alive')
-      return m.length === launched.instances.length ? m : undefined
+      return m.length >= launched.instances.length ? m : undefined
     }, 30_000, 'the cloud agents to join', 250)
-    const done = await end(job.jobId, 240_000)
+    const done = await waitFor(async () => { track(await cloudOf()); const j = await jobOf(job.jobId); return ['done', 'failed', 'cancelled'].includes(j.status) ? j : undefined }, 240_000, 'the burst job to end', 250)
     const tookS = (Date.now() - t0) / 1000
     expect(done.status).toBe('done')
-    expect(Date.parse(done.completedAt!)).toBeLessThanOrEqual(Date.parse(done.deadline!))
-    const onCloud = done.chunks.filter((ch) => cloudPeers.some((p) => p.peerId === ch.node))
+    const cloudPeers = new Set((await cloudOf()).instances.flatMap((i) => i.peerId !== undefined ? [i.peerId] : []))
+    expect(cloudPeers.size).toBeGreaterThan(0)
+    expect((await nodes()).filter((n) => cloudPeers.has(n.peerId)).every((n) => n.location === 'cloud')).toBe(true)
+    const onCloud = done.chunks.filter((ch) => cloudPeers.has(ch.node ?? ''))
     expect(onCloud.length).toBeGreaterThan(0)
     expect(await frameHashes(tools.ffmpeg, done.output!)).toEqual(refHashes)
     // Per job: the coordinator charges cloud chunks at the rented rate (the agents run with --cost-per-hour).
@@ -163,10 +188,14 @@ describe('cloud burst with the local provider', () => {
     expect(after.spentUsd).toBeGreaterThan(0)
     expect(after.hourlyRateUsd).toBe(0)
     expect(after.jobs[job.jobId]!.usd).toBeGreaterThan(0)
-    console.log(`burst: ${after.instances.length} cloud agent(s), ${onCloud.length}/${done.chunks.length} chunks on them; job took ${tookS.toFixed(1)} s for a ${deadlineS} s deadline; job actualCost $${done.actualCost} (cloud chunks $${cloudChunkUsd.toFixed(6)}), cloud metered $${after.spentUsd} (${after.instances.map((i) => `${i.name} $${i.usd}`).join(', ')})`)
+    console.log(`burst: ${after.instances.length} cloud agent(s), ${onCloud.length}/${done.chunks.length} chunks on them; job took ${tookS.toFixed(1)} s for a ${deadlineS} s deadline (studio alone: ${soloSeconds!.toFixed(1)} s); job actualCost $${done.actualCost} (cloud chunks $${cloudChunkUsd.toFixed(6)}), cloud metered $${after.spentUsd} (${after.instances.map((i) => `${i.name} $${i.usd}`).join(', ')}); load average ${os.loadavg()[0]!.toFixed(1)}`)
+    // Last, so that every other property above is checked and the figures printed even when a
+    // loaded machine makes the rented agents too slow to help.
+    expect(Date.parse(done.completedAt!)).toBeLessThanOrEqual(Date.parse(done.deadline!))
   }, 330_000)
 
   it('an interruption notice mid-chunk drains the node; its chunk finishes elsewhere; the output is frame-identical', async () => {
+    await waitFor(async () => (await cloudOf()).instances.every((i) => i.state === 'terminated') ? true : undefined, 40_000, 'no rented machine left from before', 500)
     const job = await submit('interrupted')
     const { launched } = await api.post<{ launched: Array<{ id: string; name: string }> }>('/v1/cloud/scale', { provider: 'local', count: 1, spot: true })
     expect(launched).toHaveLength(1)
@@ -175,7 +204,8 @@ describe('cloud burst with the local provider', () => {
     const chunk = await waitFor(async () => (await jobOf(job.jobId)).chunks.find((c) => c.node === peer.peerId && c.status === 'leased'), 60_000, 'a chunk on the spot agent', 100)
     const local = (agent!.burst!.provider('local') as LocalProvider)
     local.interrupt(launched[0]!.id)
-    const drained = await waitFor(async () => { const p = await api.get<{ paused?: string[] }>('/v1/policy').then(() => agent!.farm!.pausedNodes()); return p.includes(peer.peerId) ? true : undefined }, 10_000, 'the node to be drained', 100)
+    // Drained: the coordinator was asked to pause it (no new chunks), seen here as its paused list.
+    const drained = await waitFor(() => agent!.farm!.pausedNodes().includes(peer.peerId) ? true : undefined, 10_000, 'the node to be drained', 100)
     expect(drained).toBe(true)
     const done = await end(job.jobId, 240_000)
     expect(done.status).toBe('done')
