@@ -181,7 +181,13 @@ export type TransitionKind = Transition['kind']
 /** Turns zod's first issue into a TimelineError naming the field. */
 function fromZod (error: z.ZodError): TimelineError {
   const issue = error.issues[0]!
-  return new TimelineError(fieldPath(issue.path), issue.message)
+  // zod quotes the value it received (an enum's, say): clipped, so an error stays short.
+  return new TimelineError(clipLong(fieldPath(issue.path)), clipLong(issue.message))
+}
+
+function clipLong (s: string): string {
+  const safe = s.replace(/[\u0000-\u001f\u007f]/g, '?')
+  return safe.length > 300 ? `${safe.slice(0, 300)}…` : safe
 }
 
 export function fieldPath (path: ReadonlyArray<string | number>): string {
