@@ -50,7 +50,10 @@ export async function runInvocation (inv: FfmpegInvocation, opts: RunOptions): P
     else await copyFile(f.copyOf, f.path)
   }
   for (const o of inv.outputs) await mkdir(path.dirname(o.file), { recursive: true })
-  const limits = opts.limits ?? renderLimits()
+  const chosen = opts.limits ?? renderLimits()
+  // GPU drivers (CUDA for nvenc, VA-API, QSV) reserve far more address space than they use:
+  // an address-space limit breaks them, so GPU runs keep only the other limits.
+  const limits = toArgv(inv).some((a) => /nvenc|cuda|vaapi|qsv/.test(a)) ? { ...chosen, memoryBytes: 0 } : chosen
   const timeoutMs = opts.timeoutMs ?? limits.timeMs
   try {
     for (const o of inv.outputs) await checkFreeDisk(path.dirname(o.file), limits)
