@@ -156,7 +156,15 @@ export class Worker {
     const preset = resolvePreset(spec.preset, this.d.caps)
     const paths: Record<string, string> = {}
     const from = [spec.owner, ...this.d.peers().filter((p) => p !== spec.owner)]
-    for (const a of spec.assets) paths[a.sha256] = await this.d.fetchAsset(a.sha256, from, abort.signal)
+    // Fetching media (a machine that just joined has none) can outlast a lease: keep it alive
+    // meanwhile. Once ffmpeg runs, only its own progress renews the lease, so a hung render
+    // still loses it.
+    const keepAlive = setInterval(() => { void this.report({ type: 'progress', term: run.lease.term, jobId: lease.jobId, chunkId: lease.chunkId, leaseToken: run.lease.leaseToken, framesDone: 0, fps: 0 }) }, 3000)
+    try {
+      for (const a of spec.assets) paths[a.sha256] = await this.d.fetchAsset(a.sha256, from, abort.signal)
+    } finally {
+      clearInterval(keepAlive)
+    }
     await mkdir(run.workDir, { recursive: true })
     const segment = path.join(run.workDir, `segment${preset.ext}`)
     const inv = compileChunk({ timeline, media: spec.media, assetPath: (sha) => paths[sha]!, workDir: path.join(run.workDir, 'work'), preset }, lease, segment)
