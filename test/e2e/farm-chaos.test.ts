@@ -13,11 +13,11 @@
 import { copyFile, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { locateFfmpeg, type FfmpegTools } from '../../agent/ffmpeg.ts'
+import type { FfmpegTools } from '../../agent/ffmpeg.ts'
 import { bundledFontPath } from '../../agent/sample.ts'
-import { cleanupTmp, frameHashes, run, tmpDir } from '../helpers/media.ts'
-import { canUseNetns, createLan, destroyLan, type Lan } from '../helpers/netns.ts'
-import { BIN, allAlive, jobOf, killAll, startAgent, startFarm, submitDetached, viaOf, type AgentProc, type FarmJob, type TestFarm, type Via } from '../helpers/agents.ts'
+import { frameHashes, run } from '../helpers/media.ts'
+import { canUseNetns } from '../helpers/netns.ts'
+import { BIN, allAlive, jobOf, restartMember, startNetnsFarm, stopNetnsFarm, submitDetached, viaOf, type FarmJob, type NetnsFarm, type TestFarm, type Via } from '../helpers/agents.ts'
 import { seeded } from '../helpers/prng.ts'
 import { waitFor } from '../helpers/wait.ts'
 
@@ -30,7 +30,7 @@ const JOBS = 10
 const FRAMES = 600
 const EXTRA = ['--chunk-seconds', '2']
 
-let lan: Lan | undefined
+let net: NetnsFarm | undefined
 let dir: string
 let tools: FfmpegTools
 let farm: TestFarm
@@ -48,30 +48,14 @@ function hostIndex (name: string): number {
   return name === 'editor' ? 3 : farm.workers.findIndex((w) => w.name === name)
 }
 
-function restart (name: string): AgentProc {
-  const i = hostIndex(name)
-  const a = startAgent(farm.hosts[i]!, dir, name, name === 'editor' ? ['--slots', '0', ...EXTRA] : EXTRA)
-  if (name === 'editor') farm.editor = a
-  else farm.workers[i] = a
-  return a
-}
 
 describe.skipIf(!canRun)('seeded chaos on a farm of real agents', () => {
   beforeAll(async () => {
-    dir = await tmpDir('farm-chaos')
-    tools = await locateFfmpeg()
-    lan = createLan(`fc${process.pid % 100000}`, 4, `10.77.${process.pid % 200}`)
-    farm = await startFarm(lan.hosts, dir, EXTRA)
+    net = await startNetnsFarm('farm-chaos', 'fc', 77, EXTRA)
+    ;({ dir, tools, farm } = net)
   }, 300_000)
 
-  afterAll(async () => {
-    if (process.env.RS_DEBUG_NETNS === '1') for (const a of [...farm.workers, farm.editor]) await writeFile(`/tmp/rs-debug-chaos-${a.name}.log`, a.log.join('\n'))
-    // Links back up in case the test stopped mid-cut (destroyLan removes them anyway).
-    if (lan !== undefined) for (const h of lan.hosts) await run('ip', ['netns', 'exec', h.ns, 'ip', 'link', 'set', 'eth0', 'up']).catch(() => {})
-    await killAll()
-    if (lan !== undefined) destroyLan(lan)
-    await cleanupTmp()
-  })
+  afterAll(async () => { await stopNetnsFarm(net, 'chaos') })
 
   it(`ten jobs through two minutes of kills, restarts, link cuts and freezes (seed ${SEED}): every job done and identical, or failed with a reason`, async () => {
     console.log(`chaos seed ${SEED} (replay: RS_CHAOS_SEED=${SEED})`)
@@ -118,7 +102,7 @@ describe.skipIf(!canRun)('seeded chaos on a farm of real agents', () => {
         const down = 2000 + Math.floor(rand() * 6000)
         events.push(`${at}s kill -9 ${name}, restart after ${down} ms`)
         await sleep(down)
-        restart(name)
+        restartMember(net!, name, EXTRA)
       } else if (kind === 'cut') {
         const down = 3000 + Math.floor(rand() * 9000)
         events.push(`${at}s cut ${name}'s link for ${down} ms`)

@@ -5,12 +5,11 @@
  * except under CI=true where it must run.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { writeFile } from 'node:fs/promises'
 import path from 'node:path'
-import { locateFfmpeg, type FfmpegTools } from '../../agent/ffmpeg.ts'
-import { cleanupTmp, frameHashes, run, tmpDir } from '../helpers/media.ts'
-import { canUseNetns, createLan, destroyLan, type Lan } from '../helpers/netns.ts'
-import { farmTimeline, jobEnd, jobOf, killAll, logTime, renders, startAgent, startFarm, statusOf, submitDetached, viaOf, type AgentProc, type TestFarm, type Via } from '../helpers/agents.ts'
+import type { FfmpegTools } from '../../agent/ffmpeg.ts'
+import { frameHashes, run } from '../helpers/media.ts'
+import { canUseNetns } from '../helpers/netns.ts'
+import { farmTimeline, jobEnd, jobOf, logTime, renders, startAgent, startNetnsFarm, statusOf, stopNetnsFarm, submitDetached, viaOf, type AgentProc, type NetnsFarm, type TestFarm, type Via } from '../helpers/agents.ts'
 import { waitFor } from '../helpers/wait.ts'
 
 const canRun = canUseNetns()
@@ -18,7 +17,7 @@ if (!canRun && process.env.CI === 'true') throw new Error('farm-failures tests n
 
 interface Status { peerId: string; rendering: { coordinator: { leader: string | null; term: number } } }
 
-let lan: Lan | undefined
+let net: NetnsFarm | undefined
 let dir: string
 let tools: FfmpegTools
 let farm: TestFarm
@@ -44,19 +43,12 @@ const hostOf = (a: AgentProc): { ns: string; ip: string } => farm.hosts[farm.wor
 
 describe.skipIf(!canRun)('failures on a farm of real agents', () => {
   beforeAll(async () => {
-    dir = await tmpDir('farm-failures')
-    tools = await locateFfmpeg()
-    lan = createLan(`ff${process.pid % 100000}`, 4, `10.79.${process.pid % 200}`)
-    farm = await startFarm(lan.hosts, dir, EXTRA)
+    net = await startNetnsFarm('farm-failures', 'ff', 79, EXTRA)
+    ;({ dir, tools, farm } = net)
     ;({ timeline, reference } = await farmTimeline(dir, tools, 300, 'nothing lost'))
   }, 300_000)
 
-  afterAll(async () => {
-    if (process.env.RS_DEBUG_NETNS === '1') for (const a of [...farm.workers, farm.editor]) await writeFile(`/tmp/rs-debug-${a.name}.log`, a.log.join('\n'))
-    await killAll()
-    if (lan !== undefined) destroyLan(lan)
-    await cleanupTmp()
-  })
+  afterAll(async () => { await stopNetnsFarm(net, 'failures') })
 
   it('kill -9 of a worker mid-chunk: its chunk is back in the queue within 4 s and the job completes identical', async () => {
     const out = path.join(dir, 'worker-kill.mkv')

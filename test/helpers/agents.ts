@@ -11,9 +11,10 @@ import { existsSync } from 'node:fs'
 import { copyFile, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
-import type { FfmpegTools } from '../../agent/ffmpeg.ts'
+import { locateFfmpeg, type FfmpegTools } from '../../agent/ffmpeg.ts'
 import { bundledFontPath } from '../../agent/sample.ts'
-import { frameHashes, run } from './media.ts'
+import { cleanupTmp, frameHashes, run, tmpDir } from './media.ts'
+import { createLan, destroyLan, type Lan } from './netns.ts'
 import { waitFor } from './wait.ts'
 
 export const BIN = fileURLToPath(new URL('../../bin/renderswarm.js', import.meta.url))
@@ -152,4 +153,40 @@ export async function farmTimeline (dir: string, tools: FfmpegTools, frames: num
   const reference = await frameHashes(tools.ffmpeg, ref)
   if (reference.length !== frames) throw new Error(`the reference render has ${reference.length} frames, not ${frames}`)
   return { timeline, reference }
+}
+
+/** A test's own farm: startFarm on a fresh LAN of four namespaces, a temp dir, ffmpeg located. */
+export interface NetnsFarm { dir: string; tools: FfmpegTools; farm: TestFarm; lan: Lan }
+
+/** `prefix` names the namespaces, `octet` the 10.octet.x.0/24 subnet: each test file picks its own. */
+export async function startNetnsFarm (name: string, prefix: string, octet: number, extra: string[]): Promise<NetnsFarm> {
+  const dir = await tmpDir(name)
+  const tools = await locateFfmpeg()
+  const lan = createLan(`${prefix}${process.pid % 100000}`, 4, `10.${octet}.${process.pid % 200}`)
+  try {
+    return { dir, tools, lan, farm: await startFarm(lan.hosts, dir, extra) }
+  } catch (err) {
+    await killAll()
+    destroyLan(lan)
+    throw err
+  }
+}
+
+/** Ends every agent, removes the namespaces and temp dirs; with RS_DEBUG_NETNS=1 each agent's log is kept as /tmp/rs-debug-<tag>-<name>.log. */
+export async function stopNetnsFarm (f: NetnsFarm | undefined, tag: string): Promise<void> {
+  if (f !== undefined && process.env.RS_DEBUG_NETNS === '1') for (const a of [...f.farm.workers, f.farm.editor]) await writeFile(`/tmp/rs-debug-${tag}-${a.name}.log`, a.log.join('\n'))
+  // Links back up in case a test stopped mid-cut (destroyLan removes them anyway).
+  if (f !== undefined) for (const h of f.lan.hosts) await run('ip', ['netns', 'exec', h.ns, 'ip', 'link', 'set', 'eth0', 'up']).catch(() => {})
+  await killAll()
+  if (f !== undefined) destroyLan(f.lan)
+  await cleanupTmp()
+}
+
+/** Starts a member again on its host with the same state dir (same identity and membership); the editor keeps --slots 0. */
+export function restartMember (f: NetnsFarm, name: string, extra: string[], env: Record<string, string> = {}): AgentProc {
+  const i = name === 'editor' ? 3 : f.farm.workers.findIndex((w) => w.name === name)
+  const a = startAgent(f.farm.hosts[i]!, f.dir, name, name === 'editor' ? ['--slots', '0', ...extra] : extra, env)
+  if (name === 'editor') f.farm.editor = a
+  else f.farm.workers[i] = a
+  return a
 }
