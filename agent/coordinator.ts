@@ -345,6 +345,7 @@ export class Coordinator {
       this.syncJob(lease.jobId)
       void this.sendLease(lease, chunk)
     }
+    this.failUnplaceable(sched)
     if ((this.d.speculateAfterMs ?? 10_000) > 0) {
       for (const lease of sched.speculate(nodes, this.term, now)) {
         const chunk = this.records.get(lease.jobId)?.chunks.find((c) => c.id === lease.chunkId)
@@ -421,6 +422,24 @@ export class Coordinator {
         this.d.log(`job ${rec.spec.id} resumed: its owner ${this.nameOf(rec.spec.owner)} is back`)
         this.syncJob(rec.spec.id)
       }
+    }
+  }
+
+  /**
+   * A job with work left whose every capable live member has been excluded from it (each failed
+   * its chunks twice) would wait forever: it fails, with the attempts' reasons.
+   */
+  private failUnplaceable (sched: Scheduler): void {
+    for (const rec of [...this.records.values()]) {
+      const job = sched.job(rec.spec.id)
+      if (job === undefined || job.paused || !job.chunks.some((c) => c.status === 'queued')) continue
+      const capable = this.d.nodes().filter((n) => n.slots > 0 && n.encoders.includes(ENCODER[rec.spec.preset]))
+      const excluded = new Set(sched.excluded(rec.spec.id))
+      if (capable.length === 0 || !capable.every((n) => excluded.has(n.peerId))) continue
+      const worst = [...rec.chunks].sort((a, b) => (b.errors?.length ?? 0) - (a.errors?.length ?? 0))[0]
+      sched.removeJob(rec.spec.id)
+      const why = `every machine that can render it (${capable.map((n) => n.name).join(', ')}) failed its chunks twice; ${worst !== undefined ? this.failureText(rec, worst.id) : ''}`
+      void this.finishRecord(rec, 'failed', why).then(async () => { await this.tellWorkers({ type: 'cancel', term: this.term, jobId: rec.spec.id }) })
     }
   }
 

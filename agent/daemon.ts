@@ -12,7 +12,7 @@
 import './polyfill.ts'
 import { randomBytes, timingSafeEqual } from 'node:crypto'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
-import { chmod, mkdir, rm, writeFile } from 'node:fs/promises'
+import { chmod, mkdir, rename, rm, writeFile } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
@@ -357,8 +357,11 @@ export class Agent {
     const port = typeof addr === 'object' && addr !== null ? addr.port : this.opts.apiPort
     this.apiInfo = { url: `http://127.0.0.1:${port}`, token, pid: process.pid }
     const file = path.join(this.opts.stateDir, 'api.json')
-    await writeFile(file, JSON.stringify(this.apiInfo) + '\n', { mode: 0o600 })
-    await chmod(file, 0o600)
+    // Written aside and renamed in: a CLI (or test) that sees the file always reads it whole.
+    const tmp = `${file}.${process.pid}.tmp`
+    await writeFile(tmp, JSON.stringify(this.apiInfo) + '\n', { mode: 0o600 })
+    await chmod(tmp, 0o600)
+    await rename(tmp, file)
   }
 
   private handle (req: IncomingMessage, res: ServerResponse, token: string): void {

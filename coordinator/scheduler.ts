@@ -550,6 +550,12 @@ export class Scheduler {
     return [...this.byId.values()].sort(byOrder)
   }
 
+  /** Nodes that get no more of this job's chunks (they failed them maxFailuresPerNode times). */
+  excluded (jobId: string): string[] {
+    const job = this.byId.get(jobId)
+    return job === undefined ? [] : [...this.excludedNodes(job)]
+  }
+
   /** Nodes that failed this job's chunks maxFailuresPerNode times. */
   private excludedNodes (job: Job): Set<string> {
     const count = new Map<string, number>()

@@ -130,12 +130,15 @@ describe.skipIf(!canRun)('the dashboard in headless Chromium against a real thre
     editorNs = farm.hosts[3]!.ns
     kitchen = await writeKitchenSink(path.join(dir, 'kitchen'), tools.ffmpeg)
     sample = await writeSample(path.join(dir, 'sample'), tools)
-    // The coordinator sizes chunks from the benchmarks (frames / (median fps × chunk seconds)),
-    // which this machine's load moves a lot: size the pause test's job from the same figures.
-    const nodes = (await statusOf<{ nodes: Array<{ name: string; info?: { bench?: { ffv1?: number } } }> }>(editorNs, editor.stateDir, 'nodes')).nodes
-    const bench = nodes.filter((n) => n.name !== 'editor').map((n) => n.info?.bench?.ffv1 ?? 0).sort((a, b) => a - b)[1]!
-    manyChunkFrames = Math.max(48, Math.round(12 * bench * 2 * 0.95))
-    console.log(`median ffv1 benchmark ${bench} fps: pause/stop jobs of ${manyChunkFrames} frames`)
+    // The coordinator sizes chunks from the workers' benchmarks scaled by a probe of the job's own
+    // timeline, which this machine's load moves a lot: ask the farm's own estimate how many frames
+    // a chunk of this timeline gets, and size the pause test's job to about 12 chunks.
+    const probe = await titleTimeline('sizing', 3000)
+    const est = await cli(editorNs, ['estimate', probe, '--json', '--state-dir', editor.stateDir])
+    expect(est.code, est.stderr).toBe(0)
+    const chunks = (JSON.parse(est.stdout) as { chunks: number }).chunks
+    manyChunkFrames = Math.max(48, Math.round(12 * 3000 / chunks))
+    console.log(`a 3000-frame title timeline is cut into ${chunks} chunks: pause/stop jobs of ${manyChunkFrames} frames`)
     const open = await cli(editorNs, ['open', '--no-browser', '--state-dir', editor.stateDir])
     expect(open.code, open.stderr).toBe(0)
     dashUrl = open.stdout.trim()

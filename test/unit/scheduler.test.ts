@@ -571,3 +571,20 @@ describe('Scheduler: reopen', () => {
     expect(who(s.assign([node('B')], 2, 10))).toEqual(['j-c0@B'])
   })
 })
+
+describe('Scheduler: excluded nodes', () => {
+  it('names the nodes a job no longer goes to (so the coordinator can fail a job no live node may take)', () => {
+    const s = mk({ maxFailuresPerNode: 2, maxAttempts: 5 })
+    s.addJob(job('j', { chunks: chunks('j', 3) }))
+    expect(s.excluded('j')).toEqual([])
+    const [a] = s.assign([node('A')], 1, 0)
+    s.fail(a!.chunkId, a!.leaseToken, 1)
+    expect(s.excluded('j')).toEqual([])
+    const [b] = s.assign([node('A')], 1, 2)
+    s.fail(b!.chunkId, b!.leaseToken, 3)
+    expect(s.excluded('j')).toEqual(['A'])
+    // A gets nothing more of j: with A the only node, the job would wait forever.
+    expect(s.assign([node('A')], 1, 4)).toEqual([])
+    expect(s.excluded('nope')).toEqual([])
+  })
+})
