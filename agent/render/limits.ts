@@ -16,7 +16,8 @@
  *
  * The wrapper's path is derived from its content (fluent-ffmpeg keeps one ffmpeg path for the
  * whole process, so two runs with the same limits must name the same file). It lives in a
- * directory owned by this user with mode 0700, checked before use.
+ * directory owned by this user with mode 0700 (~/.cache/renderswarm/ffmpeg-wrappers), checked
+ * before use.
  */
 import { createHash } from 'node:crypto'
 import { execFileSync } from 'node:child_process'
@@ -104,10 +105,20 @@ export function wrapperScript (ffmpeg: string, limits: RenderLimits, iso: Isolat
   return `#!/bin/sh\nMALLOC_ARENA_MAX=2 exec ${[...argv, path.resolve(ffmpeg)].map(shellQuote).join(' ')} "$@"\n`
 }
 
-/** A private directory of this user for wrappers: created 0700, refused when someone else owns it. */
+/**
+ * A private directory of this user for wrappers: created 0700, refused when someone else owns it.
+ * In the user's cache dir (a render leaves nothing in the temp folder); the temp folder only when
+ * there is no home to write to.
+ */
 async function privateDir (): Promise<string> {
   const uid = typeof process.getuid === 'function' ? process.getuid() : 0
-  const dir = path.join(os.tmpdir(), `renderswarm-ffmpeg-${uid}`)
+  const cache = process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), '.cache')
+  let dir = path.join(cache, 'renderswarm', 'ffmpeg-wrappers')
+  try {
+    await mkdir(path.dirname(dir), { recursive: true, mode: 0o700 })
+  } catch {
+    dir = path.join(os.tmpdir(), `renderswarm-ffmpeg-${uid}`)
+  }
   await mkdir(dir, { recursive: true, mode: 0o700 })
   const st = await lstat(dir)
   if (!st.isDirectory() || st.uid !== uid || (st.mode & 0o077) !== 0) throw new RenderLimitError(`${dir} is not a private directory of this user; remove it and try again`)

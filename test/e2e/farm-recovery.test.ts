@@ -189,7 +189,8 @@ describe.skipIf(!canRun)('recovery on a farm of real agents', () => {
       expect(await frameHashes(tools.ffmpeg, out)).toEqual(reference)
       const errors = done.chunks.flatMap((c) => c.errors ?? [])
       console.log(`resource faults: ffmpeg ${killed} killed; job done identical; failed attempts: ${errors.join(' | ')}`)
-      expect(errors.some((e) => /^alpha: .*(No space left on device|ENOSPC)/i.test(e))).toBe(true)
+      // Either ffmpeg ran out of room, or the node saw the disk nearly full and did not start it.
+      expect(errors.some((e) => /^alpha: .*(No space left on device|ENOSPC|the disk holding .* MiB free)/i.test(e))).toBe(true)
       expect(errors.some((e) => /^beta: ffmpeg was killed by SIGKILL \(the out-of-memory killer/.test(e))).toBe(true)
       const after = (await statusOf<Rendering>(viaOf(farm, gamma).ns, gamma.stateDir)).rendering.assets.fetchedBySha
       const refetched = Object.keys(after).filter((sha) => (after[sha] ?? 0) > (before[sha] ?? 0))
