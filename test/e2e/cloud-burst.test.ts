@@ -17,7 +17,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { execFileSync } from 'node:child_process'
 import os from 'node:os'
-import { writeFile } from 'node:fs/promises'
+import { readFile, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { Agent } from '../../agent/daemon.ts'
 import { locateFfmpeg, type FfmpegTools } from '../../agent/ffmpeg.ts'
@@ -93,13 +93,30 @@ function config (over: Record<string, unknown>): Record<string, unknown> {
   }
 }
 
+/** The sample timeline played three times in a row (clip ids made unique per copy), beside the original. */
+async function tripled (file: string): Promise<string> {
+  type Clip = { id: string; start: number }
+  type Track = { clips: Clip[]; transitions?: Array<{ a: string; b: string }> }
+  const t = JSON.parse(await readFile(file, 'utf8')) as { duration: number; video: Track[]; audio: Track[] }
+  const copy = (tracks: Track[]): Track[] => tracks.map((tr) => ({
+    ...tr,
+    clips: [0, 1, 2].flatMap((k) => tr.clips.map((c) => ({ ...c, id: `${c.id}${k}`, start: c.start + k * t.duration }))),
+    ...(tr.transitions !== undefined ? { transitions: [0, 1, 2].flatMap((k) => tr.transitions!.map((x) => ({ ...x, a: `${x.a}${k}`, b: `${x.b}${k}` }))) } : {})
+  }))
+  const out = path.join(path.dirname(file), 'sample3.timeline.json')
+  await writeFile(out, JSON.stringify({ ...t, duration: t.duration * 3, video: copy(t.video), audio: copy(t.audio) }))
+  return out
+}
+
 describe('cloud burst with the local provider', () => {
   beforeAll(async () => {
     dir = await tmpDir('cloud-burst')
     stateDir = path.join(dir, 'studio')
     tools = await locateFfmpeg()
     pinned = os.availableParallelism() > 1 && pin(process.pid, '1')
-    timeline = await writeSample(path.join(dir, 'sample'), tools)
+    // The sample three times over (60 s of video): long enough that machines which take seconds
+    // to boot, join and fetch media still pay for themselves before a deadline.
+    timeline = await tripled(await writeSample(path.join(dir, 'sample'), tools))
     const ref = path.join(dir, 'one-machine.mkv')
     await run(process.execPath, [BIN, 'render', timeline, '-o', ref, '--preset', 'ffv1', '--chunks', '1'], { timeout: 300_000 })
     refHashes = await frameHashes(tools.ffmpeg, ref)
