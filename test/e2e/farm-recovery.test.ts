@@ -123,19 +123,19 @@ describe.skipIf(!canRun)('recovery on a farm of real agents', () => {
     for (const c of done.chunks.filter((c) => (c.errors ?? []).length > 0)) expect(c.attempts).toBe(c.errors!.length)
   }, 400_000)
 
-  it('a straggler (ffmpeg slowed to a fiftieth with SIGSTOP/SIGCONT): a backup copy finishes the job earlier than waiting would', async () => {
+  it('a straggler (ffmpeg slowed to a twentieth with SIGSTOP/SIGCONT): a backup copy finishes the job earlier than waiting would', async () => {
     const victim = worker('gamma')
     let slowing = true
-    // ffmpeg on the victim runs 20 ms in every 1000: about a fiftieth of its speed (on a quiet machine a
+    // ffmpeg on the victim runs 50 ms in every 1000: about a twentieth of its speed (on a quiet machine a
     // chunk here takes under 2 s, so a tenth would still beat the 10 s a backup waits for). Bounded by
     // the test's own time limit.
     const slow = (async () => {
       const until = Date.now() + 300_000
       while (slowing && Date.now() < until) {
         for (const pid of ffmpegsOf(victim)) try { process.kill(pid, 'SIGCONT') } catch {}
-        await sleep(20)
+        await sleep(50)
         for (const pid of ffmpegsOf(victim)) try { process.kill(pid, 'SIGSTOP') } catch {}
-        await sleep(980)
+        await sleep(950)
       }
       for (const pid of ffmpegsOf(victim)) try { process.kill(pid, 'SIGCONT') } catch {}
     })()
