@@ -45,7 +45,8 @@ describe.skipIf(!canRun)('failures on a farm of real agents', () => {
   beforeAll(async () => {
     net = await startNetnsFarm('farm-failures', 'ff', 79, EXTRA)
     ;({ dir, tools, farm } = net)
-    ;({ timeline, reference } = await farmTimeline(dir, tools, 300, 'nothing lost'))
+    // Enough frames for several rounds of chunks on three workers now that chunks are sized from a probe of the timeline.
+    ;({ timeline, reference } = await farmTimeline(dir, tools, 1500, 'nothing lost'))
   }, 300_000)
 
   afterAll(async () => { await stopNetnsFarm(net, 'failures') })
