@@ -36,15 +36,16 @@ export class Store {
       db = new Database(file)
       // The state holds this machine's identity key and possibly the farm key: owner only.
       if (file !== ':memory:') chmodSync(file, 0o600)
+      // The agent and a CLI (farm invite, join…) share this file: wait for each other's locks.
+      db.pragma('busy_timeout = 5000')
       db.pragma('journal_mode = WAL')
       db.pragma('synchronous = NORMAL')
-      db.pragma('busy_timeout = 5000')
       const version = db.pragma('user_version', { simple: true }) as number
       if (version > MIGRATIONS.length) throw new StoreError(`${file} was written by a newer renderswarm (schema ${version}, this one knows ${MIGRATIONS.length}); upgrade renderswarm`)
       db.transaction(() => {
         for (let v = version; v < MIGRATIONS.length; v++) db.exec(MIGRATIONS[v]!)
         db.pragma(`user_version = ${MIGRATIONS.length}`)
-      })()
+      }).immediate()
     } catch (err) {
       if (err instanceof StoreError) throw err
       throw new StoreError(`opening the agent's state ${file}: ${(err as Error).message}`, { cause: err })
@@ -118,9 +119,13 @@ export class Store {
     return row?.output ?? undefined
   }
 
-  /** Runs fn in one transaction: all of its writes land, or none. */
+  /**
+   * Runs fn in one transaction: all of its writes land, or none. IMMEDIATE: the write lock is
+   * taken (waiting up to the busy timeout) when it begins, so a read-then-write cannot fail with
+   * "database is locked" when another process (the agent, a CLI) wrote in between.
+   */
   transaction<T> (fn: () => T): T {
-    return this.db.transaction(fn)()
+    return this.db.transaction(fn).immediate()
   }
 
   close (): void {
