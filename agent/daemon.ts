@@ -241,15 +241,10 @@ export class Agent {
   /** POST /v1/cloud/scale {provider, count, instanceType?, spot}. */
   private async scaleRoute (req: IncomingMessage, send: (status: number, body: unknown) => void): Promise<void> {
     if (this.burst === undefined) { send(404, { error: 'not-found', message: 'cloud burst is off on this agent (no cloud.json in its state dir when it started, or it does not hold the farm key)' }); return }
-    let body: unknown
+    const body = await readJsonBody(req, send)
+    if (body === undefined) return
     try {
-      body = JSON.parse(await readBody(req, 4096))
-    } catch (err) {
-      send(400, { error: 'bad-request', message: `request body: ${(err as Error).message}` })
-      return
-    }
-    try {
-      send(200, await this.burst.scale(body))
+      send(200, await this.burst.scale(body.value))
     } catch (err) {
       if (err instanceof BurstError) {
         this.refusedTotal.inc({ reason: `cloud-scale:${err.code}` })
@@ -428,15 +423,10 @@ export class Agent {
   /** GET /v1/policy; POST /v1/policy {when?, schedule?, maxCpuPct?} (the tray's "Render only when idle"). */
   private async policyRoute (req: IncomingMessage, send: (status: number, body: unknown) => void): Promise<void> {
     if (req.method === 'POST') {
-      let body: unknown
+      const body = await readJsonBody(req, send)
+      if (body === undefined) return
       try {
-        body = JSON.parse(await readBody(req, 4096))
-      } catch (err) {
-        send(400, { error: 'bad-request', message: `request body: ${(err as Error).message}` })
-        return
-      }
-      try {
-        this.policyNow = updatePolicy(this.store, this.policy, this.opts.policy ?? parsePolicy({}), body)
+        this.policyNow = updatePolicy(this.store, this.policy, this.opts.policy ?? parsePolicy({}), body.value)
       } catch (err) {
         if (!(err instanceof PolicyError)) throw err
         this.refusedTotal.inc({ reason: 'api-policy' })
@@ -542,13 +532,9 @@ export class Agent {
 
   /** POST /v1/farm/revoke {peerId, reason?}: only on the machine holding the farm key. */
   private async revokeRoute (req: IncomingMessage, send: (status: number, body: unknown) => void): Promise<void> {
-    let body: { peerId?: unknown; reason?: unknown }
-    try {
-      body = JSON.parse(await readBody(req, 4096)) as typeof body
-    } catch (err) {
-      send(400, { error: 'bad-request', message: `request body: ${(err as Error).message}` })
-      return
-    }
+    const parsed = await readJsonBody(req, send)
+    if (parsed === undefined) return
+    const body = (parsed.value ?? {}) as { peerId?: unknown; reason?: unknown }
     if (this.secrets === undefined) { send(403, { error: 'forbidden', message: 'this machine does not hold the farm key; revoke on the machine that created the farm' }); return }
     if (typeof body.peerId !== 'string' || !/^[1-9A-HJ-NP-Za-km-z]{1,128}$/.test(body.peerId)) { send(400, { error: 'bad-request', message: 'peerId must be a peer id' }); return }
     if (body.peerId === this.node.peerId.toString()) { send(400, { error: 'bad-request', message: 'a machine cannot revoke itself' }); return }
@@ -598,6 +584,16 @@ export class Agent {
 }
 
 /** Reads a request body of at most maxBytes (else throws). */
+/** A small JSON request body (≤ 4 KiB); on a bad one answers 400 itself and gives undefined. */
+async function readJsonBody (req: IncomingMessage, send: (status: number, body: unknown) => void): Promise<{ value: unknown } | undefined> {
+  try {
+    return { value: JSON.parse(await readBody(req, 4096)) as unknown }
+  } catch (err) {
+    send(400, { error: 'bad-request', message: `request body: ${(err as Error).message}` })
+    return undefined
+  }
+}
+
 function readBody (req: IncomingMessage, maxBytes: number): Promise<string> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = []
