@@ -20,14 +20,15 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { createWriteStream, existsSync } from 'node:fs'
-import { copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, rm } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import { parseArgs } from 'node:util'
 import { fileURLToPath } from 'node:url'
 import { locateFfmpeg } from '../agent/ffmpeg.ts'
-import { bundledFontPath, writeSample } from '../agent/sample.ts'
+import { writeSample } from '../agent/sample.ts'
 import { RenderFarm, type Estimate } from '../ui/sdk/farm.ts'
+import { writeColourText } from '../test/helpers/agents.ts'
 import { writeDissolveCut, writeKitchenSink } from '../test/helpers/media.ts'
 
 const { values: opt } = parseArgs({
@@ -117,19 +118,10 @@ async function stopAll (): Promise<void> {
   })))
 }
 
-/** The failure tests' 720p colour+text timeline (test/helpers/agents.ts farmTimeline), without its reference render. */
-async function writeColourText (dir: string, frames: number): Promise<string> {
+/** The failure tests' 720p colour+text timeline, in its own dir. */
+async function writeColourTextIn (dir: string, frames: number): Promise<string> {
   await mkdir(dir, { recursive: true })
-  await copyFile(bundledFontPath(), path.join(dir, 'font.ttf'))
-  const timeline = path.join(dir, 'timeline.json')
-  await writeFile(timeline, JSON.stringify({
-    schema: 'farm.timeline/1', fps: { num: 25, den: 1 }, width: 1280, height: 720, duration: frames, assets: { font: { path: 'font.ttf' } },
-    video: [
-      { clips: [{ id: 'bg', type: 'color', color: '#304050', start: 0, length: frames }] },
-      { clips: [{ id: 't', type: 'text', text: 'nothing lost', font: 'font', size: 64, color: '#FFFFFF', x: 80, y: 80, start: 0, length: frames }] }
-    ]
-  }))
-  return timeline
+  return await writeColourText(dir, frames, 'nothing lost')
 }
 
 interface Pair { farm: string; timeline: string; rep: number; predS: number; measS: number; predUsd: number; measUsd: number; chunks: number }
@@ -149,7 +141,7 @@ async function main (): Promise<void> {
       sample: await writeSample(path.join(root, 'sample'), tools),
       kitchen: await writeKitchenSink(path.join(root, 'kitchen'), tools.ffmpeg),
       dissolve: await writeDissolveCut(path.join(root, 'dissolve'), tools.ffmpeg),
-      'colour-text': await writeColourText(path.join(root, 'colour-text'), 300)
+      'colour-text': await writeColourTextIn(path.join(root, 'colour-text'), 300)
     }
     const only = opt.only?.split(',')
     const timelines = Object.entries(all).filter(([k]) => only === undefined || only.includes(k))

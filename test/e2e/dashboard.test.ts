@@ -111,6 +111,17 @@ req.end()
   return JSON.parse(r.stdout) as { status: number; headers: Record<string, string>; body: string }
 }
 
+/** Once the page shows all three nodes paused: Resume all, then wait for the job to be done. */
+async function resumeAllUntilDone (row: string, jobId: string): Promise<{ done: Job; resumedAt: number }> {
+  await page.waitForFunction(() => Array.from(document.querySelectorAll('[data-test=node-row]')).filter((r) => r.getAttribute('data-activity') === 'paused').length === 3, null, { timeout: 10_000 })
+  await page.click('[data-test=resume-all]')
+  const resumedAt = Date.now()
+  await page.waitForSelector(`${row}[data-status=done]`, { timeout: 120_000 })
+  const done = await jobOf(jobId)
+  expect(done.status, done.error).toBe('done')
+  return { done, resumedAt }
+}
+
 /** data-activity of each node row, by node name. */
 async function nodeActivities (): Promise<Record<string, string>> {
   return await page.$$eval('[data-test=node-row]', (rows) => Object.fromEntries(rows.map((r) => [r.getAttribute('data-node'), r.getAttribute('data-activity')])))
@@ -273,14 +284,8 @@ describe.skipIf(!canRun)('the dashboard in headless Chromium against a real thre
       // fresh snapshot still knows every node is paused.
       await page.reload()
       await page.waitForSelector('[data-test=link][data-state=live]', { timeout: 20_000 })
-      await page.waitForFunction(() => Array.from(document.querySelectorAll('[data-test=node-row]')).filter((r) => r.getAttribute('data-activity') === 'paused').length === 3, null, { timeout: 10_000 })
-
-      await page.click('[data-test=resume-all]')
+      const { done, resumedAt } = await resumeAllUntilDone(row, jobId)
       resumed = true
-      const resumedAt = Date.now()
-      await page.waitForSelector(`${row}[data-status=done]`, { timeout: 120_000 })
-      const done = await jobOf(jobId)
-      expect(done.status, done.error).toBe('done')
       expect(done.chunks.some((c) => c.startedAt! >= resumedAt - 1000)).toBe(true)
       // Its timeline: every chunk once, on the node the API names, with the pause as a gap.
       await page.click(`${row} button:has-text("Chunks")`)
@@ -352,13 +357,8 @@ describe.skipIf(!canRun)('the dashboard in headless Chromium against a real thre
       const cut = after.chunks.filter((c) => inFlight.includes(c.id) && c.status === 'queued').map((c) => c.id)
       console.log(`emergency stop: ${inFlight.length} chunk(s) in flight on the page, ${cut.length} of them back in the queue`)
       expect(cut.length).toBeGreaterThan(0)
-      await page.waitForFunction(() => Array.from(document.querySelectorAll('[data-test=node-row]')).filter((r) => r.getAttribute('data-activity') === 'paused').length === 3, null, { timeout: 10_000 })
-      await page.click('[data-test=resume-all]')
+      const { done, resumedAt } = await resumeAllUntilDone(row, jobId)
       resumed = true
-      const resumedAt = Date.now()
-      await page.waitForSelector(`${row}[data-status=done]`, { timeout: 120_000 })
-      const done = await jobOf(jobId)
-      expect(done.status, done.error).toBe('done')
       // The cut chunks were rendered again after the resume.
       for (const id of cut) expect(done.chunks.find((c) => c.id === id)!.startedAt!).toBeGreaterThanOrEqual(resumedAt - 1000)
     } finally {

@@ -5,14 +5,12 @@
  * and the status JSON carries the same figures. Also the strict parser refuses malformed text.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { spawn, type ChildProcess } from 'node:child_process'
-import { existsSync, readFileSync } from 'node:fs'
 import path from 'node:path'
 import { locateFfmpeg } from '../../agent/ffmpeg.ts'
 import { writeSample } from '../../agent/sample.ts'
 import { cleanupTmp, run, tmpDir } from '../helpers/media.ts'
 import { parsePromText, PromTextError, sampleValue, type Family } from '../helpers/prom-text.ts'
-import { BIN } from '../helpers/agents.ts'
+import { BIN, startSoloAgent, type SoloAgent } from '../helpers/agents.ts'
 import { waitFor } from '../helpers/wait.ts'
 
 /** The spec's list (M32), as metric names: farm-wide, then per node (label node). */
@@ -63,8 +61,8 @@ describe('the strict Prometheus text parser', () => {
 })
 
 let dir: string
-let child: ChildProcess | undefined
-const log: string[] = []
+let solo: SoloAgent | undefined
+let log: string[] = []
 let stateDir: string
 let api: { url: string; token: string }
 
@@ -99,24 +97,12 @@ describe('an agent\'s /metrics while it renders', () => {
   beforeAll(async () => {
     dir = await tmpDir('metrics')
     stateDir = path.join(dir, 'solo')
-    child = spawn(process.execPath, [BIN, 'agent', '--state-dir', stateDir, '--name', 'solo', '--listen', '/ip4/127.0.0.1/tcp/0', '--no-mdns',
-      '--cost-per-hour', '0.5', '--chunk-seconds', '3'], { stdio: ['ignore', 'ignore', 'pipe'] })
-    child.stderr!.on('data', (d: Buffer) => { for (const l of d.toString().split('\n')) if (l !== '') log.push(l) })
-    api = await waitFor(() => {
-      if (!existsSync(path.join(stateDir, 'api.json'))) return undefined
-      try { return JSON.parse(readFileSync(path.join(stateDir, 'api.json'), 'utf8')) as typeof api } catch { return undefined } // being written
-    }, 30_000, 'the agent to start')
-    // Rendering starts once ffmpeg is probed and the agent has elected itself coordinator.
-    await waitFor(async () => (await getJson<{ rendering?: { coordinator: { self: boolean } } }>('/v1/status')).rendering?.coordinator.self, 60_000, 'the agent to coordinate', 200)
+    solo = await startSoloAgent(stateDir, ['--cost-per-hour', '0.5', '--chunk-seconds', '3'])
+    ;({ api, log } = solo)
   }, 60_000)
 
   afterAll(async () => {
-    if (child?.exitCode === null && child.pid !== undefined) {
-      const exited = new Promise((resolve) => child!.once('exit', resolve))
-      child.kill('SIGTERM')
-      await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 10_000))])
-      if (child.exitCode === null) child.kill('SIGKILL')
-    }
+    await solo?.stop()
     if (process.env.RS_DEBUG === '1') console.log(log.join('\n'))
     await cleanupTmp()
   })

@@ -5,8 +5,6 @@
  * memory limit fails that job and keeps answering its API.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { spawn, type ChildProcess } from 'node:child_process'
-import { existsSync, readFileSync } from 'node:fs'
 import { readdir, stat, writeFile } from 'node:fs/promises'
 import { createServer } from 'node:http'
 import path from 'node:path'
@@ -14,7 +12,7 @@ import { locateFfmpeg } from '../../agent/ffmpeg.ts'
 import { GLOBAL_OPTIONS, type FfmpegInvocation } from '../../agent/render/invocation.ts'
 import { isolation, limitedFfmpeg, renderLimits, type RenderLimits } from '../../agent/render/limits.ts'
 import { runInvocation, RenderError } from '../../agent/render/run.ts'
-import { BIN } from '../helpers/agents.ts'
+import { BIN, startSoloAgent, type SoloAgent } from '../helpers/agents.ts'
 import { cleanupTmp, run, tmpDir } from '../helpers/media.ts'
 import { waitFor } from '../helpers/wait.ts'
 
@@ -110,32 +108,21 @@ describe('isolation before and around ffmpeg', () => {
 })
 
 describe.skipIf(!canLimit)('an agent whose render blows its memory limit', () => {
-  let child: ChildProcess | undefined
+  let solo: SoloAgent | undefined
   let stateDir: string
   let api: { url: string; token: string }
-  const log: string[] = []
+  let log: string[] = []
   const getJson = async <T>(p: string): Promise<T> => await (await fetch(`${api.url}${p}`, { headers: { authorization: `Bearer ${api.token}` } })).json() as T
 
   beforeAll(async () => {
     stateDir = path.join(dir, 'agent')
     // 1 GiB of address space: enough for the 720p benchmark, far too little for a 4096×2160 ffv1 frame.
-    child = spawn(process.execPath, [BIN, 'agent', '--state-dir', stateDir, '--name', 'solo', '--listen', '/ip4/127.0.0.1/tcp/0', '--no-mdns'],
-      { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, RENDERSWARM_RENDER_MEMORY_MB: '1024' } })
-    child.stderr!.on('data', (d: Buffer) => { for (const l of d.toString().split('\n')) if (l !== '') log.push(l) })
-    api = await waitFor(() => {
-      if (!existsSync(path.join(stateDir, 'api.json'))) return undefined
-      try { return JSON.parse(readFileSync(path.join(stateDir, 'api.json'), 'utf8')) as typeof api } catch { return undefined }
-    }, 30_000, 'the agent to start')
-    await waitFor(async () => (await getJson<{ rendering?: { coordinator: { self: boolean } } }>('/v1/status')).rendering?.coordinator.self, 60_000, 'the agent to coordinate', 200)
+    solo = await startSoloAgent(stateDir, [], { RENDERSWARM_RENDER_MEMORY_MB: '1024' })
+    ;({ api, log } = solo)
   }, 90_000)
 
   afterAll(async () => {
-    if (child?.exitCode === null && child.pid !== undefined) {
-      const exited = new Promise((resolve) => child!.once('exit', resolve))
-      child.kill('SIGTERM')
-      await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 10_000))])
-      if (child.exitCode === null) child.kill('SIGKILL')
-    }
+    await solo?.stop()
     if (process.env.RS_DEBUG === '1') console.log(log.join('\n'))
   })
 
@@ -156,7 +143,7 @@ describe.skipIf(!canLimit)('an agent whose render blows its memory limit', () =>
       return e.length > 0 ? e : undefined
     }, 90_000, 'a failed attempt', 500)
     for (const e of errors) expect(e).toMatch(/ran out of its memory limit of 1024 MiB/)
-    expect(child!.exitCode).toBeNull()
+    expect(solo!.child.exitCode).toBeNull()
     // The local API on the same agent: a 1 MiB body is cut off at 64 KiB, never read whole.
     const big = await fetch(`${api.url}/v1/jobs`, { method: 'POST', headers: { authorization: `Bearer ${api.token}`, 'content-type': 'application/json' }, body: JSON.stringify({ timeline: 'x'.repeat(1024 * 1024) }) })
       .then((r) => r.status, () => 'reset')

@@ -7,7 +7,7 @@
  *   const r = await cli(host.ns, ['nodes', '--json', '--state-dir', a.stateDir])
  */
 import { spawn, type ChildProcess } from 'node:child_process'
-import { existsSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import { copyFile, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -135,11 +135,8 @@ export async function allAlive (farm: TestFarm, via: Via = viaOf(farm, farm.work
   await waitFor(async () => (await statusOf<{ nodes: { active: number } }>(via.ns, via.stateDir).catch(() => undefined))?.nodes.active === 4 ? true : undefined, 60_000, 'all four members alive', 500)
 }
 
-/**
- * The failure tests' timeline (720p colour and text, 25 fps) in `dir`, and the frame hashes of
- * its one-machine render (`render --chunks 1`) to compare every farm output with.
- */
-export async function farmTimeline (dir: string, tools: FfmpegTools, frames: number, text: string): Promise<{ timeline: string; reference: string[] }> {
+/** The failure tests' timeline (720p colour and text, 25 fps) as `dir`/timeline.json, its font beside it. */
+export async function writeColourText (dir: string, frames: number, text: string): Promise<string> {
   await copyFile(bundledFontPath(), path.join(dir, 'font.ttf'))
   const timeline = path.join(dir, 'timeline.json')
   await writeFile(timeline, JSON.stringify({
@@ -149,6 +146,15 @@ export async function farmTimeline (dir: string, tools: FfmpegTools, frames: num
       { clips: [{ id: 't', type: 'text', text, font: 'font', size: 64, color: '#FFFFFF', x: 80, y: 80, start: 0, length: frames }] }
     ]
   }))
+  return timeline
+}
+
+/**
+ * The failure tests' timeline (720p colour and text, 25 fps) in `dir`, and the frame hashes of
+ * its one-machine render (`render --chunks 1`) to compare every farm output with.
+ */
+export async function farmTimeline (dir: string, tools: FfmpegTools, frames: number, text: string): Promise<{ timeline: string; reference: string[] }> {
+  const timeline = await writeColourText(dir, frames, text)
   const ref = path.join(dir, 'reference.mkv')
   await run(process.execPath, [BIN, 'render', timeline, '-o', ref, '--chunks', '1'], { timeout: 300_000 })
   const reference = await frameHashes(tools.ffmpeg, ref)
@@ -190,4 +196,38 @@ export function restartMember (f: NetnsFarm, name: string, extra: string[], env:
   if (name === 'editor') f.farm.editor = a
   else f.farm.workers[i] = a
   return a
+}
+
+/** One agent on 127.0.0.1 with no mDNS, its own farm and coordinator; its stderr lines in `log`. */
+export interface SoloAgent { child: ChildProcess; log: string[]; api: { url: string; token: string }; stop: () => Promise<void> }
+
+/** Starts it (name 'solo') and waits until it coordinates, so it renders what it is given. */
+export async function startSoloAgent (stateDir: string, extra: string[] = [], env: Record<string, string> = {}): Promise<SoloAgent> {
+  const child = spawn(process.execPath, [BIN, 'agent', '--state-dir', stateDir, '--name', 'solo', '--listen', '/ip4/127.0.0.1/tcp/0', '--no-mdns', ...extra],
+    { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...env } })
+  const log: string[] = []
+  child.stderr!.on('data', (d: Buffer) => { for (const l of d.toString().split('\n')) if (l !== '') log.push(l) })
+  const stop = async (): Promise<void> => {
+    if (child.exitCode !== null || child.pid === undefined) return
+    const exited = new Promise((resolve) => child.once('exit', resolve))
+    child.kill('SIGTERM')
+    await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 10_000))])
+    if (child.exitCode === null) child.kill('SIGKILL')
+  }
+  try {
+    const file = path.join(stateDir, 'api.json')
+    const api = await waitFor(() => {
+      if (!existsSync(file)) return undefined
+      try { return JSON.parse(readFileSync(file, 'utf8')) as { url: string; token: string } } catch { return undefined } // being written
+    }, 30_000, 'the agent to start')
+    // Rendering starts once ffmpeg is probed and the agent has elected itself coordinator.
+    await waitFor(async () => {
+      const res = await fetch(`${api.url}/v1/status`, { headers: { authorization: `Bearer ${api.token}` } })
+      return res.ok && (await res.json() as { rendering?: { coordinator: { self: boolean } } }).rendering?.coordinator.self === true ? true : undefined
+    }, 60_000, 'the agent to coordinate', 200)
+    return { child, log, api, stop }
+  } catch (err) {
+    await stop()
+    throw err
+  }
 }
