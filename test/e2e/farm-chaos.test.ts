@@ -88,7 +88,7 @@ describe.skipIf(!canRun)('seeded chaos on a farm of real agents', () => {
       // Two jobs before each fault until all ten are in.
       for (const next of jobs.filter((j) => j.jobId === undefined).slice(0, 2)) {
         // Its owner may be starting again after the last fault: wait until its API answers.
-        next.jobId = await waitFor(async () => await submitDetached(via(next.owner), next.timeline, next.out).catch((err: Error) => /does not answer|no agent is running|no coordinator|not the coordinator/.test(err.message) ? undefined : Promise.reject(err)), 60_000, `${next.owner} to take a job`, 500)
+        next.jobId = await waitFor(async () => await submitDetached(via(next.owner), next.timeline, next.out).catch((err: Error) => /does not answer|no agent is running|no coordinator|not the coordinator|still starting/.test(err.message) ? undefined : Promise.reject(err)), 60_000, `${next.owner} to take a job`, 500)
         events.push(`${((Date.now() - t0) / 1000).toFixed(1)}s submit job${jobs.indexOf(next)} to ${next.owner}`)
       }
       await sleep(2000 + Math.floor(rand() * 6000))
