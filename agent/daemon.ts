@@ -39,7 +39,8 @@ import { Store } from './store.ts'
 import { cookieToken, DashboardFiles, isStaticRequest, sessionCookie } from '../ui/dashboard/serve.ts'
 import { BurstController, BurstError } from './cloud-burst.ts'
 import { loadCloudConfig } from '../coordinator/cloud/config.ts'
-import { LocalProvider, type LocalOptions } from '../coordinator/cloud/local.ts'
+import type { LocalOptions } from '../coordinator/cloud/local.ts'
+import { cloudProviders, farmTagOf } from './cloud-providers.ts'
 import type { JobRecord } from '../protocol/messages/jobs.ts'
 import { fileURLToPath } from 'node:url'
 
@@ -155,7 +156,7 @@ export class Agent {
     }
     const before = JSON.stringify({ ...info, bench: undefined })
     Object.assign(info, {
-      cpu: hw.cpu, memBytes: hw.memBytes, os: hw.os,
+      cpu: hw.cpu, memBytes: hw.memBytes, os: hw.os, ...(hw.host !== undefined ? { host: hw.host } : {}),
       gpus: hw.gpus.map((g) => ({ model: g.model, vramBytes: g.vramBytes, ...(g.driver !== undefined ? { driver: g.driver } : {}) })),
       ffmpeg: { version: caps.version.slice(0, 64), encoders: ENCODERS.filter((e) => caps.encoders.has(e) && (!e.endsWith('_nvenc') || caps.gpuEncoders.includes(e))) }
     } satisfies Partial<NodeInfo>)
@@ -213,13 +214,11 @@ export class Agent {
     if (this.secrets === undefined) { log('cloud: cloud.json is here but this machine does not hold the farm key (it mints the invites rented machines join with); burst runs on the machine that created the farm'); return }
     const secrets = this.secrets
     const o = this.opts.burst ?? {}
-    const providers: ConstructorParameters<typeof BurstController>[0]['providers'] = {}
-    if (config.providers.local !== undefined) {
-      const local = new LocalProvider({ bin: fileURLToPath(new URL('../bin/renderswarm.js', import.meta.url)), farmTag: 'local', ...o.local })
-      local.limits.maxInstances = config.providers.local.maxInstances
-      providers.local = local
-    }
-    for (const p of ['aws', 'gcp', 'azure'] as const) if (config.providers[p] !== undefined) log(`cloud: ${p} is configured, but the agent launches through the local provider only so far; ${p} is not used`)
+    const { providers, notes } = cloudProviders(config, {
+      farmTag: farmTagOf(this.node.farmId),
+      local: { bin: fileURLToPath(new URL('../bin/renderswarm.js', import.meta.url)), farmTag: 'local', ...o.local }
+    })
+    for (const n of notes) log(`cloud: ${n}`)
     const bootstrap = (): string[] => this.node.addrs().filter((a) => !a.includes('/ip6/')).slice(0, 8)
     this.burst = new BurstController({
       config, providers, log, ...(o.tickMs !== undefined ? { tickMs: o.tickMs } : {}),

@@ -132,10 +132,10 @@ describe('cloud status and scale against a running agent', () => {
     expect(t.stdout).toMatch(/^ {2}local\s+local\s+local-agent$/m)
   })
 
-  it('scale: checks its flags against cloud.json, then says scaling is not wired in yet (exit 2)', async () => {
+  it('scale: checks its flags against cloud.json, then, on an agent started before cloud.json, says burst is off and why (exit 2)', async () => {
     const s = await cli(['cloud', 'scale', '--provider', 'local', '--count', '1', '--state-dir', headDir])
     expect(s.code).toBe(2)
-    expect(s.stderr).toBe('renderswarm: cloud scaling is not wired into this agent yet (no POST /v1/cloud/scale); nothing was launched\n')
+    expect(s.stderr).toBe('renderswarm: cloud burst is off on this agent (no cloud.json in its state dir when it started, or it does not hold the farm key); nothing was launched (restart the agent after writing cloud.json)\n')
     expect((await provider.list()).filter((i) => i.state === 'running')).toHaveLength(1) // nothing new
     const gcp = await cli(['cloud', 'scale', '--provider', 'gcp', '--count', '1', '--state-dir', headDir])
     expect([gcp.code, gcp.stderr]).toEqual([2, `renderswarm: --provider gcp is not configured in ${path.join(headDir, 'cloud.json')} (configured: aws, local)\n`])

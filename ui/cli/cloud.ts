@@ -10,9 +10,9 @@
  * date and source), cheapest first. status reads the agent's cloud.json (coordinator/cloud/config.ts)
  * and asks the running agent for its members (`/v1/nodes`, each with its location) and, when the
  * runtime reports it, what the cloud has cost this budget period (`cloud` in `/v1/status`);
- * until then it says "not metered yet". scale asks the agent's coordinator (`POST /v1/cloud/scale`);
- * an agent without that route answers 404/405 and the command says scaling is not wired in yet
- * (exit 2) rather than pretending.
+ * until then it says "not metered yet". scale asks the agent (`POST /v1/cloud/scale`); an agent
+ * whose burst controller is off (no cloud.json when it started, or not the farm key's machine)
+ * answers 404 with the reason, which the command prints (exit 2) rather than pretending.
  *
  * Exit codes: 0 done, 2 refused input (bad flag, bad cloud.json, scaling not available), 1 anything else.
  */
@@ -168,7 +168,7 @@ async function scaleCmd (args: string[], stateDirOf: (v: Record<string, unknown>
     res = await api.post('/v1/cloud/scale', { provider, count: Number(countRaw), ...(type !== undefined ? { instanceType: type } : {}), spot: values.spot === true }, 120_000)
   } catch (err) {
     if (err instanceof ApiError && (err.status === 404 || err.status === 405)) {
-      process.stderr.write('renderswarm: cloud scaling is not wired into this agent yet (no POST /v1/cloud/scale); nothing was launched\n')
+      process.stderr.write(`renderswarm: ${err.message}; nothing was launched (restart the agent after writing cloud.json)\n`)
       return 2
     }
     if (err instanceof ApiError && err.status >= 400 && err.status < 500) throw new CloudUsageError(err.message)
