@@ -42,6 +42,8 @@ export interface NodeView {
   fps: Record<string, number>
   accepting: boolean
   costPerHour: number
+  /** The machine (and CPU set) it runs on: members with one host id share its cores (agent/hardware.ts). */
+  host?: { id: string; cores: number } | undefined
 }
 
 export interface CoordinatorDeps {
@@ -281,14 +283,15 @@ export class Coordinator {
     if (spec.deadlineMs !== undefined && spec.deadlineMs <= now) throw new WireError('invalid-job', `the deadline ${new Date(spec.deadlineMs).toISOString()} is in the past`)
     const preset = resolvePreset(spec.preset)
     const usable = this.d.nodes().filter((n) => n.slots > 0 && n.encoders.includes(ENCODER[spec.preset]) && !this.paused.has(n.peerId))
-    const nodes: EstimateNode[] = usable.map((n) => ({ peerId: n.peerId, fps: n.fps, slots: n.slots, costPerHour: n.costPerHour, accepting: true }))
+    const nodes: EstimateNode[] = usable.map((n) => ({ peerId: n.peerId, fps: n.fps, slots: n.slots, costPerHour: n.costPerHour, accepting: true, host: n.host }))
     const align = gopFrames(preset, timeline.fps)
     // Calibration (decision 29): the owner's probe of this timeline against the owner's benchmark;
     // the measured fixed costs (bench/estimate): ffmpeg's start-up as the probe saw it plus the
     // rest of a chunk's round (fetch from cache, segment check, hand-over, report), the owner's
-    // preparation plus submit and first lease, and the owner's join, mux and validation.
+    // preparation plus submit and first lease, and the owner's join, mux and validation; the
+    // cores a render keeps busy, so members on one host split its cores (coordinator/estimate.ts hostShares).
     const speedFactor = this.speedFactor(spec)
-    const calibrated = spec.probe !== undefined ? { speedFactor, chunkOverheadSeconds: spec.probe.startSeconds + CHUNK_ROUND_SECONDS, fixedSeconds: spec.probe.prepareSeconds + SUBMIT_SECONDS, joinSeconds: FINISH_SECONDS } : {}
+    const calibrated = spec.probe !== undefined ? { speedFactor, chunkOverheadSeconds: spec.probe.startSeconds + CHUNK_ROUND_SECONDS, fixedSeconds: spec.probe.prepareSeconds + SUBMIT_SECONDS, joinSeconds: FINISH_SECONDS, renderCores: spec.probe.cores } : {}
     let est: Estimate
     try {
       est = estimate({ frames: timeline.duration, width: timeline.width, height: timeline.height, preset: spec.preset, nodes, nowMs: now, align, ...calibrated, ...(this.d.chunkSeconds !== undefined ? { targetChunkSeconds: this.d.chunkSeconds } : {}) })

@@ -150,14 +150,14 @@ export class FarmServices {
   /** This member's own view for scheduling. */
   private selfView (): NodeView {
     const i = this.d.info
-    return { peerId: this.d.node.peerId.toString(), name: this.d.name, slots: this.d.slots, encoders: i.ffmpeg.encoders, gpu: i.gpus.length > 0, fps: withProvisional(i.bench), accepting: this.d.accepting() && !this.pausedPeers.has(this.d.node.peerId.toString()), costPerHour: this.d.costPerHour }
+    return { peerId: this.d.node.peerId.toString(), name: this.d.name, slots: this.d.slots, encoders: i.ffmpeg.encoders, gpu: i.gpus.length > 0, fps: withProvisional(i.bench), accepting: this.d.accepting() && !this.pausedPeers.has(this.d.node.peerId.toString()), costPerHour: this.d.costPerHour, host: i.host }
   }
 
   /** Live members as this node sees them, itself first. */
   nodes (): NodeView[] {
     const others = this.d.node.list().filter((m) => m.state === 'alive' && m.info !== undefined).map((m): NodeView => ({
       peerId: m.peerId, name: m.name, slots: m.info!.slots ?? 1, encoders: m.info!.ffmpeg.encoders, gpu: m.info!.gpus.length > 0,
-      fps: withProvisional(m.info!.bench), accepting: m.accepting ?? true, costPerHour: m.info!.costPerHour ?? 0
+      fps: withProvisional(m.info!.bench), accepting: m.accepting ?? true, costPerHour: m.info!.costPerHour ?? 0, host: m.info!.host
     }))
     return [this.selfView(), ...others]
   }

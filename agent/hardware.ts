@@ -1,10 +1,19 @@
 /**
  * What this machine is: CPU, memory, GPUs, OS. An absent GPU or nvidia-smi is normal.
  *
- *   const hw = await probeHardware()          // { cpu: {model, cores}, memBytes, gpus: [...], os }
+ *   const hw = await probeHardware()          // { cpu: {model, cores}, memBytes, gpus: [...], os, host: {id, cores} }
  *   const load = await sampleLoad()           // { cpuPct, memUsedBytes, memTotalBytes, gpuPct? }
+ *
+ * `host` says which agents share a machine's cores (the estimate splits a host's cores among the
+ * agents rendering on it at once; coordinator/estimate.ts hostShares): `id` is a hash of the
+ * machine id (/etc/machine-id, else the host name), this boot (/proc/sys/kernel/random/boot_id)
+ * and the CPUs this process may run on (Cpus_allowed_list), so two agents pinned to different
+ * cores of one machine count as two hosts; `cores` is how many CPUs it may use.
  */
+import { createHash } from 'node:crypto'
+import { readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
+import os from 'node:os'
 import si from 'systeminformation'
 
 export interface GpuInfo { model: string; vramBytes: number; driver?: string | undefined; utilPct?: number | undefined }
@@ -13,7 +22,9 @@ export interface HardwareInfo {
   memBytes: number
   gpus: GpuInfo[]
   os: string
+  host?: HostInfo | undefined
 }
+export interface HostInfo { id: string; cores: number }
 export interface LoadSample { cpuPct: number; memUsedBytes: number; memTotalBytes: number; gpuPct?: number | undefined }
 
 type NvidiaSmi = (cb: (err: unknown, data?: unknown) => void) => void
@@ -31,8 +42,20 @@ export async function probeHardware (opts: ProbeOptions = {}): Promise<HardwareI
     cpu: { model: `${cpu.manufacturer} ${cpu.brand}`.trim().slice(0, 128) || 'unknown', cores: Math.max(1, cpu.cores || 1) },
     memBytes: mem.total,
     gpus,
-    os: `${os.distro || os.platform} ${os.release}`.trim().slice(0, 64)
+    os: `${os.distro || os.platform} ${os.release}`.trim().slice(0, 64),
+    host: hostInfo()
   }
+}
+
+const readText = (file: string): string => { try { return readFileSync(file, 'utf8').trim() } catch { return '' } }
+
+/** This machine, boot and CPU set as 16 hex digits, and the CPUs this process may use (see the module comment). */
+export function hostInfo (read: (file: string) => string = readText): HostInfo {
+  const machine = read('/etc/machine-id') || read('/var/lib/dbus/machine-id') || os.hostname()
+  const boot = read('/proc/sys/kernel/random/boot_id')
+  const cpus = /^Cpus_allowed_list:\s*(\S+)$/m.exec(read('/proc/self/status'))?.[1] ?? ''
+  const id = createHash('sha256').update(`${machine}\n${boot}\n${cpus}`).digest('hex').slice(0, 16)
+  return { id, cores: Math.max(1, Math.min(1024, os.availableParallelism())) }
 }
 
 export async function sampleLoad (opts: ProbeOptions = {}): Promise<LoadSample> {

@@ -14,7 +14,15 @@
  * fps = (frames − 1) / (seconds − its start-up) and the start-up sent is the median point's, so the
  * start-up is not counted as rendering (it is charged per chunk instead); the result is the median
  * point, since on a shared machine one run can land on a burst of someone else's work.
+ *
+ * Cores: on Linux, the CPU seconds of this process's reaped children (ffmpeg; /proc/self/stat
+ * cutime + cstime) over the wall seconds of the multi-frame runs, i.e. how many cores one render of
+ * this timeline keeps busy; agents sharing a machine split its cores by it (coordinator/estimate.ts
+ * hostShares). Anything else this process reaps meanwhile (a chunk it renders for the farm) counts
+ * too; elsewhere `cores` is left out.
  */
+import { execFileSync } from 'node:child_process'
+import { readFileSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
 import path from 'node:path'
 import type { TimelineSnapshot } from '../protocol/timeline.ts'
@@ -40,7 +48,21 @@ export interface ProbeInput {
   limitMs?: number
   signal?: AbortSignal
 }
-export interface ProbeResult { frames: number; seconds: number; startSeconds: number }
+export interface ProbeResult { frames: number; seconds: number; startSeconds: number; cores?: number }
+
+let clockTicks: number | undefined
+/** CPU seconds of this process's reaped children (Linux /proc/self/stat cutime + cstime); undefined elsewhere. */
+export function childCpuSeconds (): number | undefined {
+  try {
+    const s = readFileSync('/proc/self/stat', 'utf8')
+    const f = s.slice(s.lastIndexOf(')') + 2).split(' ')
+    clockTicks ??= Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8', timeout: 5000 })) || 100
+    const ticks = Number(f[13]) + Number(f[14])
+    return Number.isFinite(ticks) ? ticks / clockTicks : undefined
+  } catch {
+    return undefined
+  }
+}
 
 /** Where the probe renders: `points` ranges of `n` frames centred at 1/6, 1/2, 5/6 of the timeline (pure). */
 export function probeRanges (duration: number, n: number, points = 3): Array<{ start: number; end: number }> {
@@ -72,12 +94,22 @@ export async function probeTimeline (input: ProbeInput): Promise<ProbeResult> {
   const began = performance.now()
   try {
     let run = 0
+    let cpuS = 0
+    let wallS = 0
+    let cpuKnown = true
     const render = async (range: { start: number; end: number }): Promise<number> => {
       const at = path.join(dir, String(run++))
       const inv = compileChunk({ timeline, media: input.media, assetPath: (sha) => input.sources[sha]!, workDir: path.join(at, 'work'), preset }, range, path.join(at, `probe${preset.ext}`))
+      const c0 = childCpuSeconds()
       const t0 = performance.now()
       await runInvocation(inv, { ffmpeg: input.ffmpeg, timeoutMs: 30_000, signal })
-      return (performance.now() - t0) / 1000
+      const seconds = (performance.now() - t0) / 1000
+      const c1 = childCpuSeconds()
+      if (range.end - range.start > 1) {
+        if (c0 === undefined || c1 === undefined) cpuKnown = false
+        else { cpuS += c1 - c0; wallS += seconds }
+      }
+      return seconds
     }
     const ranges = probeRanges(timeline.duration, input.framesPerPoint ?? 30)
     const points: Array<{ frames: number; seconds: number }> = []
@@ -94,7 +126,8 @@ export async function probeTimeline (input: ProbeInput): Promise<ProbeResult> {
     }
     const mid = medianPoint(points)
     const startSeconds = starts.sort((a, b) => a - b)[(starts.length - 1) >> 1]!
-    return { frames: mid.frames, seconds: Math.round(mid.seconds * 1e4) / 1e4, startSeconds: Math.round(startSeconds * 1e4) / 1e4 }
+    const cores = cpuKnown && wallS > 0 && cpuS > 0 ? Math.round(cpuS / wallS * 100) / 100 : undefined
+    return { frames: mid.frames, seconds: Math.round(mid.seconds * 1e4) / 1e4, startSeconds: Math.round(startSeconds * 1e4) / 1e4, ...(cores !== undefined ? { cores } : {}) }
   } finally {
     await rm(dir, { recursive: true, force: true })
   }

@@ -10,16 +10,22 @@
  * share its cores, so its throughput is its fps whatever its slot count. Frames are pulled in
  * chunks, so each node ends up with frames in proportion to its speed and all finish together.
  *
- * Time. expected = frames / Σ fps  +  chunkOverhead × chunks / nodes  +  join, where nodes are
- * the fastest min(usable, chunks) nodes. low = 0.85 × expected and high = 1.3 × expected: the
+ * Time. expected = fixed + frames / Σ fps  +  chunkOverhead × chunks / (nodes × mean share)  +  join,
+ * where nodes are the fastest min(usable, chunks) nodes and each fps is after its host share
+ * (below). low = 0.85 × expected and high = 1.3 × expected: the
  * benchmark is a short synthetic run, so real footage can go somewhat faster or slower (noise
  * both ways), and workstations are shared, so an owner's own work can slow a render far more
  * than anything can speed it up (hence the wider band above).
+ *
  * Cost = Σ over the nodes used of costPerHour × render seconds / 3600, for each of
  * low/expected/high, rounded to 1e-6 USD. Render seconds are what a node spends on its chunks
- * (frames / Σ fps + chunk overhead × chunks / nodes: all finish together), which is what a job's
- * actualCost meters (each chunk from lease to done × its node's rate); the fixed costs and the
- * join run on the owner and are not billed.
+ * (frames / Σ fps + the chunks' fixed cost, as above: all finish together), which is what a job's
+ * actualCost meters: Σ over its chunks of lease → done (the worker fetching media it lacks,
+ * rendering, handing the segment over, the owner's check) × the rate of the node that rendered
+ * it. Not billed, on either side: the owner's preparation and probe, the wait from submit to the
+ * first lease, the owner's audio, join, mux and validation, and any node's idle time. A chunk
+ * slowed by another agent on its host is billed for the slow-down, and the estimate's shared
+ * speeds predict it.
  *
  * Calibration (decision 29). The benchmark is a synthetic scene; a real timeline renders faster
  * or slower than it (a colour+text timeline ~5× faster, a many-input one slower). The owner
@@ -29,6 +35,15 @@
  * owner's benchmark job fps (probeSpeedFactor) scales every node's job fps; the start-up becomes
  * part of the chunk overhead; `fixedSeconds` (preparation, submit, first lease) is added once.
  * Without a probe (an older owner) the factor is 1 and the defaults apply.
+ *
+ * Co-located agents (hosts). Agents on one machine share its cores: each reports its host (a
+ * hash of the machine, boot and CPU set, and the cores it may use; agent/hardware.ts). A render
+ * keeps `renderCores` cores busy (the probe measured ffmpeg's CPU seconds over wall seconds;
+ * without it, a render is taken to fill its host). When k of the nodes put to work share a host
+ * of C cores, each gets share = min(1, C / (k × min(renderCores, C))) of its benchmark speed, and
+ * its chunks' fixed cost takes 1/share as long (hostShares). One agent per machine (a studio
+ * farm) gives share 1: nothing changes. A node's benchmark is taken to be its speed alone on its
+ * host (agents on one machine benchmark one after another).
  *
  * Chunks. chunkCount = clamp(ceil(frames / (median fps × targetChunkSeconds)), nodes, frames/align):
  * a chunk takes about the target time (30 s) on a typical node, which keeps the ~0.3 s fixed
@@ -52,6 +67,8 @@ export interface EstimateNode {
   /** USD; local machines have a small power cost */
   costPerHour: number
   accepting: boolean
+  /** The machine this node runs on and the cores it may use there (nodes with one id share those cores). Absent: a machine of its own. */
+  host?: { id: string; cores: number } | undefined
 }
 
 export interface EstimateInput {
@@ -73,6 +90,8 @@ export interface EstimateInput {
   speedFactor?: number | undefined
   /** Time before the first chunk starts (the owner's preparation, submit, first lease), in seconds. Default 0. */
   fixedSeconds?: number | undefined
+  /** Cores one render of this job keeps busy (the probe's CPU seconds / wall seconds). Default: all of its host's. */
+  renderCores?: number | undefined
 }
 
 export interface Range { low: number; expected: number; high: number }
@@ -158,6 +177,24 @@ export function probeSpeedFactor (probe: { frames: number; seconds: number } | u
   return Math.min(MAX_SPEED_FACTOR, Math.max(MIN_SPEED_FACTOR, probe.frames / probe.seconds / bench))
 }
 
+/**
+ * Each node's share of its own speed when `nodes` all render at once: nodes with the same host id
+ * split that host's cores, a render wanting min(renderCores, cores) of them (the module comment).
+ * 1 for a node alone on its host or without a host; renderCores undefined = a render fills its host.
+ */
+export function hostShares (nodes: ReadonlyArray<{ host?: { id: string; cores: number } | undefined }>, renderCores?: number): number[] {
+  if (renderCores !== undefined && !(Number.isFinite(renderCores) && renderCores > 0)) throw new EstimateError(`renderCores must be a number > 0 (got ${renderCores})`)
+  const count = new Map<string, number>()
+  for (const n of nodes) if (n.host !== undefined) count.set(n.host.id, (count.get(n.host.id) ?? 0) + 1)
+  return nodes.map((n) => {
+    if (n.host === undefined) return 1
+    const k = count.get(n.host.id)!
+    const cores = Math.max(1, n.host.cores)
+    const want = Math.min(renderCores ?? cores, cores)
+    return Math.min(1, cores / (k * want))
+  })
+}
+
 const round = (x: number, digits: number): number => Math.round(x * 10 ** digits) / 10 ** digits
 
 export interface FinishInput {
@@ -239,8 +276,12 @@ export function estimate (input: EstimateInput): Estimate {
   }
   const chunks = chunkCount({ frames, fpsPerNode: usable.map((u) => u.fps), targetChunkSeconds: input.targetChunkSeconds, align: input.align })
   const used = usable.slice(0, Math.min(usable.length, chunks))
-  const fps = used.reduce((s, u) => s + u.fps, 0)
-  const finish = predictFinish({ frames, fps: used.map((u) => u.fps), chunks, chunkOverheadSeconds: overhead, joinSeconds: join })
+  // Nodes on one host split its cores (hostShares): their speeds and their chunks' fixed costs.
+  const shares = hostShares(used.map((u) => u.node), input.renderCores)
+  const usedFps = used.map((u, i) => u.fps * shares[i]!)
+  const fps = usedFps.reduce((s, f) => s + f, 0)
+  const meanShare = shares.reduce((s, x) => s + x, 0) / shares.length
+  const finish = predictFinish({ frames, fps: usedFps, chunks, chunkOverheadSeconds: overhead / meanShare, joinSeconds: join })
   const expected = fixed + finish.finishSeconds
   const seconds = { low: round(expected * LOW_FACTOR, 3), expected: round(expected, 3), high: round(expected * HIGH_FACTOR, 3) }
   const perHour = used.reduce((s, u) => s + u.node.costPerHour, 0)

@@ -57,14 +57,16 @@ export const JobSpecSchema = z.object({
   assets: boundedArray(AssetRefSchema, 4096),
   /**
    * What the owner measured of this timeline just before submitting (agent/probe.ts): `frames`
-   * rendered in `seconds` with ffmpeg's start-up taken out, that start-up per run, and how long
-   * the owner's own preparation took. The estimate scales benchmark speeds by it (coordinator/estimate.ts).
+   * rendered in `seconds` with ffmpeg's start-up taken out, that start-up per run, how long
+   * the owner's own preparation took, and how many cores a render kept busy. The estimate scales benchmark speeds by it (coordinator/estimate.ts).
    */
   probe: z.object({
     frames: z.number().int().positive().max(100_000),
     seconds: z.number().positive().max(3600),
     startSeconds: z.number().nonnegative().max(600),
-    prepareSeconds: z.number().nonnegative().max(3600)
+    prepareSeconds: z.number().nonnegative().max(3600),
+    /** Cores the probe's renders kept busy (ffmpeg's CPU seconds / wall seconds; optional, added within major 1): co-located agents split their host's cores by it. */
+    cores: z.number().positive().max(1024).optional()
   }).strict().optional()
 }).strict()
 export type JobSpec = z.infer<typeof JobSpecSchema>

@@ -90,7 +90,12 @@ export const NodeInfoSchema = z.object({
   /** What an hour of this node costs the studio (power for a workstation, the price for a cloud instance), USD. */
   costPerHour: z.number().nonnegative().max(1000).optional(),
   /** Where the machine is: on the studio LAN, or rented in a cloud (optional, added within major 1). */
-  location: z.enum(['lan', 'cloud']).optional()
+  location: z.enum(['lan', 'cloud']).optional(),
+  /** The machine and CPU set this node runs on, and the cores it may use: nodes with one id share those cores (agent/hardware.ts; optional, added within major 1). */
+  host: z.object({
+    id: z.string().regex(/^[0-9a-f]{16}$/, 'must be 16 hex digits'),
+    cores: z.number().int().min(1).max(1024)
+  }).strict().optional()
 }).strict()
 
 export const NodeInfoMessageSchema = z.object({

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { checkMaxCost, chunkCount, CostExceededError, estimate, EstimateError, jobFps, MAX_CHUNKS, MAX_SPEED_FACTOR, MIN_SPEED_FACTOR, probeSpeedFactor, type Estimate, type EstimateInput, type EstimateNode } from '../../coordinator/estimate.ts'
+import { checkMaxCost, chunkCount, CostExceededError, estimate, EstimateError, hostShares, jobFps, MAX_CHUNKS, MAX_SPEED_FACTOR, MIN_SPEED_FACTOR, probeSpeedFactor, type Estimate, type EstimateInput, type EstimateNode } from '../../coordinator/estimate.ts'
 import { medianPoint, probeRanges } from '../../agent/probe.ts'
 
 const NOW = Date.UTC(2025, 0, 1)
@@ -221,6 +221,73 @@ describe('calibration: the probe of the job\'s own timeline', () => {
   })
 })
 
+describe('co-located agents: nodes on one host share its cores', () => {
+  const host = (id: string, cores: number): EstimateNode['host'] => ({ id, cores })
+  it('splits a host\'s cores among the nodes rendering on it at once, by the cores a render keeps busy', () => {
+    const two = host('aaaaaaaaaaaaaaaa', 2)
+    // Three agents on 2 cores, a render filling both: each gets a third.
+    expect(hostShares([{ host: two }, { host: two }, { host: two }], 2)).toEqual([1 / 3, 1 / 3, 1 / 3])
+    // A render that keeps one core busy: 2 cores for 3 renders, 2/3 each.
+    expect(hostShares([{ host: two }, { host: two }, { host: two }], 1)).toEqual([2 / 3, 2 / 3, 2 / 3])
+    // 1.25 cores a render, 2 nodes on 4 cores: room for both.
+    expect(hostShares([{ host: host('bbbbbbbbbbbbbbbb', 4) }, { host: host('bbbbbbbbbbbbbbbb', 4) }], 1.25)).toEqual([1, 1])
+    // Without the probe's figure a render fills its host; a render that wants more than the host has gets the host.
+    expect(hostShares([{ host: two }, { host: two }])).toEqual([0.5, 0.5])
+    expect(hostShares([{ host: two }, { host: two }], 8)).toEqual([0.5, 0.5])
+  })
+  it('changes nothing for one agent per machine or nodes without a host', () => {
+    expect(hostShares([{ host: host('aaaaaaaaaaaaaaaa', 2) }, { host: host('cccccccccccccccc', 2) }, {}], 2)).toEqual([1, 1, 1])
+    const farm = [node('A', { host: host('aaaaaaaaaaaaaaaa', 8) }), node('B', { fps: { h264: 30 }, host: host('cccccccccccccccc', 8) })]
+    expect(estimate(input({ nodes: farm }))).toEqual(estimate(input({ nodes: farm.map((n) => ({ ...n, host: undefined })) })))
+    expect(() => hostShares([{}], 0)).toThrow(EstimateError)
+  })
+  it('predicts three agents on one 2-core host from one agent\'s speed, time and cost alike', () => {
+    const two = host('aaaaaaaaaaaaaaaa', 2)
+    const three = ['A', 'B', 'C'].map((id) => node(id, { host: two, costPerHour: 1 }))
+    // Alone: 900 frames at 60 fps = 15 s + 0.3 s (one chunk) + 1 s join.
+    const one = estimate(input({ nodes: [three[0]!] }))
+    expect(one.seconds.expected).toBe(16.3)
+    // Three at once, a render filling both cores: 20 fps each, 60 in all, as fast as one alone;
+    // the three chunks' 0.3 s each take 3× as long: 15 + 0.3 × 3 / 3 / (1/3) + 1 = 16.9 s.
+    const shared = estimate(input({ nodes: three, renderCores: 2 }))
+    expect(shared.chunks).toBe(3)
+    expect(shared.framesPerSecond).toBe(60)
+    expect(shared.seconds.expected).toBe(16.9)
+    // Each of the three is busy 15.9 s at $1/h: 3 × 15.9 / 3600.
+    expect(shared.cost.expected).toBe(0.01325)
+    // The old model (a machine each) predicted 3× the speed and a third of the time.
+    const apart = estimate(input({ nodes: three.map((n, i) => ({ ...n, host: host(`${i}`.repeat(16), 2) })), renderCores: 2 }))
+    expect(apart.framesPerSecond).toBe(180)
+    expect(apart.seconds.expected).toBe(6.3)
+    // A render keeping one core busy: 2/3 share, 120 fps in all; 0.3 s per chunk takes 0.45 s.
+    const light = estimate(input({ nodes: three, renderCores: 1 }))
+    expect(light.framesPerSecond).toBe(120)
+    expect(light.seconds.expected).toBe(8.95)
+    expect(light.cost.expected).toBe(Math.round(3 * 7.95 / 3600 * 1e6) / 1e6)
+  })
+  it('shares only among the nodes put to work, and counts fixed seconds once', () => {
+    const two = host('aaaaaaaaaaaaaaaa', 2)
+    const pair = [node('A', { host: two }), node('B', { host: two })]
+    // Two chunks (one per node) on one 2-core host, a render filling it: 30 fps each, 60 in all;
+    // 2 + 30/60 + 0.3 × 2 / 2 / 0.5 + 1 = 4.1 s.
+    const both = estimate(input({ frames: 30, nodes: pair, renderCores: 2, fixedSeconds: 2 }))
+    expect([both.nodes, both.chunks, both.framesPerSecond, both.seconds.expected]).toEqual([2, 2, 60, 4.1])
+    // One whole GOP, so one chunk: one node at work, alone on the host: 2 + 30/60 + 0.3 + 1 = 3.8 s.
+    const one = estimate(input({ frames: 30, nodes: pair, renderCores: 2, fixedSeconds: 2, align: 30 }))
+    expect([one.nodes, one.chunks, one.framesPerSecond, one.seconds.expected]).toEqual([1, 1, 60, 3.8])
+  })
+  it('names a host by machine, boot and CPU set: agents pinned to different cores are different hosts', async () => {
+    const { hostInfo } = await import('../../agent/hardware.ts')
+    const files = (cpus: string, boot = 'b00t'): (f: string) => string => (f) => ({ '/etc/machine-id': 'm4ch1ne', '/proc/sys/kernel/random/boot_id': boot, '/proc/self/status': `Name:\tnode\nCpus_allowed_list:\t${cpus}\n` } as Record<string, string>)[f] ?? ''
+    const a = hostInfo(files('0-1'))
+    expect(a.id).toMatch(/^[0-9a-f]{16}$/)
+    expect(hostInfo(files('0-1')).id).toBe(a.id)
+    expect(hostInfo(files('0')).id).not.toBe(a.id)
+    expect(hostInfo(files('0-1', 'another boot')).id).not.toBe(a.id)
+    expect(a.cores).toBeGreaterThanOrEqual(1)
+  })
+})
+
 describe('probeTimeline (real ffmpeg)', () => {
   it('renders a few frames of the timeline, measures start-up apart, and leaves nothing behind', async () => {
     const { locateFfmpeg } = await import('../../agent/ffmpeg.ts')
@@ -252,6 +319,11 @@ describe('probeTimeline (real ffmpeg)', () => {
       expect(p.seconds).toBeGreaterThan(0)
       expect(p.startSeconds).toBeGreaterThan(0)
       expect(p.seconds).toBeLessThan(30)
+      // ffmpeg's CPU seconds over its wall seconds: some of a core at least, at most every core and a margin.
+      if (process.platform === 'linux') {
+        expect(p.cores).toBeGreaterThan(0)
+        expect(p.cores).toBeLessThanOrEqual(os.cpus().length * 1.5)
+      }
       expect(await readdir(work)).toEqual([])
       // A budget already spent still renders one point.
       const one = await probeTimeline({ timeline: loaded.snapshot, media: loaded.media, sources: loaded.sources, preset: resolvePreset('ffv1'), ffmpeg: tools.ffmpeg, tmpDir: work, framesPerPoint: 10, budgetMs: 0 })
