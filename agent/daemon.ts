@@ -439,6 +439,9 @@ export class Agent {
   }
 
   availability (): { accepting: boolean; reason?: string } {
+    // A nearly full work disk: the worker refuses leases, and heartbeats say so (agent/worker.ts).
+    const disk = this.farm?.worker.lowDisk()
+    if (disk !== undefined) return { accepting: false, reason: disk }
     const policy = this.policy
     return decideAccepting(policy, { now: new Date(), otherCpuPct: this.load?.cpuPct ?? 0, quietForMs: Date.now() - this.busySinceMs })
   }

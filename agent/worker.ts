@@ -9,6 +9,11 @@
  *
  * A lease is refused ('busy') when every slot is taken or the machine is not accepting work;
  * a lease naming a term older than the newest this member has seen is refused ('stale-term').
+ * A lease is also refused while the work dir's disk is under the free-disk floor, or while the
+ * job's files here already take its per-job disk quota (agent/render/limits.ts): the reply names
+ * the free space and the floor, the coordinator puts the chunk back without counting an attempt,
+ * and `lowDisk()` tells the heartbeats the node is not accepting. A segment that takes its job over
+ * the quota fails its attempt before it is handed over.
  * Progress renews the lease; cancel and stop-all kill the job's ffmpeg processes (SIGTERM,
  * SIGKILL after a grace) and remove their work dirs.
  *
@@ -27,6 +32,7 @@ import { takeFault } from './faults.ts'
 import type { FfmpegCapabilities, FfmpegTools } from './ffmpeg.ts'
 import type { FarmNode } from './node.ts'
 import { compileChunk } from './render/compile.ts'
+import { dirBytes, jobDiskQuota, jobQuotaReason, lowDiskReason, renderLimits, RenderLimitError } from './render/limits.ts'
 import { resolvePreset } from './render/presets.ts'
 import { runInvocation } from './render/run.ts'
 import { validateOutput } from './render/validate.ts'
@@ -55,6 +61,10 @@ export interface WorkerDeps {
   onDispatch?: (lease: LeaseMsg, ms: number) => void
   /** How long a finished segment waits for an unreachable owner before the attempt is given up. Default 6 h. */
   holdMs?: number
+  /** Leases are refused while the work dir's disk has less free, bytes. Default: renderLimits().minFreeBytes (RENDERSWARM_RENDER_MIN_FREE_MB, 1 GiB). */
+  minFreeBytes?: number
+  /** The most one job's work dirs may take here, bytes; 0: none. Default: jobDiskQuota() (RENDERSWARM_RENDER_JOB_DISK_MB, 200 GiB). */
+  jobDiskBytes?: number
 }
 
 interface Running { lease: LeaseMsg; abort: AbortController; workDir: string; acceptedMs: number; holding: boolean; done?: Promise<void> }
@@ -68,21 +78,66 @@ export class Worker {
   /** Chunks this worker has rendered, by job (for tests and the dashboard). */
   readonly rendered: Array<{ jobId: string; chunkId: string; seconds: number }> = []
 
-  constructor (private readonly d: WorkerDeps) {}
+  private readonly minFreeBytes: number
+  private readonly jobDiskBytes: number
+  private lowDiskCache: { atMs: number; reason: string | undefined } | undefined
+  private lastRefusalLog: { text: string; atMs: number } | undefined
+
+  constructor (private readonly d: WorkerDeps) {
+    this.minFreeBytes = d.minFreeBytes ?? renderLimits().minFreeBytes
+    this.jobDiskBytes = d.jobDiskBytes ?? jobDiskQuota()
+  }
+
+  /** Why this worker takes no chunks now for lack of disk (checked at most once a second), or undefined. */
+  lowDisk (): string | undefined {
+    const now = Date.now()
+    if (this.lowDiskCache === undefined || now - this.lowDiskCache.atMs >= 1000) {
+      const low = lowDiskReason(this.d.workRoot, { minFreeBytes: this.minFreeBytes })
+      this.lowDiskCache = { atMs: now, reason: low === undefined ? undefined : `${low}; not taking chunks until there is room` }
+    }
+    return this.lowDiskCache.reason
+  }
+
+  /** Bytes this job's chunks take here now (work dirs of runs rendering and of segments kept for the owner). */
+  private async jobBytes (jobId: string): Promise<number> {
+    let total = 0
+    for (const r of this.runs.values()) if (r.lease.jobId === jobId) total += await dirBytes(r.workDir)
+    return total
+  }
+
+  /** Why a lease for `jobId` is refused for disk, or undefined: the floor, fresh, then the job's quota. */
+  private async diskRefusal (jobId: string): Promise<string | undefined> {
+    this.lowDiskCache = undefined
+    return this.lowDisk() ?? jobQuotaReason(jobId, await this.jobBytes(jobId), this.jobDiskBytes)
+  }
+
+  /** Logs a refusal; the same kind again (figures aside) only every 30 s: the coordinator offers again every few seconds. */
+  private logRefusal (text: string): void {
+    const now = Date.now()
+    const kind = text.replace(/[\d.]+/g, '#')
+    if (this.lastRefusalLog !== undefined && this.lastRefusalLog.text === kind && now - this.lastRefusalLog.atMs < 30_000) return
+    this.lastRefusalLog = { text: kind, atMs: now }
+    this.d.log(`lease refused: ${text}`)
+  }
 
   async start (): Promise<void> {
     await this.d.node.serve(PROTOCOLS.chunk, MAX_FRAME_BYTES.chunk, WorkerRequestSchema, async (msg) => {
       if (msg.type === 'lease') {
         this.d.checkTerm(msg.lease.term)
-        const running = this.runs.get(msg.lease.chunkId)
-        if (running !== undefined) {
-          // Leased again (a new coordinator): the run goes on and reports under the new lease.
-          if (running.lease.jobId !== msg.lease.jobId) return { accepted: false, reason: 'a chunk with this id is running for another job' }
-          running.lease = msg.lease
-          return { accepted: true }
-        }
+        const again = this.adopt(msg.lease)
+        if (again !== undefined) return again
         if (this.running() >= this.d.slots()) return { accepted: false, reason: `all ${this.d.slots()} slot(s) busy` }
+        // The disk first: the machine's availability says "not accepting" for it too, without the figures.
+        const disk = await this.diskRefusal(msg.lease.jobId)
+        if (disk !== undefined) {
+          this.logRefusal(disk)
+          return { accepted: false, reason: disk }
+        }
         if (!this.d.accepting()) return { accepted: false, reason: 'this machine is not taking work now' }
+        // Checked again after the await: another lease may have come in meanwhile.
+        const meanwhile = this.adopt(msg.lease)
+        if (meanwhile !== undefined) return meanwhile
+        if (this.running() >= this.d.slots()) return { accepted: false, reason: `all ${this.d.slots()} slot(s) busy` }
         this.begin(msg.lease)
         return { accepted: true }
       }
@@ -92,6 +147,15 @@ export class Worker {
       else await this.stopAll()
       return { ok: true }
     })
+  }
+
+  /** A lease for a chunk already running here (a new coordinator leased it again): the run goes on and reports under the new lease. */
+  private adopt (lease: LeaseMsg): { accepted: boolean; reason?: string } | undefined {
+    const running = this.runs.get(lease.chunkId)
+    if (running === undefined) return undefined
+    if (running.lease.jobId !== lease.jobId) return { accepted: false, reason: 'a chunk with this id is running for another job' }
+    running.lease = lease
+    return { accepted: true }
   }
 
   /** Chunks rendering now (not those only waiting to hand their segment over). */
@@ -183,6 +247,9 @@ export class Worker {
     await validateOutput(this.d.tools.ffprobe, segment, { frames: lease.end - lease.start, fps: timeline.fps })
     if (abort.signal.aborted) return
     if (takeFault('segment-truncate')) await truncate(segment, Math.floor((await stat(segment)).size / 2))
+    // The job's per-job disk quota here, this segment included: over it, the attempt fails rather than keep it.
+    const over = jobQuotaReason(lease.jobId, await this.jobBytes(lease.jobId), this.jobDiskBytes)
+    if (over !== undefined) throw new RenderLimitError(`${over}; the segment was not kept`)
     const sent = await this.handOver(run, spec.owner, segment)
     const seconds = (performance.now() - began) / 1000
     this.rendered.push({ jobId: lease.jobId, chunkId: lease.chunkId, seconds })

@@ -14,6 +14,10 @@
  * Elsewhere (macOS, Windows, no prlimit) the wrapper is skipped and only the wall-clock time
  * limit (run.ts) and the disk floor apply: `isolation()` says which controls are in force.
  *
+ * Disk: the worker refuses a lease while its work dir's disk is under the floor (`lowDiskReason`)
+ * or the job already holds its per-job quota there (`jobDiskQuota`, `jobQuotaReason`); run.ts
+ * checks the floor again before ffmpeg starts, and `--fsize` caps each file.
+ *
  * The wrapper's path is derived from its content (fluent-ffmpeg keeps one ffmpeg path for the
  * whole process, so two runs with the same limits must name the same file). It lives in a
  * directory owned by this user with mode 0700 (~/.cache/renderswarm/ffmpeg-wrappers), checked
@@ -21,7 +25,8 @@
  */
 import { createHash } from 'node:crypto'
 import { execFileSync } from 'node:child_process'
-import { chmod, lstat, mkdir, rename, statfs, writeFile } from 'node:fs/promises'
+import { statfsSync } from 'node:fs'
+import { chmod, lstat, mkdir, readdir, rename, writeFile } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 
@@ -137,17 +142,73 @@ export async function limitedFfmpeg (ffmpeg: string, limits: RenderLimits, iso: 
   return file
 }
 
-/** Refuses to start a render on a nearly full disk. */
-export async function checkFreeDisk (dir: string, limits: RenderLimits): Promise<void> {
-  if (limits.minFreeBytes <= 0) return
-  let free: number
-  try {
-    const s = await statfs(dir)
-    free = Number(s.bavail) * Number(s.bsize)
-  } catch { return } // statfs unsupported here: the fsize limit and ENOSPC still stop a runaway write
-  if (free < limits.minFreeBytes) {
-    throw new RenderLimitError(`the disk holding ${dir} has ${Math.floor(free / MiB)} MiB free, under the ${Math.round(limits.minFreeBytes / MiB)} MiB this node keeps free; the render was not started`)
+/**
+ * Free bytes on the disk holding `dir` (its nearest existing parent while it does not exist yet),
+ * or undefined where statfs is unsupported.
+ */
+export function freeDiskBytes (dir: string): number | undefined {
+  let d = path.resolve(dir)
+  for (let i = 0; i < 64; i++) {
+    try {
+      const s = statfsSync(d)
+      return Number(s.bavail) * Number(s.bsize)
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || path.dirname(d) === d) return undefined
+      d = path.dirname(d)
+    }
   }
+  return undefined
+}
+
+/** Why nothing more should be written under `dir` now ("… has 3 MiB free, under the 1024 MiB …"), or undefined. */
+export function lowDiskReason (dir: string, limits: Pick<RenderLimits, 'minFreeBytes'>): string | undefined {
+  if (limits.minFreeBytes <= 0) return undefined
+  const free = freeDiskBytes(dir)
+  // statfs unsupported here: the fsize limit and ENOSPC still stop a runaway write.
+  if (free === undefined || free >= limits.minFreeBytes) return undefined
+  return `the disk holding ${dir} has ${Math.floor(free / MiB)} MiB free, under the ${Math.round(limits.minFreeBytes / MiB)} MiB this node keeps free`
+}
+
+/**
+ * Refuses to start a render on a nearly full disk: the second line of defence behind the
+ * worker, which refuses the lease itself (agent/worker.ts).
+ */
+export async function checkFreeDisk (dir: string, limits: RenderLimits): Promise<void> {
+  const low = lowDiskReason(dir, limits)
+  if (low !== undefined) throw new RenderLimitError(`${low}; the render was not started`)
+}
+
+/**
+ * The most one job's files (its chunks' work dirs: segments rendering, and finished ones kept
+ * for an owner that cannot take them yet) may take on one worker's disk, bytes; 0: no quota.
+ * RENDERSWARM_RENDER_JOB_DISK_MB, default 200 GiB.
+ */
+export function jobDiskQuota (env: Record<string, string | undefined> = process.env): number {
+  const raw = env.RENDERSWARM_RENDER_JOB_DISK_MB
+  if (raw === undefined || raw === '') return 200 * 1024 * MiB
+  const n = Number(raw)
+  if (!Number.isFinite(n) || n < 0) throw new RenderLimitError(`RENDERSWARM_RENDER_JOB_DISK_MB: "${raw.slice(0, 40)}" is not a number ≥ 0`)
+  return Math.round(n * MiB)
+}
+
+/** Why a job's `usedBytes` on this worker breaks its quota, or undefined (pure). */
+export function jobQuotaReason (jobId: string, usedBytes: number, quotaBytes: number): string | undefined {
+  if (quotaBytes <= 0 || usedBytes < quotaBytes) return undefined
+  const fmt = (b: number): string => b >= MiB ? `${(b / MiB).toFixed(1)} MiB` : `${Math.ceil(b / 1024)} KiB`
+  return `job ${jobId.slice(0, 40)} holds ${fmt(usedBytes)} on this worker's disk, at or over its per-job quota of ${fmt(quotaBytes)}`
+}
+
+/** Bytes of the regular files under `dir` (0 when it does not exist); bounded in depth and count. */
+export async function dirBytes (dir: string, depth = 4): Promise<number> {
+  let total = 0
+  let entries
+  try { entries = await readdir(dir, { withFileTypes: true }) } catch { return 0 }
+  for (const e of entries.slice(0, 10_000)) {
+    const p = path.join(dir, e.name)
+    if (e.isDirectory() && depth > 0) total += await dirBytes(p, depth - 1)
+    else if (e.isFile()) { try { total += (await lstat(p)).size } catch { /* removed meanwhile */ } }
+  }
+  return total
 }
 
 /** How an ffmpeg run ended, for explainFailure. */

@@ -3,7 +3,7 @@
  * text (every limit and the network namespace, quoted), and which limit a failed run names.
  */
 import { describe, expect, it } from 'vitest'
-import { explainFailure, renderLimits, RenderLimitError, wrapperScript, type RenderLimits } from '../../agent/render/limits.ts'
+import { explainFailure, jobDiskQuota, jobQuotaReason, lowDiskReason, renderLimits, RenderLimitError, wrapperScript, type RenderLimits } from '../../agent/render/limits.ts'
 
 const MiB = 1024 * 1024
 const machine = { memBytes: 8 * 1024 * MiB, cores: 4 }
@@ -59,5 +59,24 @@ describe('explainFailure', () => {
     expect(explainFailure({ ...end, signal: 'SIGXFSZ' }, limits, iso)).toMatch(/over the 64 MiB per-chunk disk limit/)
     expect(explainFailure({ ...end, stderr: 'Invalid argument' }, limits, iso)).toBeUndefined()
     expect(explainFailure({ ...end, signal: 'SIGXCPU' }, limits, { prlimit: undefined, unshare: undefined })).toBeUndefined()
+  })
+})
+
+describe('disk floor and per-job quota', () => {
+  it('the floor names the free space and the floor, for a dir that does not exist yet too; 0 turns it off', () => {
+    expect(lowDiskReason('/proc/no/such/dir', { minFreeBytes: 2 ** 50 })).toMatch(/^the disk holding \/proc\/no\/such\/dir has \d+ MiB free, under the 1073741824 MiB this node keeps free$/)
+    expect(lowDiskReason('/', { minFreeBytes: 0 })).toBeUndefined()
+    expect(lowDiskReason('/', { minFreeBytes: 1 })).toBeUndefined()
+  })
+  it('a job at or over its quota is named with both figures; under it, or with no quota, nothing', () => {
+    expect(jobQuotaReason('job-1', 12 * MiB, 10 * MiB)).toBe('job job-1 holds 12.0 MiB on this worker\'s disk, at or over its per-job quota of 10.0 MiB')
+    expect(jobQuotaReason('job-1', 20_000, 10_240)).toMatch(/holds 20 KiB .* quota of 10 KiB$/)
+    expect(jobQuotaReason('job-1', 9 * MiB, 10 * MiB)).toBeUndefined()
+    expect(jobQuotaReason('job-1', 9 * MiB, 0)).toBeUndefined()
+  })
+  it('the quota comes from RENDERSWARM_RENDER_JOB_DISK_MB (default 200 GiB), a bad value named', () => {
+    expect(jobDiskQuota({})).toBe(200 * 1024 * MiB)
+    expect(jobDiskQuota({ RENDERSWARM_RENDER_JOB_DISK_MB: '0.5' })).toBe(MiB / 2)
+    expect(() => jobDiskQuota({ RENDERSWARM_RENDER_JOB_DISK_MB: 'lots' })).toThrow(/RENDERSWARM_RENDER_JOB_DISK_MB: "lots" is not a number ≥ 0/)
   })
 })
