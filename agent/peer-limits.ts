@@ -10,6 +10,7 @@
  *
  * Bytes in flight per peer follow from these: every JSON stream reads at most one frame under its
  * protocol's cap (protocol/ids.ts), so a peer holds at most maxOpenStreams × cap of this node's memory.
+ * Bulk bytes a peer takes (asset fetches) are paced by ByteBudget below.
  */
 
 export interface PeerLimitOptions {
@@ -89,5 +90,49 @@ export class PeerLimiter {
   /** Streams `peer` holds open now (for tests and status). */
   openStreams (peer: string): number {
     return this.peers.get(peer)?.open ?? 0
+  }
+}
+
+/**
+ * Bytes per second one peer may take from this node (a token bucket per peer, shared by all of
+ * that peer's transfers): the asset server asks before each frame how long to hold it back, so a
+ * member fetching assets over and over gets at most this node's share, not its whole uplink.
+ * Pure: the clock is passed in.
+ *
+ *   const budget = new ByteBudget(256 * MiB, 16 * MiB)
+ *   const ms = budget.take(peer, frame.length)       // 0: send now; else wait ms first
+ */
+export class ByteBudget {
+  private readonly peers = new Map<string, { tokens: number; refilledMs: number }>()
+
+  /** `bytesPerSecond` 0: no limit. */
+  constructor (readonly bytesPerSecond: number, readonly burstBytes: number, private readonly now: () => number = Date.now) {
+    if (!Number.isFinite(bytesPerSecond) || bytesPerSecond < 0) throw new RangeError(`bytes per second must be a number ≥ 0, got ${bytesPerSecond}`)
+    if (!Number.isFinite(burstBytes) || burstBytes <= 0) throw new RangeError(`burst bytes must be a positive number, got ${burstBytes}`)
+  }
+
+  /** Debits `bytes` from `peer`'s budget; returns how long (ms) to wait before sending them. */
+  take (peer: string, bytes: number): number {
+    if (this.bytesPerSecond === 0) return 0
+    const now = this.now()
+    let s = this.peers.get(peer)
+    if (s === undefined) {
+      if (this.peers.size >= 1024) this.prune(now)
+      s = { tokens: this.burstBytes, refilledMs: now }
+      this.peers.set(peer, s)
+    }
+    s.tokens = Math.min(this.burstBytes, s.tokens + (now - s.refilledMs) * this.bytesPerSecond / 1000)
+    s.refilledMs = now
+    s.tokens -= bytes
+    return s.tokens >= 0 ? 0 : Math.ceil(-s.tokens * 1000 / this.bytesPerSecond)
+  }
+
+  /** Peers tracked now (bounded: full buckets are forgotten when many peers are tracked). */
+  get size (): number {
+    return this.peers.size
+  }
+
+  private prune (now: number): void {
+    for (const [peer, s] of this.peers) if (s.tokens + (now - s.refilledMs) * this.bytesPerSecond / 1000 >= this.burstBytes) this.peers.delete(peer)
   }
 }

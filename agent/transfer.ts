@@ -30,6 +30,7 @@ import {
 import { sha256File, type AssetCache } from './assets.ts'
 import { takeFault } from './faults.ts'
 import type { FarmNode } from './node.ts'
+import { ByteBudget } from './peer-limits.ts'
 
 export type { SegmentHeader, SegmentRefusal } from '../protocol/messages/transfer.ts'
 
@@ -204,11 +205,12 @@ async function sendJson (stream: Stream, msg: unknown, cap: number, idleMs: numb
 }
 
 /** Sends the first `size` bytes of an open file as raw frames, read with a stream (never whole). */
-async function sendFileFrames (stream: Stream, fh: FileHandle, size: number, idleMs: number, signal?: AbortSignal): Promise<void> {
+async function sendFileFrames (stream: Stream, fh: FileHandle, size: number, idleMs: number, signal?: AbortSignal, pace?: (bytes: number) => Promise<void>): Promise<void> {
   let sent = 0
   if (size > 0) {
     for await (const chunk of fh.createReadStream({ start: 0, end: size - 1, highWaterMark: MAX_RAW_FRAME_BYTES, autoClose: false }) as AsyncIterable<Buffer>) {
       signal?.throwIfAborted()
+      await pace?.(chunk.length)
       stream.send(encodeVarint(chunk.length))
       await sendBytes(stream, chunk, idleMs)
       sent += chunk.length
@@ -270,6 +272,8 @@ export interface AssetServiceOptions {
   maxUploads?: number
   /** Longest wait for the next frame or for the peer to take more bytes. Default 30 s. */
   idleTimeoutMs?: number
+  /** Asset bytes one member may fetch from this node per second, all its fetches together (peer-limits.ts ByteBudget). Default 256 MiB/s; 0: no limit. */
+  peerBytesPerSecond?: number
 }
 
 export interface AssetStats { served: Record<string, number>; servedBytes: number; fetched: number; fetchedBytes: number; hashMismatches: number }
@@ -284,8 +288,11 @@ export class AssetService {
   private readonly inflight = new Map<string, Inflight>()
   private readonly counters: AssetStats = { served: {}, servedBytes: 0, fetched: 0, fetchedBytes: 0, hashMismatches: 0 }
 
+  private readonly budget: ByteBudget
+
   constructor (private readonly node: FarmNode, private readonly cache: AssetCache, opts: AssetServiceOptions = {}) {
     this.maxUploads = opts.maxUploads ?? 4
+    this.budget = new ByteBudget(opts.peerBytesPerSecond ?? 256 * MiB, 16 * MiB)
     this.idleMs = opts.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS
   }
 
@@ -418,7 +425,10 @@ export class AssetService {
       try {
         size = (await fh.stat()).size
         await sendJson(stream, { type: 'asset', sha256, size }, cap, this.idleMs)
-        await sendFileFrames(stream, fh, size, this.idleMs)
+        await sendFileFrames(stream, fh, size, this.idleMs, undefined, async (bytes) => {
+          const ms = this.budget.take(peer, bytes)
+          if (ms > 0) await new Promise((resolve) => setTimeout(resolve, ms))
+        })
       } finally {
         await fh.close()
       }

@@ -1,9 +1,9 @@
 /**
  * PeerLimiter with a fake clock: open-stream cap, token-bucket rate, strikes leading to a
- * cut-off, the ban running out, and peers kept apart.
+ * cut-off, the ban running out, and peers kept apart. ByteBudget (asset bytes per peer) likewise.
  */
 import { describe, expect, it } from 'vitest'
-import { PeerLimiter } from '../../agent/peer-limits.ts'
+import { ByteBudget, PeerLimiter } from '../../agent/peer-limits.ts'
 
 function clock (): { now: () => number; advance: (ms: number) => void } {
   let t = 1_000_000
@@ -63,5 +63,47 @@ describe('PeerLimiter', () => {
   it('refuses nonsense options by name', () => {
     expect(() => new PeerLimiter({ burst: 0 })).toThrow(/peer limit burst must be a positive number/)
     expect(() => new PeerLimiter({ banMs: Number.NaN })).toThrow(/banMs/)
+  })
+})
+
+describe('ByteBudget', () => {
+  const MiB = 1024 * 1024
+  it('lets a burst go at once, then holds each peer to its rate (all its transfers together)', () => {
+    const c = clock()
+    const b = new ByteBudget(10 * MiB, 4 * MiB, c.now)
+    expect(b.take('p', 4 * MiB)).toBe(0)
+    // 1 MiB more at 10 MiB/s: wait 100 ms; another 1 MiB right away (a second fetch of the same peer): 200 ms.
+    expect(b.take('p', MiB)).toBe(100)
+    expect(b.take('p', MiB)).toBe(200)
+    c.advance(200)
+    expect(b.take('p', MiB)).toBe(100)
+    // Over a long run the peer gets the rate, not more: 100 MiB takes about 10 s.
+    const d = clock()
+    const long = new ByteBudget(10 * MiB, 4 * MiB, d.now)
+    let waited = 0
+    for (let i = 0; i < 100; i++) { const ms = long.take('p', MiB); d.advance(ms); waited += ms }
+    expect(waited).toBeGreaterThanOrEqual(9500)
+    expect(waited).toBeLessThanOrEqual(10_000)
+  })
+  it('keeps peers apart; the bucket refills to the burst and no further; 0 is no limit', () => {
+    const c = clock()
+    const b = new ByteBudget(MiB, MiB, c.now)
+    expect(b.take('p', 2 * MiB)).toBe(1000)
+    expect(b.take('q', MiB)).toBe(0)
+    c.advance(60_000)
+    expect(b.take('p', MiB)).toBe(0)
+    expect(b.take('p', MiB / 2)).toBe(500)
+    expect(new ByteBudget(0, MiB, c.now).take('p', 1e12)).toBe(0)
+    expect(() => new ByteBudget(-1, MiB)).toThrow(RangeError)
+    expect(() => new ByteBudget(MiB, 0)).toThrow(RangeError)
+  })
+  it('forgets peers whose bucket is full again once many are tracked (bounded memory)', () => {
+    const c = clock()
+    const b = new ByteBudget(MiB, MiB, c.now)
+    for (let i = 0; i < 1024; i++) b.take(`p${i}`, 1)
+    expect(b.size).toBe(1024)
+    c.advance(10)
+    b.take('new', 1)
+    expect(b.size).toBe(1)
   })
 })
