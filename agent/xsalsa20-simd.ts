@@ -1,7 +1,7 @@
 /**
  * XSalsa20 as a stream cipher (the keystream of NaCl's crypto_stream_xsalsa20, continued across
  * calls), four Salsa20 blocks at a time in WebAssembly SIMD. Same bytes as the `xsalsa20` package
- * that @libp2p/pnet uses (test/unit/pnet-fast.test.ts compares them), several times faster: that
+ * that @libp2p/pnet uses (test/unit/farm-psk.test.ts compares them), several times faster: that
  * package computes one block at a time in scalar WebAssembly (bench/transfer.ts prints both).
  *
  *   const x = XSalsa20Simd.create(nonce24, key32)      // undefined where WebAssembly SIMD is missing
