@@ -5,7 +5,7 @@
  * in network namespaces (real mDNS, real TCP), the 720p colour+text timeline of the failure tests
  * at 900 frames, --chunk-seconds 2. Needs root and iproute2.
  *
- *   node bin/run-ts.js bench/failover.ts [--runs 3] [--logs DIR]     # DIR: every agent's log
+ *   node bin/run-ts.js bench/failover.ts [--runs 3] [--quick] [--logs DIR]     # DIR: every agent's log; --quick: 1 run
  *   npm run bench:failover
  *
  * Each run renders the job three times, interleaved: (n) no failure, (w) kill -9 of a worker
@@ -15,7 +15,8 @@
  * follows a new coordinator. (Detection is when the coordinator declares the worker dead, which is
  * also when its chunks go back to the queue.) Killed agents are restarted after their job, and the next render
  * waits until all four members are alive. Every output is checked frame by frame against a
- * one-machine render. Prints medians and the time lost relative to (n).
+ * one-machine render. Prints medians and the time lost relative to (n); the last stdout line is the BENCH
+ * line (bench/result.ts).
  */
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { mkdir, writeFile } from 'node:fs/promises'
@@ -26,9 +27,10 @@ import { allAlive, farmTimeline, jobEnd, jobOf, killAll, logTime, startAgent, st
 import { cleanupTmp, frameHashes, tmpDir } from '../test/helpers/media.ts'
 import { canUseNetns, createLan, destroyLan, type Lan } from '../test/helpers/netns.ts'
 import { waitFor } from '../test/helpers/wait.ts'
+import { printBench } from './result.ts'
 
-const { values: opt } = parseArgs({ options: { runs: { type: 'string', default: '3' }, logs: { type: 'string' } }, strict: true })
-const RUNS = Number(opt.runs)
+const { values: opt } = parseArgs({ options: { runs: { type: 'string' }, quick: { type: 'boolean', default: false }, logs: { type: 'string' } }, strict: true })
+const RUNS = Number(opt.runs ?? (opt.quick === true ? 1 : 3))
 const EXTRA = ['--chunk-seconds', '2']
 const median = (xs: number[]): number => { const s = [...xs].sort((a, b) => a - b); return s.length === 0 ? NaN : s.length % 2 === 1 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2 }
 
@@ -111,6 +113,15 @@ async function main (): Promise<void> {
       `  failover (kill → every survivor follows a new coordinator)   ${median(failover)} ms   (${failover.join(', ')})`,
       ''
     ].join('\n'))
+    // The failure tests (test/e2e/farm-failures) assert these bounds.
+    const how = `3 workers + editor in namespaces, 900 frames 720p ffv1, 2 s chunks, median of ${RUNS}`
+    printBench('bench/failover.ts', [
+      { figure: 'detection: worker killed → declared dead, chunks requeued', value: `${median(detection)} ms`, target: '< 4000 ms', pass: median(detection) < 4000, method: how },
+      { figure: 'failover: coordinator killed → survivors follow a new one', value: `${median(failover)} ms`, target: '< 5000 ms', pass: median(failover) < 5000, method: how },
+      { figure: 'job time, no failure', value: `${n.toFixed(1)} s`, target: '', pass: null, method: how },
+      { figure: 'time lost, worker killed mid-job', value: lost('w'), target: '', pass: null, method: `${how}; vs no failure` },
+      { figure: 'time lost, coordinator killed mid-job', value: lost('c'), target: '', pass: null, method: `${how}; vs no failure` }
+    ])
   } finally {
     await killAll()
     if (lan !== undefined) destroyLan(lan)

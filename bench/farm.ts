@@ -4,7 +4,7 @@
  * to one core each. Needs root, iproute2, taskset and at least 2 cores.
  *
  *   node bin/run-ts.js bench/farm.ts [--runs 3] [--seconds 30] [--quiet-wait 300] [--max-other 0.1]
- *       [--attempts 4] [--logs DIR]
+ *       [--attempts 4] [--logs DIR] [--quick]
  *   npm run bench:farm
  *
  * Prints overhead (b/a, target ≤ 1.05) and speed-up (a/c, target ≥ 1.8) from the medians, plus
@@ -23,7 +23,9 @@
  * (/proc/stat minus /proc/PID/stat of this script, its agents and their reaped children): a
  * render during which others used more than --max-other cores is done again, up to --attempts
  * times (the least disturbed attempt is kept and counted as disturbed).
- * Exits 0 whether the targets are met or not; non-zero on errors.
+ * --quick (for `npm run bench`): --runs 1 --seconds 10 --quiet-wait 30 --attempts 1 unless given.
+ * Exits 0 whether the targets are met or not; non-zero on errors. The last stdout line is the BENCH
+ * line (bench/result.ts).
  * Every wait is bounded; Ctrl-C stops what it started and removes the namespaces and files.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
@@ -34,11 +36,12 @@ import os from 'node:os'
 import path from 'node:path'
 import { parseArgs } from 'node:util'
 import { fileURLToPath } from 'node:url'
+import { printBench } from './result.ts'
 
 const { values: opt } = parseArgs({
   options: {
-    runs: { type: 'string', default: '3' }, seconds: { type: 'string', default: '30' }, logs: { type: 'string' }, 'quiet-wait': { type: 'string', default: '300' },
-    'max-other': { type: 'string', default: '0.1' }, attempts: { type: 'string', default: '4' },
+    runs: { type: 'string' }, seconds: { type: 'string' }, logs: { type: 'string' }, 'quiet-wait': { type: 'string' },
+    'max-other': { type: 'string', default: '0.1' }, attempts: { type: 'string' }, quick: { type: 'boolean', default: false },
     // Internal: this script run as a helper inside a namespace (see helperMain).
     role: { type: 'string' }, 'state-dir': { type: 'string' }, nodes: { type: 'string' }, timeline: { type: 'string' }, out: { type: 'string' }, 'timeout-s': { type: 'string' }, pids: { type: 'string' }
   },
@@ -318,16 +321,17 @@ interface StatusView { rendering: { worker: { dispatchMs: number[] }; segments: 
 const segSeconds = (s: StatusView['rendering']['segments']): number => s.mbPerSecond !== null && s.mbPerSecond > 0 ? s.bytes / (s.mbPerSecond * 1e6) : 0
 
 async function main (): Promise<void> {
-  const RUNS = Number(opt.runs)
-  const SECONDS = Number(opt.seconds)
+  const quick = opt.quick === true
+  const RUNS = Number(opt.runs ?? (quick ? 1 : 3))
+  const SECONDS = Number(opt.seconds ?? (quick ? 10 : 30))
   if (!Number.isInteger(RUNS) || RUNS < 1 || RUNS > 20) throw new Error(`--runs must be a whole number 1–20 (got ${opt.runs})`)
   if (!Number.isFinite(SECONDS) || SECONDS < 4 || SECONDS > 600) throw new Error(`--seconds must be 4–600 (got ${opt.seconds})`)
   if (process.getuid?.() !== 0) throw new Error('needs root (network namespaces)')
   if (os.cpus().length < 2) throw new Error('needs at least 2 cores (one per agent)')
   const LOGS = opt.logs !== undefined ? path.resolve(opt.logs) : undefined
-  const QUIET_WAIT_S = Number(opt['quiet-wait'])
+  const QUIET_WAIT_S = Number(opt['quiet-wait'] ?? (quick ? 30 : 300))
   const MAX_OTHER = Number(opt['max-other'])
-  const ATTEMPTS = Number(opt.attempts)
+  const ATTEMPTS = Number(opt.attempts ?? (quick ? 1 : 4))
   if (!Number.isFinite(MAX_OTHER) || MAX_OTHER < 0) throw new Error(`--max-other must be a number of cores ≥ 0 (got ${opt['max-other']})`)
   if (!Number.isInteger(ATTEMPTS) || ATTEMPTS < 1 || ATTEMPTS > 20) throw new Error(`--attempts must be a whole number 1–20 (got ${opt.attempts})`)
   /** Runs a timed render until others leave it alone (bounded); keeps the least disturbed attempt. */
@@ -613,6 +617,13 @@ function report (r: { a: Plain[]; audio: Plain[]; b: FarmRun[]; c: FarmRun[] }, 
     segmentMBps: { median: round(median(segRates), 1), runs: segRates.map((x) => round(x, 1)), mbPerSegment: round(median(segMB), 1) },
     sha256MBps: round(hashMBps, 0)
   }))
+  const how = `${t.duration} frames 720p ffv1, one core per agent, median of ${info.runs}${disturbedKept > 0 ? `, ${disturbedKept} render(s) disturbed by other work` : ''}`
+  printBench('bench/farm.ts', [
+    { figure: 'farm overhead: one-agent farm / plain ffmpeg (1 core)', value: overhead.toFixed(3), target: `≤ ${TARGET_OVERHEAD.toFixed(2)}`, pass: overhead <= TARGET_OVERHEAD, method: how },
+    { figure: 'farm speed-up: plain ffmpeg / two agents (1 core each)', value: `${speedup.toFixed(2)} ×`, target: `≥ ${TARGET_SPEEDUP.toFixed(1)} ×`, pass: speedup >= TARGET_SPEEDUP, method: how },
+    { figure: 'dispatch latency in a job (lease → ffmpeg started), p50 / p99', value: `${pct(disp, 50).toFixed(1)} / ${pct(disp, 99).toFixed(1)} ms`, target: '', pass: null, method: `${disp.length} leases; workers' dispatchMs` },
+    { figure: 'segment transfer in a job (worker → owner)', value: `${median(segRates).toFixed(1)} MB/s`, target: '', pass: null, method: `sender's rendering.segments, ${median(segMB).toFixed(0)} MB per segment` }
+  ])
 }
 
 if (opt.role !== undefined) {

@@ -5,7 +5,7 @@
  * idle; idle agent RSS. Plus dial + handshake time, in this process on loopback.
  *
  *   node bin/run-ts.js bench/membership.ts [--agents 3] [--reps 1] [--idle-seconds 10] [--dials 20]
- *       [--variant LABEL=BIN[,ENV=VALUE…]]… [--logs DIR]
+ *       [--variant LABEL=BIN[,ENV=VALUE…]]… [--logs DIR] [--quick]
  *
  * A variant is a `renderswarm.js` to run the agents with, and environment for them; the default
  * is `current=bin/renderswarm.js` (the bundle when fresh, else tsx). Variants are interleaved
@@ -13,7 +13,8 @@
  *   --variant before=/tmp/before/bin/renderswarm.js --variant tsx=bin/renderswarm.js,RENDERSWARM_TSX=1 --variant bundle=bin/renderswarm.js
  * Every figure is the median over repetitions of a per-repetition median over agents (min and
  * max over repetitions beside it). --logs DIR keeps every agent's stderr there, with arrival
- * times. Exits 0 unless something fails.
+ * times. --quick: 5 idle seconds and 10 dials (for `npm run bench`). Exits 0 unless something fails;
+ * the last stdout line is the BENCH line (bench/result.ts), for the first variant.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import { existsSync, readFileSync } from 'node:fs'
@@ -27,17 +28,18 @@ import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { FarmNode } from '../agent/node.ts'
 import { generateFarmKey, issueCertificate } from '../protocol/farm-key.ts'
 import { createLan, destroyLan, type Lan } from '../test/helpers/netns.ts'
+import { printBench, type BenchRow } from './result.ts'
 
 const { values } = parseArgs({
   options: {
-    agents: { type: 'string', default: '3' }, reps: { type: 'string', default: '1' }, 'idle-seconds': { type: 'string', default: '10' },
-    dials: { type: 'string', default: '20' }, variant: { type: 'string', multiple: true }, logs: { type: 'string' }
+    agents: { type: 'string', default: '3' }, reps: { type: 'string', default: '1' }, 'idle-seconds': { type: 'string' },
+    dials: { type: 'string' }, variant: { type: 'string', multiple: true }, logs: { type: 'string' }, quick: { type: 'boolean', default: false }
   }
 })
 const N = Math.max(2, Math.min(8, Number(values.agents)))
 const REPS = Math.max(1, Math.min(20, Number(values.reps)))
-const IDLE_S = Math.max(3, Math.min(120, Number(values['idle-seconds'])))
-const DIALS = Math.max(3, Math.min(200, Number(values.dials)))
+const IDLE_S = Math.max(3, Math.min(120, Number(values['idle-seconds'] ?? (values.quick === true ? 5 : 10))))
+const DIALS = Math.max(3, Math.min(200, Number(values.dials ?? (values.quick === true ? 10 : 20))))
 const REPO = fileURLToPath(new URL('..', import.meta.url))
 const LOGS = values.logs !== undefined ? path.resolve(values.logs) : undefined
 
@@ -245,6 +247,26 @@ async function main (): Promise<void> {
   console.log(`variants: ${VARIANTS.map((v) => `${v.label} = ${path.relative(REPO, v.bin) || v.bin}${Object.keys(v.env).length > 0 ? ` with ${Object.entries(v.env).map(([k, x]) => `${k}=${x}`).join(' ')}` : ''}`).join('; ')}`)
   console.log(`machine: ${os.cpus()[0]?.model ?? 'unknown'}, ${os.cpus().length} cores, node ${process.version}; ${new Date().toISOString()}`)
   console.log(JSON.stringify({ bench: 'membership', rows, variants: Object.fromEntries(results) }))
+  const bench: BenchRow[] = [{ figure: 'dial + handshake + hello (loopback)', value: `${median(dial).toFixed(1)} ms`, target: '', pass: null, method: `median of ${DIALS} fresh node pairs in one process` }]
+  const first = results.get(VARIANTS[0]!.label)!
+  if (first.length === 0) {
+    bench.push({ figure: 'membership in namespaces', value: 'skipped: needs root', target: '', pass: null, method: 'needs root and iproute2' })
+  } else {
+    const how = `${N} agents in namespaces, median of ${REPS} rep(s) of the median over agents`
+    const fig = (figure: string, pick: (f: Figures) => number, unit: string, limit?: number): BenchRow => {
+      const v = median(first.map(pick))
+      return { figure, value: `${v.toFixed(unit === 'MB' ? 1 : 0)} ${unit}`, target: limit === undefined ? '' : `< ${limit} ${unit}`, pass: limit === undefined ? null : v < limit, method: how }
+    }
+    bench.push(
+      fig('mDNS discovery, first start', (f) => median(f.discovered), 'ms', 2000),
+      fig(`farm formed, first start (${N} agents)`, (f) => f.formed, 'ms', 3000),
+      fig('mDNS discovery, restart', (f) => median(f.restartDiscovered), 'ms', 2000),
+      fig(`farm formed, all ${N} restarted at once`, (f) => f.restartFormed, 'ms', 3000),
+      fig('idle traffic per member pair', (f) => f.idleBps, 'B/s'),
+      fig('idle agent RSS', (f) => median(f.rssMb), 'MB', 120)
+    )
+  }
+  printBench('bench/membership.ts', bench)
   process.exit(0)
 }
 

@@ -2,7 +2,7 @@
  * Measures what chunking costs: the sample timeline's video rendered as ONE plain ffmpeg run
  * versus N = 1, 4, 8 chunks rendered one at a time and joined (join included).
  *
- *   node bin/run-ts.js bench/render-overhead.ts [--reps 3] [--preset ffv1]
+ *   node bin/run-ts.js bench/render-overhead.ts [--reps 3] [--preset ffv1] [--quick]
  *   npm run bench:render-overhead
  *
  * Video only (audio is rendered once per job either way). Variants are interleaved within each
@@ -10,6 +10,7 @@
  * the median, min and max wall-clock seconds and the ratio of each median to the baseline's.
  * Target: N=4 median ≤ 1.05 × baseline median. Exits 0 whether that passes or not; non-zero on
  * errors. Every output is checked with ffprobe (frame count, timestamps) outside the timings.
+ * --quick: one repetition (for `npm run bench`). The last stdout line is the BENCH line (bench/result.ts).
  */
 import { mkdir, mkdtemp, rm } from 'node:fs/promises'
 import os from 'node:os'
@@ -26,6 +27,7 @@ import { runInvocation } from '../agent/render/run.ts'
 import { validateOutput } from '../agent/render/validate.ts'
 import { writeSample } from '../agent/sample.ts'
 import { loadTimelineFile } from '../agent/timeline-file.ts'
+import { printBench } from './result.ts'
 
 const TARGET_RATIO = 1.05
 const TARGET_CHUNKS = 4
@@ -45,12 +47,13 @@ interface Summary { median: number; min: number; max: number }
 async function main (): Promise<void> {
   const { values } = parseArgs({
     options: {
-      reps: { type: 'string', default: '3' },
-      preset: { type: 'string', default: 'ffv1' }
+      reps: { type: 'string' },
+      preset: { type: 'string', default: 'ffv1' },
+      quick: { type: 'boolean', default: false }
     },
     strict: true
   })
-  const reps = Number(values.reps)
+  const reps = Number(values.reps ?? (values.quick === true ? 1 : 3))
   if (!Number.isInteger(reps) || reps < 1) throw new Error(`--reps must be a whole number ≥ 1 (got ${values.reps})`)
 
   const tools = await locateFfmpeg()
@@ -203,6 +206,11 @@ function report (variants: Variant[], info: { tools: FfmpegTools; version: strin
     })),
     target: { chunks: TARGET_CHUNKS, maxRatio: TARGET_RATIO, ratio: round(n4.ratio, 4), pass }
   }))
+  const how = `${info.t.duration} frames 720p, ${info.preset.name}, chunks one at a time + join vs one plain ffmpeg run, median of ${info.reps}`
+  printBench('bench/render-overhead.ts', [
+    { figure: `render overhead of chunking, N=${TARGET_CHUNKS} / plain`, value: n4.ratio.toFixed(3), target: `≤ ${TARGET_RATIO.toFixed(2)}`, pass, method: how },
+    ...rows.filter((r) => r.v.chunks !== undefined && r.v.chunks !== TARGET_CHUNKS).map((r) => ({ figure: `render overhead of chunking, N=${r.v.chunks!} / plain`, value: r.ratio.toFixed(3), target: '', pass: null, method: how }))
+  ])
 }
 
 function round (x: number, digits = 3): number {
