@@ -19,11 +19,14 @@
  * cutime + cstime) over the wall seconds of the multi-frame runs, i.e. how many cores one render of
  * this timeline keeps busy; agents sharing a machine split its cores by it (coordinator/estimate.ts
  * hostShares). Anything else this process reaps meanwhile (a chunk it renders for the farm) counts
- * too; elsewhere `cores` is left out.
+ * too. A render that had no idle core beside it (/proc/stat: under 0.25 of a core idle over its
+ * runs) may have wanted more than it got, so then `cores` is left out (the estimate then takes a
+ * render to fill its host), as it is off Linux.
  */
 import { execFileSync } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
+import os from 'node:os'
 import path from 'node:path'
 import type { TimelineSnapshot } from '../protocol/timeline.ts'
 import type { MediaInfo } from './media-info.ts'
@@ -49,6 +52,17 @@ export interface ProbeInput {
   signal?: AbortSignal
 }
 export interface ProbeResult { frames: number; seconds: number; startSeconds: number; cores?: number }
+
+/** Whole-machine CPU ticks, idle and in all (Linux /proc/stat); undefined elsewhere. */
+export function machineTicks (): { idle: number; total: number } | undefined {
+  try {
+    const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number)
+    const total = f.reduce((x, y) => x + y, 0)
+    return Number.isFinite(total) && total > 0 ? { idle: (f[3] ?? 0) + (f[4] ?? 0), total } : undefined
+  } catch {
+    return undefined
+  }
+}
 
 let clockTicks: number | undefined
 /** CPU seconds of this process's reaped children (Linux /proc/self/stat cutime + cstime); undefined elsewhere. */
@@ -97,17 +111,21 @@ export async function probeTimeline (input: ProbeInput): Promise<ProbeResult> {
     let cpuS = 0
     let wallS = 0
     let cpuKnown = true
+    let idleTicks = 0
+    let allTicks = 0
     const render = async (range: { start: number; end: number }): Promise<number> => {
       const at = path.join(dir, String(run++))
       const inv = compileChunk({ timeline, media: input.media, assetPath: (sha) => input.sources[sha]!, workDir: path.join(at, 'work'), preset }, range, path.join(at, `probe${preset.ext}`))
       const c0 = childCpuSeconds()
+      const m0 = machineTicks()
       const t0 = performance.now()
       await runInvocation(inv, { ffmpeg: input.ffmpeg, timeoutMs: 30_000, signal })
       const seconds = (performance.now() - t0) / 1000
       const c1 = childCpuSeconds()
+      const m1 = machineTicks()
       if (range.end - range.start > 1) {
-        if (c0 === undefined || c1 === undefined) cpuKnown = false
-        else { cpuS += c1 - c0; wallS += seconds }
+        if (c0 === undefined || c1 === undefined || m0 === undefined || m1 === undefined) cpuKnown = false
+        else { cpuS += c1 - c0; wallS += seconds; idleTicks += m1.idle - m0.idle; allTicks += m1.total - m0.total }
       }
       return seconds
     }
@@ -126,7 +144,8 @@ export async function probeTimeline (input: ProbeInput): Promise<ProbeResult> {
     }
     const mid = medianPoint(points)
     const startSeconds = starts.sort((a, b) => a - b)[(starts.length - 1) >> 1]!
-    const cores = cpuKnown && wallS > 0 && cpuS > 0 ? Math.round(cpuS / wallS * 100) / 100 : undefined
+    const idleCores = allTicks > 0 ? idleTicks / allTicks * os.cpus().length : 0
+    const cores = cpuKnown && wallS > 0 && cpuS > 0 && idleCores >= 0.25 ? Math.round(cpuS / wallS * 100) / 100 : undefined
     return { frames: mid.frames, seconds: Math.round(mid.seconds * 1e4) / 1e4, startSeconds: Math.round(startSeconds * 1e4) / 1e4, ...(cores !== undefined ? { cores } : {}) }
   } finally {
     await rm(dir, { recursive: true, force: true })

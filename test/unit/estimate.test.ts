@@ -319,8 +319,9 @@ describe('probeTimeline (real ffmpeg)', () => {
       expect(p.seconds).toBeGreaterThan(0)
       expect(p.startSeconds).toBeGreaterThan(0)
       expect(p.seconds).toBeLessThan(30)
-      // ffmpeg's CPU seconds over its wall seconds: some of a core at least, at most every core and a margin.
-      if (process.platform === 'linux') {
+      // ffmpeg's CPU seconds over its wall seconds (left out when no core stood idle beside it):
+      // some of a core at least, at most every core and a margin.
+      if (p.cores !== undefined) {
         expect(p.cores).toBeGreaterThan(0)
         expect(p.cores).toBeLessThanOrEqual(os.cpus().length * 1.5)
       }
