@@ -111,6 +111,14 @@ export class Worker {
     return this.lowDisk() ?? jobQuotaReason(jobId, await this.jobBytes(jobId), this.jobDiskBytes)
   }
 
+  /** A lease reply's reason is at most 200 characters (LeaseReplySchema): a long work dir path is shortened, the figures kept. */
+  private fitReason (text: string): string {
+    if (text.length <= 200) return text
+    const root = this.d.workRoot
+    const shorter = text.replace(root, `…${root.slice(-Math.max(8, root.length - (text.length - 200) - 1))}`)
+    return shorter.length <= 200 ? shorter : `${shorter.slice(0, 199)}…`
+  }
+
   /** Logs a refusal; the same kind again (figures aside) only every 30 s: the coordinator offers again every few seconds. */
   private logRefusal (text: string): void {
     const now = Date.now()
@@ -131,7 +139,7 @@ export class Worker {
         const disk = await this.diskRefusal(msg.lease.jobId)
         if (disk !== undefined) {
           this.logRefusal(disk)
-          return { accepted: false, reason: disk }
+          return { accepted: false, reason: this.fitReason(disk) }
         }
         if (!this.d.accepting()) return { accepted: false, reason: 'this machine is not taking work now' }
         // Checked again after the await: another lease may have come in meanwhile.

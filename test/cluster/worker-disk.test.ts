@@ -66,6 +66,16 @@ describe('a worker on a nearly full disk', () => {
     expect(worker.running()).toBe(0)
     expect(worker.lowDisk()).toMatch(refusal)
     expect(log.filter((l) => l.startsWith('lease refused: the disk holding'))).toHaveLength(1)
+    // A work dir with a long path (not made yet: the disk under it counts): the reply still fits its 200 characters, figures kept.
+    const deep = new Worker({
+      node: c, tools: {} as FfmpegTools, caps: {} as FfmpegCapabilities, workRoot: path.join(workRoot, 'x'.repeat(150), 'work'), slots: () => 1, accepting: () => true,
+      checkTerm: () => {}, coordinator: () => w.peerId.toString(), job: never, fetchAsset: never, sendSegment: never, peers: () => [], log: () => {}, minFreeBytes: free! + 64 * 1024 * 1024
+    })
+    await deep.start()
+    const r = await w.request(c.peerId.toString(), PROTOCOLS.chunk, lease(9), LeaseReplySchema, { timeoutMs: 5000 })
+    expect(r.accepted).toBe(false)
+    expect(r.reason!.length).toBeLessThanOrEqual(200)
+    expect(r.reason).toMatch(/^the disk holding …x+\/work has \d+ MiB free, under the \d+ MiB this node keeps free; not taking chunks until there is room$/)
   })
 
   it('takes a lease when the disk has room over the floor (the check is not always "no")', async () => {
