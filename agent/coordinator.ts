@@ -291,7 +291,7 @@ export class Coordinator {
     // preparation plus submit and first lease, and the owner's join, mux and validation; the
     // cores a render keeps busy, so members on one host split its cores (coordinator/estimate.ts hostShares).
     const speedFactor = this.speedFactor(spec)
-    const calibrated = spec.probe !== undefined ? { speedFactor, chunkOverheadSeconds: spec.probe.startSeconds + CHUNK_ROUND_SECONDS, fixedSeconds: spec.probe.prepareSeconds + SUBMIT_SECONDS, joinSeconds: FINISH_SECONDS, renderCores: spec.probe.cores } : {}
+    const calibrated = spec.probe !== undefined ? { speedFactor, chunkOverheadSeconds: spec.probe.startSeconds + CHUNK_ROUND_SECONDS, fixedSeconds: spec.probe.prepareSeconds + SUBMIT_SECONDS, joinSeconds: FINISH_SECONDS, renderCores: spec.probe.cores, owner: spec.owner } : {}
     let est: Estimate
     try {
       est = estimate({ frames: timeline.duration, width: timeline.width, height: timeline.height, preset: spec.preset, nodes, nowMs: now, align, ...calibrated, ...(this.d.chunkSeconds !== undefined ? { targetChunkSeconds: this.d.chunkSeconds } : {}) })

@@ -42,8 +42,9 @@
  * without it, a render is taken to fill its host). When k of the nodes put to work share a host
  * of C cores, each gets share = min(1, C / (k × min(renderCores, C))) of its benchmark speed, and
  * its chunks' fixed cost takes 1/share as long (hostShares). One agent per machine (a studio
- * farm) gives share 1: nothing changes. A node's benchmark is taken to be its speed alone on its
- * host (agents on one machine benchmark one after another).
+ * farm) gives share 1: nothing changes. Nodes on one host are one machine, so they render at one
+ * speed alone: the owner's (the probe's) when it is on that host, else the median of their
+ * benchmarks (hostSpeeds), which differ only by what else ran while each was taken.
  *
  * Chunks. chunkCount = clamp(ceil(frames / (median fps × targetChunkSeconds)), nodes, frames/align):
  * a chunk takes about the target time (30 s) on a typical node, which keeps the ~0.3 s fixed
@@ -92,6 +93,8 @@ export interface EstimateInput {
   fixedSeconds?: number | undefined
   /** Cores one render of this job keeps busy (the probe's CPU seconds / wall seconds). Default: all of its host's. */
   renderCores?: number | undefined
+  /** The owner's peer id: nodes on its host render at its speed (hostSpeeds). */
+  owner?: string | undefined
 }
 
 export interface Range { low: number; expected: number; high: number }
@@ -195,6 +198,22 @@ export function hostShares (nodes: ReadonlyArray<{ host?: { id: string; cores: n
   })
 }
 
+/**
+ * Nodes on one host are one machine's speed: each takes the owner's fps when the owner is on that
+ * host (the probe measured this timeline there; the owner's fps × the speed factor is the probe's
+ * own figure), else the median of theirs. Their benchmarks differ only by what else ran when each
+ * was taken.
+ */
+export function hostSpeeds<T extends { node: { peerId: string; host?: { id: string } | undefined }; fps: number }> (usable: readonly T[], owner?: string): T[] {
+  const byHost = new Map<string, number[]>()
+  for (const u of usable) if (u.node.host !== undefined) byHost.set(u.node.host.id, [...(byHost.get(u.node.host.id) ?? []), u.fps])
+  const own = usable.find((u) => u.node.peerId === owner && u.node.host !== undefined)
+  return usable.map((u) => {
+    if (u.node.host === undefined || byHost.get(u.node.host.id)!.length < 2) return u
+    return { ...u, fps: own !== undefined && own.node.host!.id === u.node.host.id ? own.fps : median(byHost.get(u.node.host.id)!) }
+  })
+}
+
 const round = (x: number, digits: number): number => Math.round(x * 10 ** digits) / 10 ** digits
 
 export interface FinishInput {
@@ -266,9 +285,9 @@ export function estimate (input: EstimateInput): Estimate {
   if (!Number.isFinite(nowMs)) throw new EstimateError(`nowMs must be a number (got ${nowMs})`)
   if (!Number.isFinite(overhead) || overhead < 0) throw new EstimateError(`chunkOverheadSeconds must be a number ≥ 0 (got ${overhead})`)
   if (!Number.isFinite(join) || join < 0) throw new EstimateError(`joinSeconds must be a number ≥ 0 (got ${join})`)
-  const usable = input.nodes
+  const usable = hostSpeeds(input.nodes
     .map((node) => ({ node, fps: jobFps(node.fps[preset] ?? 0, width, height) * factor }))
-    .filter((u) => u.node.accepting && u.node.slots >= 1 && u.fps > 0)
+    .filter((u) => u.node.accepting && u.node.slots >= 1 && u.fps > 0), input.owner)
     .sort((a, b) => b.fps - a.fps || (a.node.peerId < b.node.peerId ? -1 : 1))
   if (usable.length === 0) throw new EstimateError(`no accepting node can render preset "${preset}" (none has a benchmark for it); wait for nodes to benchmark it or choose another preset`)
   for (const { node } of usable) {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { checkMaxCost, chunkCount, CostExceededError, estimate, EstimateError, hostShares, jobFps, MAX_CHUNKS, MAX_SPEED_FACTOR, MIN_SPEED_FACTOR, probeSpeedFactor, type Estimate, type EstimateInput, type EstimateNode } from '../../coordinator/estimate.ts'
+import { checkMaxCost, chunkCount, CostExceededError, estimate, EstimateError, hostShares, hostSpeeds, jobFps, MAX_CHUNKS, MAX_SPEED_FACTOR, MIN_SPEED_FACTOR, probeSpeedFactor, type Estimate, type EstimateInput, type EstimateNode } from '../../coordinator/estimate.ts'
 import { medianPoint, probeRanges } from '../../agent/probe.ts'
 
 const NOW = Date.UTC(2025, 0, 1)
@@ -275,6 +275,21 @@ describe('co-located agents: nodes on one host share its cores', () => {
     // One whole GOP, so one chunk: one node at work, alone on the host: 2 + 30/60 + 0.3 + 1 = 3.8 s.
     const one = estimate(input({ frames: 30, nodes: pair, renderCores: 2, fixedSeconds: 2, align: 30 }))
     expect([one.nodes, one.chunks, one.framesPerSecond, one.seconds.expected]).toEqual([1, 1, 60, 3.8])
+  })
+  it('gives nodes on one host one speed: the owner\'s when it is there, else their median', () => {
+    const two = host('aaaaaaaaaaaaaaaa', 2)
+    const other = host('cccccccccccccccc', 8)
+    const u = (peerId: string, fps: number, h?: EstimateNode['host']): { node: EstimateNode; fps: number } => ({ node: node(peerId, { host: h }), fps })
+    const list = [u('A', 23, two), u('B', 30, two), u('C', 31, two), u('D', 90, other), u('E', 12)]
+    expect(hostSpeeds(list, 'A').map((x) => x.fps)).toEqual([23, 23, 23, 90, 12])
+    expect(hostSpeeds(list).map((x) => x.fps)).toEqual([30, 30, 30, 90, 12])
+    expect(hostSpeeds(list, 'D').map((x) => x.fps)).toEqual([30, 30, 30, 90, 12])
+    // Three agents benchmarked at 23, 30 and 31 fps on one 2-core host; the owner A probed 46 fps
+    // (factor 2): each renders at 46 × 1/3, 46 in all, whatever the others' benchmarks said.
+    const three = [node('A', { fps: { h264: 23 }, host: two }), node('B', { fps: { h264: 30 }, host: two }), node('C', { fps: { h264: 31 }, host: two })]
+    const est = estimate(input({ frames: 460, nodes: three, speedFactor: 2, renderCores: 2, owner: 'A' }))
+    expect(est.framesPerSecond).toBe(46)
+    expect(est.seconds.expected).toBe(10 + 0.9 + 1)
   })
   it('names a host by machine, boot and CPU set: agents pinned to different cores are different hosts', async () => {
     const { hostInfo } = await import('../../agent/hardware.ts')
