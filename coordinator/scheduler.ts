@@ -23,6 +23,15 @@
  * with several slots takes several. A job's chunks go out in index order; paused and failed
  * jobs get none.
  *
+ * Tail placement (option `tailHold`, off by default). Near the end of the queue the fastest-free
+ * rule can hand a slow node a chunk that it finishes long after every other node is done (a node
+ * a quarter of the median speed, with a 30 s chunk, ends the job 90 s late). With tailHold, a
+ * free node is passed over when its benchmark time for the chunk is longer than the farm's drain
+ * time for that preset (all open work over the accepting nodes' summed fps) and the faster busy
+ * nodes, each after its current lease (from its progress), can finish every queued chunk of that
+ * size before this node would finish one, ×1.1. It then stays idle (or takes other work) and is
+ * asked again on the next call. bench/sim measures the effect.
+ *
  * Leases and retries (one policy, in `retry`). A lease lasts `leaseMs` from when it was given
  * or last renewed; it is live while now < expiresAt. A failure report, or an expiry swept by
  * `expire`, counts one attempt and one failure against that node; a chunk that has failed
@@ -111,6 +120,8 @@ export interface SchedulerOptions {
   speculateAfterMs?: number
   /** ... and when its projected time is over this many times its node's benchmark prediction. Default 2. */
   slowFactor?: number
+  /** Tail placement (see the header): pass over a slow free node at the end of the queue when faster nodes would finish the work sooner. Default false. */
+  tailHold?: boolean
 }
 
 export class SchedulerError extends Error {
@@ -129,6 +140,8 @@ interface Issued { job: Job; chunk: Chunk; node: string }
 const RANK: Record<Priority, number> = { urgent: 0, high: 1, normal: 2, low: 3 }
 const FORMAT = 'renderswarm.scheduler/1'
 
+/** Tail placement: a faster node must finish a chunk this many times sooner for a slower free node to be passed over. */
+const TAIL_MARGIN = 1.1
 const cmpStr = (a: string, b: string): number => a < b ? -1 : a > b ? 1 : 0
 const deadlineOf = (j: Job): number => j.deadlineMs ?? Number.POSITIVE_INFINITY
 const sameClass = (a: Job, b: Job): boolean => a.priority === b.priority && deadlineOf(a) === deadlineOf(b)
@@ -184,6 +197,7 @@ export class Scheduler {
   readonly maxFailuresPerNode: number
   readonly speculateAfterMs: number
   readonly slowFactor: number
+  readonly tailHold: boolean
   private readonly token: () => string
   private readonly byId = new Map<string, Job>()
   private readonly issued = new Map<string, Issued>()
@@ -195,6 +209,7 @@ export class Scheduler {
     this.token = opts.token ?? randomUUID
     this.speculateAfterMs = opts.speculateAfterMs ?? 10_000
     this.slowFactor = opts.slowFactor ?? 2
+    this.tailHold = opts.tailHold === true
     if (!(this.speculateAfterMs >= 0) || !(this.slowFactor >= 1)) throw new SchedulerError(`speculateAfterMs must be ≥ 0 and slowFactor ≥ 1 (got ${this.speculateAfterMs}, ${this.slowFactor})`)
   }
 
@@ -264,6 +279,9 @@ export class Scheduler {
     if (!Number.isInteger(term) || term < 0) throw new SchedulerError(`assigning chunks: term must be a whole number ≥ 0 (got ${term})`)
     if (!Number.isFinite(nowMs)) throw new SchedulerError(`assigning chunks: nowMs must be a number (got ${nowMs})`)
     const free = this.freeSlots(nodes, 'assigning chunks')
+    // Only nodes with a free slot can take a chunk; a farm of 1,000 busy nodes has few per call.
+    const open = nodes.filter((n) => free.get(n.peerId)! >= 1)
+    if (open.length === 0) return []
     const order = this.ordered().filter((j) => !j.paused && statusOf(j) !== 'failed' && j.chunks.some((c) => c.status === 'queued'))
     const live = new Map(order.map((j) => [j.id, j.chunks.filter((c) => c.status === 'leased').length]))
     const excluded = new Map(order.map((j) => [j.id, this.excludedNodes(j)]))
@@ -276,16 +294,28 @@ export class Scheduler {
       return j.chunks[i]
     }
     const fpsOf = (n: SchedNode, j: Job): number => { const f = n.fps[j.preset]; return f !== undefined && Number.isFinite(f) ? f : 0 }
-    const bestNode = (j: Job): SchedNode | undefined => {
-      let best: SchedNode | undefined
-      for (const n of nodes) {
-        if ((free.get(n.peerId) ?? 0) < 1 || excluded.get(j.id)!.has(n.peerId)) continue
-        if (j.needsGpu && !n.gpu) continue
-        if (!j.encoders.some((e) => n.encoders.includes(e))) continue
-        if (best === undefined || fpsOf(n, j) > fpsOf(best, j) || (fpsOf(n, j) === fpsOf(best, j) && cmpStr(n.peerId, best.peerId) < 0)) best = n
+    // Free nodes fastest first for each preset (then peerId): the first eligible one is the best.
+    const sorted = new Map<string, SchedNode[]>()
+    const byPreset = (j: Job): SchedNode[] => {
+      let l = sorted.get(j.preset)
+      if (l === undefined) {
+        const f = (n: SchedNode): number => fpsOf(n, j)
+        l = [...open].sort((a, b) => f(b) - f(a) || cmpStr(a.peerId, b.peerId))
+        sorted.set(j.preset, l)
       }
-      return best
+      return l
     }
+    const eligible = (n: SchedNode, j: Job): boolean => !excluded.get(j.id)!.has(n.peerId) && (!j.needsGpu || n.gpu) && j.encoders.some((e) => n.encoders.includes(e))
+    const held = new Map<string, Set<string>>()
+    const bestNode = (j: Job): SchedNode | undefined => {
+      const h = held.get(j.id)
+      for (const n of byPreset(j)) {
+        if (free.get(n.peerId)! < 1 || h?.has(n.peerId) === true) continue
+        if (eligible(n, j)) return n
+      }
+      return undefined
+    }
+    const tail = this.tailHold ? this.tailPlan(nodes, free, nowMs) : undefined
     const out: Lease[] = []
     for (;;) {
       let pick: { job: Job; chunk: Chunk; node: SchedNode } | undefined
@@ -305,6 +335,13 @@ export class Scheduler {
       }
       if (pick === undefined) return out
       const { job, chunk, node } = pick
+      if (tail !== undefined && tail.holdBack(job, chunk, node, (m) => m.peerId !== node.peerId && eligible(m, job))) {
+        // Every chunk this job has left goes sooner to a faster node once it frees up.
+        let h = held.get(job.id)
+        if (h === undefined) { h = new Set(); held.set(job.id, h) }
+        h.add(node.peerId)
+        continue
+      }
       const token = this.token()
       if (typeof token !== 'string' || token === '' || this.issued.has(token)) throw new SchedulerError(`assigning chunk ${chunk.id} of job ${job.id}: the token function returned an empty or reused token`)
       Object.assign(chunk, { status: 'leased', node: node.peerId, leaseToken: token, leaseExpiresMs: nowMs + this.leaseMs, term, framesDone: 0, leasedMs: nowMs })
@@ -312,7 +349,106 @@ export class Scheduler {
       this.issued.set(token, { job, chunk, node: node.peerId })
       free.set(node.peerId, free.get(node.peerId)! - 1)
       live.set(job.id, live.get(job.id)! + 1)
+      tail?.leased(job, chunk, node)
       out.push(leaseOf(job, chunk))
+    }
+  }
+
+  /**
+   * Tail placement (option tailHold; see the header). Work left and speeds are in reference
+   * frames: a chunk of f frames takes f / (fps × fpsScale) seconds on a node. Computed once per
+   * `assign`, lazily: the farm's drain time per preset (open work / the accepting nodes' summed
+   * fps) and, for every busy node, when it should be free (its earliest-ending lease, from the
+   * rate its progress shows, else its benchmark).
+   */
+  private tailPlan (nodes: readonly SchedNode[], free: Map<string, number>, nowMs: number): { holdBack: (job: Job, chunk: Chunk, node: SchedNode, alt: (m: SchedNode) => boolean) => boolean; leased: (job: Job, chunk: Chunk, node: SchedNode) => void } {
+    const byId = new Map(nodes.map((n) => [n.peerId, n]))
+    const fps = (n: SchedNode | undefined, j: Job): number => { const f = n?.fps[j.preset]; return f !== undefined && Number.isFinite(f) && f > 0 ? f * j.fpsScale : 0 }
+    let freeAt: Map<string, number> | undefined
+    let drain: Map<string, number> | undefined
+    /** Chunks queued in all jobs when drain was worked out, those leased in this call since, and verdicts reached in this call. */
+    let queued = 0
+    let leasedHere = 0
+    const verdict = new Map<string, boolean>()
+    const drainOf = (preset: string): number => {
+      if (drain === undefined) {
+        drain = new Map()
+        const work = new Map<string, number>()
+        for (const job of this.byId.values()) {
+          if (job.paused) continue
+          let w = 0
+          for (const c of job.chunks) {
+            if (c.status === 'queued') queued++
+            if (c.status === 'queued' || c.status === 'leased') w += c.end - c.start - c.framesDone
+          }
+          work.set(job.preset, (work.get(job.preset) ?? 0) + w / job.fpsScale)
+        }
+        for (const [p, w] of work) {
+          let cap = 0
+          for (const n of nodes) { const f = n.fps[p]; if (n.accepting && !n.paused && n.slots >= 1 && f !== undefined && Number.isFinite(f) && f > 0) cap += f }
+          drain.set(p, cap > 0 ? w / cap : Number.POSITIVE_INFINITY)
+        }
+      }
+      return drain.get(preset) ?? Number.POSITIVE_INFINITY
+    }
+    const init = (): Map<string, number> => {
+      if (freeAt !== undefined) return freeAt
+      freeAt = new Map()
+      for (const job of this.byId.values()) {
+        for (const c of job.chunks) {
+          if (c.status !== 'leased') continue
+          const leases: Array<{ node: string; leasedMs: number | undefined; framesDone: number }> = [{ node: c.node!, leasedMs: c.leasedMs, framesDone: c.framesDone }]
+          if (c.backup !== undefined) leases.push(c.backup)
+          for (const l of leases) {
+            const elapsed = Math.max(0, (nowMs - (l.leasedMs ?? nowMs)) / 1000)
+            const v = fps(byId.get(l.node), job)
+            const left = c.end - c.start - l.framesDone
+            const s = l.framesDone > 0 && elapsed > 0 ? left * elapsed / l.framesDone : v > 0 ? Math.max(0, (c.end - c.start) / v - elapsed) : Number.POSITIVE_INFINITY
+            freeAt.set(l.node, Math.min(freeAt.get(l.node) ?? Number.POSITIVE_INFINITY, s))
+          }
+        }
+      }
+      return freeAt
+    }
+    // Busy nodes: the faster of them may take the work a slow free node is passed over for.
+    let busy: SchedNode[] | undefined
+    return {
+      holdBack: (job, chunk, node, alt) => {
+        const frames = chunk.end - chunk.start
+        const v = fps(node, job)
+        const t = v > 0 ? frames / v : Number.POSITIVE_INFINITY
+        if (!(t > drainOf(job.preset))) return false
+        const queuedLeft = queued - leasedHere
+        const at = init()
+        busy ??= nodes.filter((m) => free.get(m.peerId)! < 1 && m.accepting && !m.paused)
+        const key = `${node.peerId}|${frames}|${job.preset}|${job.fpsScale}`
+        const known = verdict.get(key)
+        if (known !== undefined) return known
+        // How many chunks of this size the faster busy nodes can finish, each after the work it
+        // has, before this node would finish one (with the margin). If that covers every queued
+        // chunk, this node is not needed now.
+        const by = t / TAIL_MARGIN
+        let room = 0
+        for (const m of busy) {
+          const vm = fps(m, job)
+          if (vm <= v || !alt(m)) continue
+          const left = by - (at.get(m.peerId) ?? 0)
+          if (left > 0) room += Math.floor(left * vm / frames)
+          if (room >= queuedLeft) break
+        }
+        const hold = room >= queuedLeft
+        verdict.set(key, hold)
+        return hold
+      },
+      leased: (job, chunk, node) => {
+        if (drain !== undefined) leasedHere++
+        if (freeAt === undefined) return
+        const v = fps(node, job)
+        if (free.get(node.peerId)! < 1) {
+          freeAt.set(node.peerId, Math.min(freeAt.get(node.peerId) ?? Number.POSITIVE_INFINITY, v > 0 ? (chunk.end - chunk.start) / v : Number.POSITIVE_INFINITY))
+          busy?.push(node)
+        }
+      }
     }
   }
 
@@ -327,6 +463,8 @@ export class Scheduler {
     if (!Number.isInteger(term) || term < 0) throw new SchedulerError(`speculating: term must be a whole number ≥ 0 (got ${term})`)
     const free = this.freeSlots(nodes, 'speculating')
     const out: Lease[] = []
+    // A backup needs a free slot; a busy farm has none to offer, whatever its jobs' state.
+    if (![...free.values()].some((k) => k >= 1)) return out
     for (const job of this.ordered()) {
       if (job.paused || statusOf(job) !== 'running' || job.chunks.some((c) => c.status === 'queued')) continue
       const excluded = this.excludedNodes(job)

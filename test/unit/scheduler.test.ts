@@ -588,3 +588,38 @@ describe('Scheduler: excluded nodes', () => {
     expect(s.excluded('nope')).toEqual([])
   })
 })
+
+describe('Scheduler: tail placement (tailHold)', () => {
+  const nodes = (): SchedNode[] => [node('fast', { fps: { h264: 100 } }), node('slow', { fps: { h264: 10 } })]
+
+  it('passes a slow free node over when a faster busy node finishes the last chunk sooner', () => {
+    const s = mk({ leaseMs: 60_000, tailHold: true })
+    s.addJob(job('j', { chunks: chunks('j', 2, 100) }))
+    // fast takes c0 (1 s); slow would need 10 s for c1, fast 1 s after its current chunk.
+    expect(who(s.assign(nodes(), 1, 0))).toEqual(['j-c0@fast'])
+    expect(s.running('slow')).toBe(0)
+    expect(s.complete('j-c0', 't1')).toBe('done')
+    expect(who(s.assign(nodes(), 1, 1000))).toEqual(['j-c1@fast'])
+  })
+
+  it('without tailHold the slow node takes the chunk at once (the default)', () => {
+    const s = mk({ leaseMs: 60_000 })
+    s.addJob(job('j', { chunks: chunks('j', 2, 100) }))
+    expect(who(s.assign(nodes(), 1, 0))).toEqual(['j-c0@fast', 'j-c1@slow'])
+  })
+
+  it('still gives a slow node work while the queue is long enough to keep everyone busy', () => {
+    const s = mk({ leaseMs: 60_000, tailHold: true })
+    s.addJob(job('j', { chunks: chunks('j', 40, 100) }))
+    expect(who(s.assign(nodes(), 1, 0))).toEqual(['j-c0@fast', 'j-c1@slow'])
+  })
+
+  it('uses the progress of a busy node: one that is behind its benchmark is not waited for', () => {
+    const s = mk({ leaseMs: 60_000, tailHold: true })
+    s.addJob(job('j', { chunks: chunks('j', 2, 100) }))
+    expect(who(s.assign([node('fast', { fps: { h264: 100 } })], 1, 0))).toEqual(['j-c0@fast'])
+    // 5 s in, fast has done 10 of 100 frames: 45 s more at that rate, so slow (10 s) goes now.
+    expect(s.renew('t1', 5000, 10)).toBe(true)
+    expect(who(s.assign(nodes(), 1, 5000))).toEqual(['j-c1@slow'])
+  })
+})

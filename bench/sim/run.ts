@@ -1,0 +1,99 @@
+/**
+ * npm run bench:sim [-- --quick] [--seed N] [--only NAME]
+ *
+ * Runs each scenario (scenarios.ts) three times on the same nodes, jobs and seed: the farm (real
+ * Scheduler, planner, chunk sizing, failure detector, autoscaler), equal split, and fixed-size
+ * chunks pulled FIFO; prints makespan over the lower bound (engine.ts lowerBound) for each, and
+ * the BENCH line (last line of stdout) for bench/all.ts.
+ */
+import os from 'node:os'
+import { coverageProblem, lowerBound, simulate, type Scenario, type SimResult } from './engine.ts'
+import { equalSplit, farmPolicy, fixedChunks } from './policies.ts'
+import { burstConfig, defaultGrid, makeScenario, OVERHEAD_S, TICK_MS, type ScenarioSpec } from './scenarios.ts'
+
+/** Fixed-chunk baseline: 120 frames = 4 s at 30 fps, two keyframe intervals (the nearest aligned size to the 100 frames often used for video on Flamenco/Deadline). */
+export const FIXED_FRAMES = 120
+
+export interface Row { spec: ScenarioSpec; sc: Scenario; lb: number; farm: SimResult; tail: SimResult; equal: SimResult; fixed: SimResult; farmWallMs: number; wallMs: number }
+
+export function runScenario (spec: ScenarioSpec): Row {
+  const sc = makeScenario(spec)
+  const t0 = performance.now()
+  const farm = simulate(sc, farmPolicy(spec.churn === true ? { autoscale: burstConfig(spec.nodes) } : {}))
+  const farmWallMs = performance.now() - t0
+  // The others get the same machines, cloud ones included (as the farm's autoscaler rented them).
+  const same: Scenario = { ...sc, nodes: farm.nodes.map((n) => ({ ...n })) }
+  const tail = simulate(same, farmPolicy({ tailHold: true }))
+  const equal = simulate(same, equalSplit())
+  const fixed = simulate(same, fixedChunks(FIXED_FRAMES))
+  for (const r of [farm, tail, equal, fixed]) {
+    const bad = coverageProblem(sc.jobs, r.covered)
+    if (bad !== undefined) throw new Error(`${sc.name} / ${r.policy}: ${bad}`)
+  }
+  return { spec, sc, lb: lowerBound(farm.nodes, sc.jobs, sc.overheadS), farm, tail, equal, fixed, farmWallMs, wallMs: performance.now() - t0 }
+}
+
+function main (): void {
+  const args = process.argv.slice(2)
+  const quick = args.includes('--quick')
+  const seedAt = args.indexOf('--seed')
+  const seed = seedAt >= 0 ? Number(args[seedAt + 1]) : 20261129
+  const onlyAt = args.indexOf('--only')
+  const only = onlyAt >= 0 ? args[onlyAt + 1] : undefined
+  if (!Number.isInteger(seed)) throw new Error('--seed takes a whole number')
+  const grid = defaultGrid(seed, quick).filter((s) => only === undefined || s.name.includes(only))
+  const started = performance.now()
+  const rows: Row[] = []
+  const f = (x: number): string => x.toFixed(3)
+  const head = ['scenario', 'nodes', 'jobs', 'chunks', 'farm s', 'LB s', 'farm/LB', 'f+tail/LB', 'equal/LB', `fixed${FIXED_FRAMES}/LB`, 'lost', 'joined', 'farm wall s', 'wall s']
+  const w = [16, 6, 5, 7, 9, 9, 8, 9, 9, 12, 5, 7, 12, 7]
+  const line = (cells: string[]): string => cells.map((c, i) => i === 0 ? c.padEnd(w[i]!) : c.padStart(w[i]!)).join('  ')
+  console.log(`seed ${seed}${quick ? ' (--quick)' : ''}`)
+  console.log(line(head))
+  console.log(line(w.map((n) => '-'.repeat(n))))
+  for (const spec of grid) {
+    const r = runScenario(spec)
+    rows.push(r)
+    console.log(line([spec.name, String(r.farm.nodes.length), String(spec.jobs), String(r.farm.chunksRendered), (r.farm.makespanMs / 1000).toFixed(1), (r.lb / 1000).toFixed(1),
+      f(r.farm.makespanMs / r.lb), f(r.tail.makespanMs / r.lb), f(r.equal.makespanMs / r.lb), f(r.fixed.makespanMs / r.lb), String(r.farm.nodesLost), String(r.farm.nodesJoined - spec.nodes + (spec.churn === true ? 0 : 0)),
+      (r.farmWallMs / 1000).toFixed(2), (r.wallMs / 1000).toFixed(2)]))
+  }
+  const total = performance.now() - started
+  console.log(`\ntotal wall time ${(total / 1000).toFixed(1)} s`)
+  console.log(`
+method: discrete-event simulation on a simulated clock (bench/sim/engine.ts); seed ${seed}, every draw from one seeded PRNG per run.
+  farm = the real coordinator/scheduler.ts (assign, renew, expire, nodeLost, speculate, complete, release), coordinator/planner.ts planChunks
+    with coordinator/estimate.ts chunkCount (target 30 s chunks, keyframe-aligned), coordinator/membership.ts MembershipTable (heartbeat 1 s,
+    dead after 3.25 s), coordinator/autoscaler.ts decide every 10 s (churn scenario), dispatched on the runtime's ${TICK_MS} ms tick, lease 15 s.
+  equal = each job's frames in one keyframe-aligned piece per node up front; fixed${FIXED_FRAMES} = ${FIXED_FRAMES}-frame pieces (4 s at 30 fps, 2 keyframe
+    intervals) in FIFO order, pulled by idle workers (Flamenco/Deadline style); both on the same ${TICK_MS} ms tick, and on failure a lost node's pieces
+    go to a shared queue that idle nodes pull from.
+  chunk time = (frames / true job fps + ${OVERHEAD_S} s overhead) × (1 + |N(0, 0.03)|); true fps = benchmark fps × (1280·720)/(1920·1080) × speed
+    (speed 0.35 for 5 % of nodes: workstations in use, unknown to the scheduler).
+  LB = max(T_cap, T_unit): T_cap = least T with Σ_i v_i·max(0, up_i(T) − ${OVERHEAD_S} s) ≥ W (v_i true reference fps, up_i(T) time node i is up
+    within [0, T], W = Σ frames × pixels/(1280·720)); = W/Σv + ${OVERHEAD_S} s when no node joins or leaves. T_unit = one keyframe interval
+    on the fastest node + ${OVERHEAD_S} s. Churn: the bound counts each node only while it is up (cloud nodes from when they joined), and
+    ignores work lost with a crashed node, so it is optimistic there.
+  makespan = last chunk result taken (the owner's join is the same for every policy and left out). Every run is checked: each job's frames
+    taken exactly once. wall = this machine's time to simulate (farm alone, and all three).
+machine: ${os.cpus()[0]?.model ?? 'unknown'}, ${os.cpus().length} cores, node ${process.version}; ${new Date().toISOString()}`)
+  const big = rows.find((r) => r.spec.nodes === 1000 && r.spec.jobs === 100) ?? rows.find((r) => r.spec.nodes === 1000)
+  const bench: Array<{ figure: string; value: string; target: string; pass: boolean | null; method: string }> = []
+  for (const r of rows) {
+    const ratio = r.farm.makespanMs / r.lb
+    const isBig = r === big
+    bench.push({
+      figure: `${r.spec.name}: farm makespan / LB (equal split, fixed-${FIXED_FRAMES})`,
+      value: `${f(ratio)} (${f(r.equal.makespanMs / r.lb)}, ${f(r.fixed.makespanMs / r.lb)})`,
+      target: isBig ? '≤ 1.10 × LB and < both baselines' : '',
+      pass: isBig ? ratio <= 1.1 && r.farm.makespanMs < r.equal.makespanMs && r.farm.makespanMs < r.fixed.makespanMs : null,
+      method: `bench/sim seed ${seed}; ${r.farm.nodes.length} nodes, ${r.spec.jobs} jobs; LB = max(W/capacity over up time + overhead, one GOP on the fastest node)`
+    })
+  }
+  if (big !== undefined) bench.push({ figure: `${big.spec.name}: simulation wall time (farm + 2 baselines)`, value: `${(big.wallMs / 1000).toFixed(1)} s`, target: '< 60 s', pass: big.wallMs < 60_000, method: 'performance.now() around the three runs, this machine' })
+  bench.push({ figure: 'whole default run wall time', value: `${(total / 1000).toFixed(1)} s`, target: '< 60 s', pass: total < 60_000, method: `all ${rows.length} scenarios, performance.now()` })
+  console.log(`BENCH ${JSON.stringify({ script: 'bench/sim/run.ts', rows: bench })}`)
+}
+
+// Imported by the tests (runScenario) without running.
+if (process.env.VITEST === undefined) main()
