@@ -82,7 +82,7 @@ export async function startFarm (hosts: Array<{ ns: string; ip: string }>, dir: 
     const nodes = (JSON.parse(r.stdout) as { nodes: Array<{ name: string; peerId: string; state: string; info?: { bench?: Record<string, number> } }> }).nodes
     for (const n of nodes) peerOf.set(n.name, n.peerId)
     return nodes.filter((n) => n.state === 'alive').length === 4 && nodes.filter((n) => n.name !== 'editor').every((n) => (n.info?.bench?.ffv1 ?? 0) > 0) ? true : undefined
-  }, 120_000, 'four members with benchmarks', 500)
+  }, 240_000, 'four members with benchmarks', 500)
   return { workers, editor, hosts: [h1, h2, h3, h4], peerOf }
 }
 
