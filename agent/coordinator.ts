@@ -62,6 +62,14 @@ export interface CoordinatorDeps {
   /** Straggler backups: a chunk must have run this long first (default 10 s); 0 turns backups off. */
   speculateAfterMs?: number
   tickMs?: number
+  /**
+   * A job's record goes to every member (and the store) at once when its status changes, and
+   * otherwise at most this often while its chunks move (default 1000 ms). Each push is the
+   * whole record, so pushing on every lease and result made replication, not the scheduler, the
+   * farm's dispatch limit (bench/dispatch). A successor coordinator's copy is at most this old;
+   * the owner's segment report marks what it already holds as done.
+   */
+  replicateMs?: number
   now?: () => number
 }
 
@@ -79,6 +87,15 @@ export class Coordinator {
   private timer: NodeJS.Timeout | undefined
   private readonly records = new Map<string, JobRecord>()
   private readonly dirty = new Set<string>()
+  /** Jobs whose records lag the scheduler (synced in one pass before anything reads them). */
+  private readonly stale = new Set<string>()
+  /** Per job: when its record was last pushed, and with which status. */
+  private readonly replicated = new Map<string, { atMs: number; status: string }>()
+  private flushing = false
+  private flushAgain = false
+  private tickQueued = false
+  /** Jobs holdOrphans paused (their owner is offline). */
+  private readonly held = new Set<string>()
   private readonly fps = new Map<string, Map<string, number>>()
   private paused = new Set<string>()
   /** Members that refused a lease (busy, not accepting) get no offer until then. */
@@ -113,7 +130,9 @@ export class Coordinator {
     }
     this.sched = sched
     this.d.log(`coordinator for term ${term}: ${this.records.size} job(s) to go on with`)
-    this.timer = setInterval(() => { void this.tick() }, this.d.tickMs ?? 200)
+    // The periodic tick sweeps expired leases, stragglers and progress; new work and freed slots
+    // are leased at once (requestTick) rather than on the next tick.
+    this.timer = setInterval(() => { this.tick() }, this.d.tickMs ?? 200)
     this.timer.unref()
   }
 
@@ -122,6 +141,10 @@ export class Coordinator {
     this.timer = undefined
     this.sched = undefined
     this.records.clear()
+    this.stale.clear()
+    this.dirty.clear()
+    this.replicated.clear()
+    this.held.clear()
   }
 
   stop (): void {
@@ -134,6 +157,7 @@ export class Coordinator {
     const back = this.sched.nodeLost(peerId)
     for (const c of back) this.syncJob(c.jobId)
     if (back.length > 0) this.d.log(`${back.length} chunk(s) of dead member ${peerId} back in the queue`)
+    if (back.length > 0) this.requestTick()
   }
 
   private async handle (msg: CoordinatorRequest, peer: string): Promise<unknown> {
@@ -160,14 +184,16 @@ export class Coordinator {
         // Every member holds the record before the owner hears "accepted".
         await this.d.broadcast({ type: 'job', term: this.term, record }, 2000)
         this.d.log(`job ${msg.job.id} from ${peer}: ${record.chunks.length} chunk${record.chunks.length === 1 ? '' : 's'}, ${msg.job.priority}, estimate ${est.seconds.expected.toFixed(1)} s, $${est.cost.expected.toFixed(4)}`)
+        this.replicated.set(msg.job.id, { atMs: now, status: record.status })
         // Lease at once rather than on the next tick.
-        setImmediate(() => { void this.tick() })
+        this.requestTick()
         return { record }
       }
-      case 'get-job': return { record: this.records.get(msg.jobId) ?? this.d.store.getJob<JobRecord>(msg.jobId) }
+      case 'get-job': this.settle(msg.jobId); return { record: this.records.get(msg.jobId) ?? this.d.store.getJob<JobRecord>(msg.jobId) }
       case 'cancel': {
         const rec = this.records.get(msg.jobId)
         if (rec === undefined) throw new WireError('not-found', `no running job ${msg.jobId}`)
+        this.settle(msg.jobId)
         sched.removeJob(msg.jobId)
         await this.finishRecord(rec, 'cancelled', 'cancelled by the user')
         await this.tellWorkers({ type: 'cancel', term: this.term, jobId: msg.jobId })
@@ -191,6 +217,8 @@ export class Coordinator {
         if (chunk !== undefined && r === 'done') { chunk.sha256 = msg.sha256; chunk.endedMs = this.now(); chunk.node = peer }
         this.fps.get(msg.jobId)?.delete(msg.chunkId)
         this.syncJob(msg.jobId)
+        // The slot is free: lease the next chunk now.
+        this.requestTick()
         // The first result wins: whoever else still renders this chunk (a straggler or its backup) stops.
         if (r === 'done' && holders.length > 0) {
           this.d.log(`chunk ${msg.chunkId} done by ${this.nameOf(peer)}; stopping the other copy on ${holders.map((h) => this.nameOf(h)).join(', ')}`)
@@ -205,11 +233,13 @@ export class Coordinator {
         const rec = this.records.get(msg.jobId)
         if (rec !== undefined) this.noteError(rec, msg.chunkId, `${this.nameOf(peer)}: ${msg.error}`)
         if (r === 'failed' && rec !== undefined) {
+          this.settle(msg.jobId)
           sched.removeJob(msg.jobId)
           await this.finishRecord(rec, 'failed', this.failureText(rec, msg.chunkId))
           await this.tellWorkers({ type: 'cancel', term: this.term, jobId: msg.jobId })
         } else {
           this.syncJob(msg.jobId)
+          this.requestTick()
         }
         return { ok: true }
       }
@@ -238,6 +268,7 @@ export class Coordinator {
           }
         }
         this.syncJob(msg.jobId)
+        if (reopened.length > 0) this.requestTick()
         // A chunk the owner already has is not rendered again: its current holder stops.
         if (stop.length > 0) await this.tellWorkers({ type: 'cancel-chunks', term: this.term, jobId: msg.jobId, chunkIds: [...new Set(stop.map((x) => x.chunkId))] })
         return { ok: true }
@@ -246,6 +277,7 @@ export class Coordinator {
         const rec = this.records.get(msg.jobId)
         if (rec === undefined) return { ok: true }
         if (rec.spec.owner !== peer) throw new WireError('invalid-job', 'only the job\'s owner reports its output')
+        this.settle(msg.jobId)
         sched.removeJob(msg.jobId)
         await this.finishRecord(rec, msg.ok ? 'done' : 'failed', msg.error)
         return { ok: true }
@@ -256,6 +288,7 @@ export class Coordinator {
         for (const p of peers) { if (msg.paused) this.paused.add(p); else this.paused.delete(p) }
         if (msg.all === true && !msg.paused) this.paused.clear()
         this.d.store.setJson('paused-nodes', [...this.paused])
+        if (!msg.paused) this.requestTick()
         await this.d.broadcast({ type: 'paused', term: this.term, peers: [...this.paused] }, 2000)
         return { ok: true }
       }
@@ -317,7 +350,42 @@ export class Coordinator {
     return probeSpeedFactor(spec.probe, owner?.fps[spec.preset], width, height)
   }
 
-  private async tick (): Promise<void> {
+  /** A tick as soon as the current work is done (many requests in a row make one tick). */
+  /**
+   * Leases free slots as soon as this turn's work is done: a freed slot or a new job does not
+   * wait for the next tick (it waited up to tickMs, and dispatch ran at slots per tick). Many
+   * requests in one turn make one pass.
+   */
+  private requestTick (): void {
+    if (this.tickQueued) return
+    this.tickQueued = true
+    setImmediate(() => { this.tickQueued = false; this.leaseFree(this.now(), this.d.nodes()) })
+  }
+
+  /** Gives every free slot a chunk (sched.assign) and sends the leases; returns the scheduler's view of the nodes. */
+  private leaseFree (now: number, live: NodeView[]): SchedNode[] {
+    const nodes: SchedNode[] = live.map((n) => ({ peerId: n.peerId, slots: n.slots, encoders: n.encoders, gpu: n.gpu, fps: n.fps, accepting: n.accepting && (this.refusedUntil.get(n.peerId) ?? 0) <= now, paused: this.paused.has(n.peerId) }))
+    const sched = this.sched
+    if (sched === undefined) return nodes
+    for (const lease of sched.assign(nodes, this.term, now)) {
+      const rec = this.records.get(lease.jobId)
+      // Records list chunks in index order: no search per lease.
+      const at = rec?.chunks[lease.index]
+      const chunk = at?.id === lease.chunkId ? at : rec?.chunks.find((c) => c.id === lease.chunkId)
+      if (rec === undefined || chunk === undefined) continue
+      chunk.startedMs = now
+      rec.startedMs ??= now
+      this.syncJob(lease.jobId)
+      void this.sendLease(lease, chunk)
+    }
+    return nodes
+  }
+
+  /**
+   * Expiry, leasing and straggler backups, all synchronous, so leases go out without waiting on
+   * any network round; replication follows on its own (flushSoon) and never holds up a lease.
+   */
+  private tick (): void {
     const sched = this.sched
     if (sched === undefined) return
     const now = this.now()
@@ -329,6 +397,7 @@ export class Coordinator {
       if (rec !== undefined) {
         this.noteError(rec, c.id, why)
         if (c.status === 'failed') {
+          this.settle(c.jobId)
           sched.removeJob(c.jobId)
           void this.finishRecord(rec, 'failed', this.failureText(rec, c.id)).then(async () => { await this.tellWorkers({ type: 'cancel', term: this.term, jobId: c.jobId }) })
           continue
@@ -336,21 +405,14 @@ export class Coordinator {
       }
       this.syncJob(c.jobId)
     }
-    this.holdOrphans()
-    const nodes: SchedNode[] = this.d.nodes().map((n) => ({ peerId: n.peerId, slots: n.slots, encoders: n.encoders, gpu: n.gpu, fps: n.fps, accepting: n.accepting && (this.refusedUntil.get(n.peerId) ?? 0) <= now, paused: this.paused.has(n.peerId) }))
-    const leases = sched.assign(nodes, this.term, now)
-    for (const lease of leases) {
-      const rec = this.records.get(lease.jobId)
-      const chunk = rec?.chunks.find((c) => c.id === lease.chunkId)
-      if (rec === undefined || chunk === undefined) continue
-      chunk.startedMs = now
-      rec.startedMs ??= now
-      this.syncJob(lease.jobId)
-      void this.sendLease(lease, chunk)
-    }
-    this.failUnplaceable(sched)
+    const live = this.d.nodes()
+    this.holdOrphans(live)
+    const nodes = this.leaseFree(now, live)
+    this.failUnplaceable(sched, live)
     if ((this.d.speculateAfterMs ?? 10_000) > 0) {
-      for (const lease of sched.speculate(nodes, this.term, now)) {
+      const backups = sched.speculate(nodes, this.term, now)
+      if (backups.length > 0) this.settle()
+      for (const lease of backups) {
         const chunk = this.records.get(lease.jobId)?.chunks.find((c) => c.id === lease.chunkId)
         if (chunk === undefined) continue
         const frames = chunk.end - chunk.start
@@ -362,12 +424,13 @@ export class Coordinator {
     }
     if (now - this.lastProgressMs >= 500) {
       this.lastProgressMs = now
+      this.settle()
       for (const rec of this.records.values()) {
         if (rec.status !== 'running') continue
         void this.d.broadcast({ type: 'progress', term: this.term, jobId: rec.spec.id, framesDone: rec.framesDone, frames: rec.spec.timeline.duration, fps: rec.fps, chunks: rec.chunks.map((c) => ({ id: c.id, status: c.status, ...(c.node !== undefined ? { node: c.node } : {}), framesDone: c.framesDone })) }, 1000)
       }
     }
-    await this.flush()
+    this.flushSoon()
   }
 
   private async sendLease (lease: Lease, chunk: ChunkRecord): Promise<void> {
@@ -383,8 +446,34 @@ export class Coordinator {
     }
   }
 
-  /** Copies the scheduler's view of a job's chunks into its record and (unless only progress moved) marks it for replication. */
+  /**
+   * Notes that the scheduler's view of a job moved, and (unless only progress moved) that its
+   * record is to be replicated. The copy into the record happens once, in settle(), before
+   * anything reads the record: copying a whole job per lease and per result cost O(chunks) each.
+   */
   private syncJob (jobId: string, replicate = true): void {
+    this.stale.add(jobId)
+    if (replicate) this.dirty.add(jobId)
+  }
+
+  /** A live job's record status, from the scheduler. */
+  private recordStatus (jobId: string): JobRecord['status'] {
+    const status = this.sched?.jobStatus(jobId)
+    return this.held.has(jobId) && status !== 'done' ? 'paused' : status === 'done' ? 'joining' : status === 'running' ? 'running' : status === 'failed' ? 'failed' : 'queued'
+  }
+
+  /** Brings the records of one job (or of every job) up to the scheduler's view. */
+  private settle (jobId?: string): void {
+    if (jobId !== undefined) {
+      if (this.stale.delete(jobId)) this.copyFromScheduler(jobId)
+      return
+    }
+    for (const id of this.stale) this.copyFromScheduler(id)
+    this.stale.clear()
+  }
+
+  /** Copies the scheduler's view of a job's chunks into its record. */
+  private copyFromScheduler (jobId: string): void {
     const rec = this.records.get(jobId)
     const job = this.sched?.job(jobId)
     if (rec === undefined || job === undefined) return
@@ -396,32 +485,34 @@ export class Coordinator {
     })
     rec.framesDone = rec.chunks.reduce((n, c) => n + c.framesDone, 0)
     rec.fps = [...(this.fps.get(jobId)?.values() ?? [])].reduce((a, b) => a + b, 0)
-    const status = this.sched?.jobStatus(jobId)
-    rec.status = job.paused && status !== 'done' ? 'paused' : status === 'done' ? 'joining' : status === 'running' ? 'running' : status === 'failed' ? 'failed' : 'queued'
+    rec.status = this.recordStatus(jobId)
     if (rec.status !== 'paused') rec.note = undefined
     rec.updatedMs = this.now()
-    if (replicate) this.dirty.add(jobId)
   }
 
   /**
    * A job whose owner is offline gets no new leases ('paused'): its segments would have nowhere
    * to go. Chunks in flight finish, and their workers keep the segments until the owner is back.
    */
-  private holdOrphans (): void {
+  private holdOrphans (live: NodeView[]): void {
     const sched = this.sched
     if (sched === undefined) return
-    const alive = new Set(this.d.nodes().map((n) => n.peerId))
+    const alive = new Set(live.map((n) => n.peerId))
     for (const rec of this.records.values()) {
-      const job = sched.job(rec.spec.id)
-      if (job === undefined) continue
+      // Only this method pauses and resumes jobs, so it keeps its own note of which are held
+      // (sched.job() would copy every chunk of every job on every tick).
+      if (sched.jobStatus(rec.spec.id) === undefined) continue
+      const job = { paused: this.held.has(rec.spec.id) }
       const ownerAlive = alive.has(rec.spec.owner)
       if (!ownerAlive && !job.paused) {
         sched.pauseJob(rec.spec.id)
+        this.held.add(rec.spec.id)
         rec.note = `waiting for its owner ${this.nameOf(rec.spec.owner)}, which is offline; the job goes on when it is back`
         this.d.log(`job ${rec.spec.id} paused: ${rec.note}`)
         this.syncJob(rec.spec.id)
       } else if (ownerAlive && job.paused) {
         sched.resumeJob(rec.spec.id)
+        this.held.delete(rec.spec.id)
         this.d.log(`job ${rec.spec.id} resumed: its owner ${this.nameOf(rec.spec.owner)} is back`)
         this.syncJob(rec.spec.id)
       }
@@ -432,14 +523,16 @@ export class Coordinator {
    * A job with work left whose every capable live member has been excluded from it (each failed
    * its chunks twice) would wait forever: it fails, with the attempts' reasons.
    */
-  private failUnplaceable (sched: Scheduler): void {
+  private failUnplaceable (sched: Scheduler, live: NodeView[]): void {
     for (const rec of [...this.records.values()]) {
-      const job = sched.job(rec.spec.id)
-      if (job === undefined || job.paused || !job.chunks.some((c) => c.status === 'queued')) continue
-      const capable = this.d.nodes().filter((n) => n.slots > 0 && n.encoders.includes(ENCODER[rec.spec.preset]))
+      // The cheap test first: this runs on every tick, and a copy of the job costs O(chunks).
+      const capable = live.filter((n) => n.slots > 0 && n.encoders.includes(ENCODER[rec.spec.preset]))
       const excluded = new Set(sched.excluded(rec.spec.id))
       if (capable.length === 0 || !capable.every((n) => excluded.has(n.peerId))) continue
+      const job = sched.job(rec.spec.id)
+      if (job === undefined || job.paused || !job.chunks.some((c) => c.status === 'queued')) continue
       const worst = [...rec.chunks].sort((a, b) => (b.errors?.length ?? 0) - (a.errors?.length ?? 0))[0]
+      this.settle(rec.spec.id)
       sched.removeJob(rec.spec.id)
       const why = `every machine that can render it (${capable.map((n) => n.name).join(', ')}) failed its chunks twice; ${worst !== undefined ? this.failureText(rec, worst.id) : ''}`
       void this.finishRecord(rec, 'failed', why).then(async () => { await this.tellWorkers({ type: 'cancel', term: this.term, jobId: rec.spec.id }) })
@@ -471,6 +564,9 @@ export class Coordinator {
   }
 
   private async finishRecord (rec: JobRecord, status: 'done' | 'failed' | 'cancelled', error: string | undefined): Promise<void> {
+    this.settle(rec.spec.id)
+    this.stale.delete(rec.spec.id)
+    this.replicated.delete(rec.spec.id)
     const now = this.now()
     rec.status = status
     rec.completedMs = now
@@ -487,15 +583,35 @@ export class Coordinator {
     await this.d.broadcast({ type: 'job', term: this.term, record: rec }, 2000)
   }
 
+  /** Starts a flush unless one is running (then one more follows it). */
+  private flushSoon (): void {
+    if (this.flushing) { this.flushAgain = true; return }
+    this.flushing = true
+    void this.flush().finally(() => {
+      this.flushing = false
+      if (this.flushAgain) { this.flushAgain = false; this.flushSoon() }
+    })
+  }
+
+  /** Persists and pushes the changed records that are due (see replicateMs); the rest wait for a later tick. */
   private async flush (): Promise<void> {
-    const ids = [...this.dirty]
-    this.dirty.clear()
-    for (const id of ids) {
+    const now = this.now()
+    const every = this.d.replicateMs ?? 1000
+    const due: JobRecord[] = []
+    for (const id of [...this.dirty]) {
       const rec = this.records.get(id)
-      if (rec === undefined) continue
+      if (rec === undefined) { this.dirty.delete(id); continue }
+      // Whether it is due, from the scheduler's status (a scan) before the record is brought up
+      // to date (a copy of every chunk).
+      const last = this.replicated.get(id)
+      if (last !== undefined && last.status === this.recordStatus(id) && now - last.atMs < every) continue
+      this.settle(id)
+      this.dirty.delete(id)
+      this.replicated.set(id, { atMs: now, status: rec.status })
       this.d.store.putJob(id, rec, rec.updatedMs)
-      await this.d.broadcast({ type: 'job', term: this.term, record: rec }, 2000)
+      due.push(rec)
     }
+    await Promise.all(due.map(async (rec) => { await this.d.broadcast({ type: 'job', term: this.term, record: rec }, 2000) }))
   }
 
   private async tellWorkers (msg: { type: 'cancel'; term: number; jobId: string } | { type: 'cancel-chunks'; term: number; jobId: string; chunkIds: string[] } | { type: 'stop-all'; term: number }): Promise<void> {
