@@ -217,6 +217,56 @@ async function writeColourTextIn (dir: string, frames: number): Promise<string> 
 
 interface Pair { farm: string; timeline: string; rep: number; predS: number; measS: number; predUsd: number; measUsd: number; chunks: number; others: number; quietBefore: number; cores: number | undefined; tries: number }
 
+/** What the summary needs; set once the farms are up, so a stopped run still reports what it measured. */
+interface Run { pairs: Pair[]; farms: string[]; timelines: Array<[string, number]>; reps: number; sizes: number[]; quietWait: number; loadBefore: number; began: number }
+let run: Run | undefined
+
+async function report (r: Run, stopped = false): Promise<void> {
+  const { pairs, reps, sizes, quietWait, loadBefore, began } = r
+  const farms = r.farms.map((name) => ({ name }))
+  const timelines = r.timelines
+  // Medians over the reps of each (farm, timeline), then the summary.
+  console.log(`\nmedians over the reps (predicted vs measured)${stopped ? `, stopped early: ${pairs.length} pair(s) measured` : ''}:`)
+  console.log('| Farm | Timeline | Frames | Chunks | Render cores | Predicted s | Measured s (min–max) | Spread | Time error | Predicted $ | Measured $ | Cost error | Others\' cores |')
+  console.log('|---|---|---|---|---|---|---|---|---|---|---|---|---|')
+  const rows: Array<{ farm: string; t: number; c: number; spread: number }> = []
+  for (const f of farms) {
+    for (const [name, frames] of timelines) {
+      const ps = pairs.filter((p) => p.farm === f.name && p.timeline === name)
+      if (ps.length === 0) continue
+      const row = { predS: median(ps.map((p) => p.predS)), measS: median(ps.map((p) => p.measS)), predUsd: median(ps.map((p) => p.predUsd)), measUsd: median(ps.map((p) => p.measUsd)), chunks: median(ps.map((p) => p.chunks)) }
+      const t = row.predS / row.measS - 1
+      const c = row.predUsd / row.measUsd - 1
+      const ms = ps.map((p) => p.measS)
+      const spread = (Math.max(...ms) - Math.min(...ms)) / row.measS
+      rows.push({ farm: f.name, t, c, spread })
+      const cores = ps.map((p) => p.cores).filter((x): x is number => x !== undefined)
+      console.log(`| ${f.name} | ${name} | ${frames} | ${row.chunks} | ${cores.length > 0 ? median(cores).toFixed(2) : '?'} | ${row.predS.toFixed(2)} | ${row.measS.toFixed(2)} (${Math.min(...ms).toFixed(2)}–${Math.max(...ms).toFixed(2)}) | ${reps > 1 ? `${(spread * 100).toFixed(1)} %` : '–'} | ${pct(t)} | ${row.predUsd.toFixed(6)} | ${row.measUsd.toFixed(6)} | ${pct(c)} | ${median(ps.map((p) => p.others)).toFixed(2)} (max ${Math.max(...ps.map((p) => p.others)).toFixed(2)}) |`)
+    }
+  }
+  const stats = (es: typeof rows): { tMed: number; tMax: number; cMed: number; cMax: number; sMed: number } => {
+    const at = es.map((e) => Math.abs(e.t)); const ac = es.map((e) => Math.abs(e.c))
+    return { tMed: median(at), tMax: Math.max(...at), cMed: median(ac), cMax: Math.max(...ac), sMed: median(es.map((e) => e.spread)) }
+  }
+  const line = (label: string, x: ReturnType<typeof stats>): string => `${label}: time |error| median ${(x.tMed * 100).toFixed(1)} %, worst ${(x.tMax * 100).toFixed(1)} %; cost |error| median ${(x.cMed * 100).toFixed(1)} %, worst ${(x.cMax * 100).toFixed(1)} %${reps > 1 ? `; measured spread over the reps, median ${(x.sMed * 100).toFixed(1)} %` : ''}`
+  console.log('')
+  for (const f of farms) console.log(line(f.name, stats(rows.filter((e) => e.farm === f.name))))
+  const total = stats(rows)
+  console.log(line('all', total))
+  const others = pairs.map((p) => p.others)
+  const loadAfter = os.loadavg()[0]!
+  const method = `renderswarm estimate --json on an idle machine (≤ ${QUIET_CORES} busy cores, waited up to ${quietWait} s) just before each submit; measured = POST /v1/jobs → job 'done'; cost = the job's actualCost (Σ chunk lease→done × USD/h); ${reps} rep(s), medians; farms of ${sizes.join(' and ')} agent(s) on 127.0.0.1 of one machine`
+  console.log(`\nmethod: ${method}; a run was done again when others used > ${DISTURBED_CORES} cores meanwhile. Machine: ${CORES} cores (${os.cpus()[0]?.model ?? '?'}), load average ${loadBefore.toFixed(2)} before, ${loadAfter.toFixed(2)} after; others' cores during the kept runs median ${median(others).toFixed(2)}, max ${Math.max(...others).toFixed(2)}; ${quietMisses} wait(s) for a quiet machine ran out; ${new Date().toISOString()}, ${((Date.now() - began) / 1000).toFixed(0)} s in all`)
+  const figure = (v: number): string => `${(v * 100).toFixed(1)} %`
+  printBench('bench/estimate.ts', [
+    { figure: 'estimate time |error|, median over farms × timelines', value: figure(total.tMed), target: '≤ 10 %', pass: total.tMed <= 0.1, method },
+    { figure: 'estimate time |error|, worst', value: figure(total.tMax), target: '≤ 10 %', pass: total.tMax <= 0.1, method },
+    { figure: 'estimate cost |error|, median', value: figure(total.cMed), target: '≤ 10 %', pass: total.cMed <= 0.1, method },
+    { figure: 'estimate cost |error|, worst', value: figure(total.cMax), target: '≤ 10 %', pass: total.cMax <= 0.1, method },
+    ...(reps > 1 ? [{ figure: 'measured time spread over reps ((max−min)/median), median', value: figure(total.sMed), target: '', pass: null, method: 'the same job measured again, no estimate involved: the noise floor' }] : [])
+  ])
+}
+
 async function main (): Promise<void> {
   const quick = opt.quick === true
   const reps = Number(opt.reps ?? (quick ? '1' : '3'))
@@ -252,6 +302,8 @@ async function main (): Promise<void> {
     }
     console.log(`farms up after ${((Date.now() - began) / 1000).toFixed(0)} s; ${reps} rep(s) × ${farms.length} farm(s) × ${timelines.length} timeline(s), preset ffv1, ${COST_PER_HOUR} USD/h per agent`)
     const pairs: Pair[] = []
+    const frames = await Promise.all(timelines.map(async ([, file]) => (JSON.parse(await readFile(file, 'utf8')) as { duration: number }).duration))
+    run = { pairs, farms: farms.map((f) => f.name), timelines: timelines.map(([name], i) => [name, frames[i]!]), reps, sizes, quietWait, loadBefore, began }
     const out = path.join(root, 'out')
     await mkdir(out, { recursive: true })
     const once = async (f: Farm, name: string, timeline: string, rep: number, tries: number): Promise<Pair> => {
@@ -285,51 +337,22 @@ async function main (): Promise<void> {
         }
       }
     }
-    // Medians over the reps of each (farm, timeline), then the summary.
-    console.log('\nmedians over the reps (predicted vs measured):')
-    console.log('| Farm | Timeline | Frames | Chunks | Render cores | Predicted s | Measured s (min–max) | Spread | Time error | Predicted $ | Measured $ | Cost error | Others\' cores |')
-    console.log('|---|---|---|---|---|---|---|---|---|---|---|---|---|')
-    const rows: Array<{ farm: string; t: number; c: number; spread: number }> = []
-    for (const f of farms) {
-      for (const [name, file] of timelines) {
-        const ps = pairs.filter((p) => p.farm === f.name && p.timeline === name)
-        const frames = (JSON.parse(await readFile(file, 'utf8')) as { duration: number }).duration
-        const row = { predS: median(ps.map((p) => p.predS)), measS: median(ps.map((p) => p.measS)), predUsd: median(ps.map((p) => p.predUsd)), measUsd: median(ps.map((p) => p.measUsd)), chunks: median(ps.map((p) => p.chunks)) }
-        const t = row.predS / row.measS - 1
-        const c = row.predUsd / row.measUsd - 1
-        const ms = ps.map((p) => p.measS)
-        const spread = (Math.max(...ms) - Math.min(...ms)) / row.measS
-        rows.push({ farm: f.name, t, c, spread })
-        const cores = ps.map((p) => p.cores).filter((x): x is number => x !== undefined)
-        console.log(`| ${f.name} | ${name} | ${frames} | ${row.chunks} | ${cores.length > 0 ? median(cores).toFixed(2) : '?'} | ${row.predS.toFixed(2)} | ${row.measS.toFixed(2)} (${Math.min(...ms).toFixed(2)}–${Math.max(...ms).toFixed(2)}) | ${reps > 1 ? `${(spread * 100).toFixed(1)} %` : '–'} | ${pct(t)} | ${row.predUsd.toFixed(6)} | ${row.measUsd.toFixed(6)} | ${pct(c)} | ${median(ps.map((p) => p.others)).toFixed(2)} (max ${Math.max(...ps.map((p) => p.others)).toFixed(2)}) |`)
-      }
-    }
-    const stats = (es: typeof rows): { tMed: number; tMax: number; cMed: number; cMax: number; sMed: number } => {
-      const at = es.map((e) => Math.abs(e.t)); const ac = es.map((e) => Math.abs(e.c))
-      return { tMed: median(at), tMax: Math.max(...at), cMed: median(ac), cMax: Math.max(...ac), sMed: median(es.map((e) => e.spread)) }
-    }
-    const line = (label: string, x: ReturnType<typeof stats>): string => `${label}: time |error| median ${(x.tMed * 100).toFixed(1)} %, worst ${(x.tMax * 100).toFixed(1)} %; cost |error| median ${(x.cMed * 100).toFixed(1)} %, worst ${(x.cMax * 100).toFixed(1)} %${reps > 1 ? `; measured spread over the reps, median ${(x.sMed * 100).toFixed(1)} %` : ''}`
-    console.log('')
-    for (const f of farms) console.log(line(f.name, stats(rows.filter((e) => e.farm === f.name))))
-    const total = stats(rows)
-    console.log(line('all', total))
-    const others = pairs.map((p) => p.others)
-    const loadAfter = os.loadavg()[0]!
-    const method = `renderswarm estimate --json on an idle machine (≤ ${QUIET_CORES} busy cores, waited up to ${quietWait} s) just before each submit; measured = POST /v1/jobs → job 'done'; cost = the job's actualCost (Σ chunk lease→done × USD/h); ${reps} rep(s), medians; farms of ${sizes.join(' and ')} agent(s) on 127.0.0.1 of one machine`
-    console.log(`\nmethod: ${method}; a run was done again when others used > ${DISTURBED_CORES} cores meanwhile. Machine: ${CORES} cores (${os.cpus()[0]?.model ?? '?'}), load average ${loadBefore.toFixed(2)} before, ${loadAfter.toFixed(2)} after; others' cores during the kept runs median ${median(others).toFixed(2)}, max ${Math.max(...others).toFixed(2)}; ${quietMisses} wait(s) for a quiet machine ran out; ${new Date().toISOString()}, ${((Date.now() - began) / 1000).toFixed(0)} s in all`)
-    const figure = (v: number): string => `${(v * 100).toFixed(1)} %`
-    printBench('bench/estimate.ts', [
-      { figure: 'estimate time |error|, median over farms × timelines', value: figure(total.tMed), target: '≤ 10 %', pass: total.tMed <= 0.1, method },
-      { figure: 'estimate time |error|, worst', value: figure(total.tMax), target: '≤ 10 %', pass: total.tMax <= 0.1, method },
-      { figure: 'estimate cost |error|, median', value: figure(total.cMed), target: '≤ 10 %', pass: total.cMed <= 0.1, method },
-      { figure: 'estimate cost |error|, worst', value: figure(total.cMax), target: '≤ 10 %', pass: total.cMax <= 0.1, method },
-      ...(reps > 1 ? [{ figure: 'measured time spread over reps ((max−min)/median), median', value: figure(total.sMed), target: '', pass: null, method: 'the same job measured again, no estimate involved: the noise floor' }] : [])
-    ])
+    await report(run)
   } finally {
     await stopAll()
     if (opt.keep === undefined) await rm(root, { recursive: true, force: true })
   }
 }
 
-for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => { void stopAll().then(async () => { if (tempRoot !== undefined) await rm(tempRoot, { recursive: true, force: true }); process.exit(130) }) })
+// Stopped (a runner's time limit, ^C): the agents go, and what was measured is still reported.
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(sig, () => {
+    void (async () => {
+      await stopAll()
+      if (tempRoot !== undefined) await rm(tempRoot, { recursive: true, force: true })
+      if (run !== undefined && run.pairs.length > 0) await report(run, true).catch(() => {})
+      process.exit(130)
+    })()
+  })
+}
 main().catch(async (err: Error) => { console.error(`bench/estimate: ${err.stack ?? err.message}`); await stopAll(); process.exit(1) })
