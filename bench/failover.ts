@@ -5,7 +5,8 @@
  * in network namespaces (real mDNS, real TCP), the 720p colour+text timeline of the failure tests
  * at 900 frames, --chunk-seconds 2. Needs root and iproute2.
  *
- *   node bin/run-ts.js bench/failover.ts [--runs 3] [--quick] [--logs DIR]     # DIR: every agent's log; --quick: 1 run
+ *   node bin/run-ts.js bench/failover.ts [--runs 3] [--quick] [--logs DIR]     # DIR: every agent's log
+ * (--quick: 1 run of 450 frames, for `npm run bench`)
  *   npm run bench:failover
  *
  * Each run renders the job three times, interleaved: (n) no failure, (w) kill -9 of a worker
@@ -31,6 +32,7 @@ import { printBench } from './result.ts'
 
 const { values: opt } = parseArgs({ options: { runs: { type: 'string' }, quick: { type: 'boolean', default: false }, logs: { type: 'string' } }, strict: true })
 const RUNS = Number(opt.runs ?? (opt.quick === true ? 1 : 3))
+const FRAMES = opt.quick === true ? 450 : 900
 const EXTRA = ['--chunk-seconds', '2']
 const median = (xs: number[]): number => { const s = [...xs].sort((a, b) => a - b); return s.length === 0 ? NaN : s.length % 2 === 1 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2 }
 
@@ -42,10 +44,17 @@ async function main (): Promise<void> {
   const dir = await tmpDir('bench-failover')
   const tools = await locateFfmpeg()
   let lan: Lan | undefined
+  // Stopped from outside (bench/all.ts over its time limit, Ctrl-C): agents, namespaces and files go too.
+  const onSignal = (sig: string): void => {
+    process.stderr.write(`bench/failover: ${sig}: stopping the agents, removing the namespaces and files\n`)
+    void killAll().then(async () => { if (lan !== undefined) destroyLan(lan); await cleanupTmp() }).finally(() => process.exit(130))
+  }
+  process.once('SIGINT', onSignal)
+  process.once('SIGTERM', onSignal)
   try {
     lan = createLan(`bf${process.pid % 100000}`, 4, `10.76.${process.pid % 200}`)
     const farm = await startFarm(lan.hosts, dir, EXTRA)
-    const { timeline, reference } = await farmTimeline(dir, tools, 900, 'failover')
+    const { timeline, reference } = await farmTimeline(dir, tools, FRAMES, 'failover')
     const editor = (): ReturnType<typeof viaOf> => viaOf(farm, farm.editor)
     const all = (): AgentProc[] => [...farm.workers, farm.editor]
     const restart = (victim: AgentProc): void => {
@@ -105,7 +114,7 @@ async function main (): Promise<void> {
     const n = median(times.n)
     const lost = (v: 'w' | 'c'): string => `${(median(times[v]) - n).toFixed(1)} s (${((median(times[v]) / n - 1) * 100).toFixed(0)}%)`
     process.stdout.write([
-      `failover figures, medians of ${RUNS} run(s) on ${new Date().toISOString().slice(0, 10)}, 3 workers + editor in network namespaces, 900 frames 720p ffv1, 2 s chunks`,
+      `failover figures, medians of ${RUNS} run(s) on ${new Date().toISOString().slice(0, 10)}, 3 workers + editor in network namespaces, ${FRAMES} frames 720p ffv1, 2 s chunks`,
       `  job time, no failure          ${n.toFixed(1)} s   (${times.n.map((t) => t.toFixed(1)).join(', ')})`,
       `  job time, worker killed       ${median(times.w).toFixed(1)} s   (${times.w.map((t) => t.toFixed(1)).join(', ')})   time lost ${lost('w')}`,
       `  job time, coordinator killed  ${median(times.c).toFixed(1)} s   (${times.c.map((t) => t.toFixed(1)).join(', ')})   time lost ${lost('c')}`,
@@ -114,7 +123,7 @@ async function main (): Promise<void> {
       ''
     ].join('\n'))
     // The failure tests (test/e2e/farm-failures) assert these bounds.
-    const how = `3 workers + editor in namespaces, 900 frames 720p ffv1, 2 s chunks, median of ${RUNS}`
+    const how = `3 workers + editor in namespaces, ${FRAMES} frames 720p ffv1, 2 s chunks, median of ${RUNS}`
     printBench('bench/failover.ts', [
       { figure: 'detection: worker killed → declared dead, chunks requeued', value: `${median(detection)} ms`, target: '< 4000 ms', pass: median(detection) < 4000, method: how },
       { figure: 'failover: coordinator killed → survivors follow a new one', value: `${median(failover)} ms`, target: '< 5000 ms', pass: median(failover) < 5000, method: how },

@@ -17,7 +17,7 @@
  * the last stdout line is the BENCH line (bench/result.ts), for the first variant.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
-import { existsSync, readFileSync } from 'node:fs'
+import { existsSync, readFileSync, rmSync } from 'node:fs'
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
@@ -199,6 +199,15 @@ async function main (): Promise<void> {
   const results = new Map<string, Figures[]>(VARIANTS.map((v) => [v.label, []]))
   let lan: Lan | undefined
   let dir: string | undefined
+  // Stopped from outside (bench/all.ts over its time limit, Ctrl-C): the agents die with this process
+  // (SIGKILL to its process group follows); the namespaces and the temp dir are removed here.
+  const onSignal = (): void => {
+    if (lan !== undefined) destroyLan(lan)
+    if (dir !== undefined) rmSync(dir, { recursive: true, force: true })
+    process.exit(130)
+  }
+  process.once('SIGINT', onSignal)
+  process.once('SIGTERM', onSignal)
   try {
     if (process.getuid?.() !== 0) throw new Error('skip')
     lan = createLan(P, N, `10.78.${process.pid % 200}`)

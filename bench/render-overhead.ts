@@ -12,6 +12,7 @@
  * errors. Every output is checked with ffprobe (frame count, timestamps) outside the timings.
  * --quick: one repetition (for `npm run bench`). The last stdout line is the BENCH line (bench/result.ts).
  */
+import { rmSync } from 'node:fs'
 import { mkdir, mkdtemp, rm } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
@@ -61,6 +62,10 @@ async function main (): Promise<void> {
   const preset = resolvePreset(String(values.preset), caps)
 
   const root = await mkdtemp(path.join(os.tmpdir(), 'renderswarm-bench-'))
+  // Stopped from outside (bench/all.ts over its time limit, Ctrl-C): ffmpeg goes with the process group; the files go here.
+  const onSignal = (): void => { rmSync(root, { recursive: true, force: true }); process.exit(130) }
+  process.once('SIGINT', onSignal)
+  process.once('SIGTERM', onSignal)
   try {
     process.stderr.write(`writing the sample timeline into ${root} …\n`)
     const timelineFile = await writeSample(path.join(root, 'sample'), tools)
