@@ -6,14 +6,17 @@
  *
  * Rows, each moving --mib MiB in 1 MiB writes (the size agent/transfer.ts reads files in):
  *   raw TCP                 node:net socket pair, write() with backpressure
- *   libp2p, no pnet         TCP + Noise + yamux, Noise on the library's default crypto / on agent/noise-crypto.ts
- *   libp2p + pnet           the same behind the PSK protector (@libp2p/pnet, XSalsa20 in WebAssembly)
+ *   libp2p rows             TCP + [PSK protector] + Noise + yamux, one layer changed at a time: no PSK /
+ *                           @libp2p/pnet (xsalsa20 package) / farmPsk (agent/pnet.ts, SIMD); Noise on the
+ *                           library's default crypto / agent/noise-crypto.ts; yamux frames 64 KiB / the agent's
  *   farm stream             two real FarmNodes (agent/node.ts, as the agent configures them), a member stream
  *   segment upload / asset fetch   agent/transfer.ts end to end (--file-mib file on tmpfs, hashed and written)
- * plus the CPU ceiling of each cipher alone (one core, no I/O). Repetitions are interleaved
- * (every row once, then again), the figure is the median MB/s (1 MB = 10^6 bytes) with min–max.
- * Sender and receiver share this process's one JS thread, as the raw TCP pair does; the clock
- * runs from the first write to the last byte received. Last stdout line: BENCH {json}.
+ * plus the CPU ceiling of each cipher alone (no I/O). Repetitions are interleaved (every row
+ * once, then again); figures are medians (1 MB = 10^6 bytes) with min–max. Sender and receiver
+ * share this process's one JS thread, as the raw TCP pair does; the clock runs from the first
+ * write to the last byte received. Each row is given twice: wall-clock MB/s, and MB per
+ * CPU-second of this process (user + system, same runs), which is what an idle core would do
+ * and stays steady when others load the machine. Last stdout line: BENCH {json}.
  */
 import '../agent/polyfill.ts'
 import { createCipheriv, randomBytes } from 'node:crypto'
@@ -36,16 +39,16 @@ import { AssetCache, sha256File } from '../agent/assets.ts'
 import { nativeNoiseCrypto } from '../agent/noise-crypto.ts'
 import { farmPsk } from '../agent/pnet.ts'
 import { XSalsa20Simd } from '../agent/xsalsa20-simd.ts'
-import { FarmNode } from '../agent/node.ts'
+import { FarmNode, YAMUX_MAX_FRAME_BYTES } from '../agent/node.ts'
 import { AssetService, SegmentService } from '../agent/transfer.ts'
 import { generateFarmKey, issueCertificate, pskFileContents } from '../protocol/farm-key.ts'
 
 const { values } = parseArgs({ options: { mib: { type: 'string' }, reps: { type: 'string' }, 'file-mib': { type: 'string' }, quick: { type: 'boolean', default: false }, only: { type: 'string' } } })
 const ONLY = values.only !== undefined ? new RegExp(values.only, 'i') : undefined
 const QUICK = values.quick === true
-const MIB = Math.max(8, Math.min(4096, Number(values.mib ?? (QUICK ? 64 : 256))))
+const MIB = Math.max(8, Math.min(4096, Number(values.mib ?? (QUICK ? 32 : 256))))
 const REPS = Math.max(1, Math.min(15, Number(values.reps ?? (QUICK ? 2 : 3))))
-const FILE_MIB = Math.max(4, Math.min(2048, Number(values['file-mib'] ?? (QUICK ? 32 : 128))))
+const FILE_MIB = Math.max(4, Math.min(2048, Number(values['file-mib'] ?? (QUICK ? 16 : 128))))
 const MiB = 1024 * 1024
 const BYTES = MIB * MiB
 const CHUNK = 1 * MiB
@@ -132,7 +135,7 @@ async function streamRun (open: () => Promise<Stream>, expect: (bytes: number) =
   return ms
 }
 
-async function libp2pPair (opts: { pnet: 'none' | 'library' | 'simd'; crypto: 'default' | 'native' }): Promise<Pair> {
+async function libp2pPair (opts: { pnet: 'none' | 'library' | 'simd'; crypto: 'default' | 'native'; yamuxFrameBytes?: number }): Promise<Pair> {
   const key = randomBytes(32)
   const psk = new TextEncoder().encode(pskFileContents(key))
   const make = async (): Promise<Libp2p> => await createLibp2p({
@@ -140,7 +143,7 @@ async function libp2pPair (opts: { pnet: 'none' | 'library' | 'simd'; crypto: 'd
     addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
     transports: [tcp()],
     connectionEncrypters: [opts.crypto === 'native' ? noise({ crypto: nativeNoiseCrypto }) : noise()],
-    streamMuxers: [yamux()],
+    streamMuxers: [yamux(opts.yamuxFrameBytes !== undefined ? { maxMessageSize: opts.yamuxFrameBytes } : {})],
     ...(opts.pnet === 'library' ? { connectionProtector: preSharedKey({ psk }) } : opts.pnet === 'simd' ? { connectionProtector: farmPsk({ psk: key }) } : {})
   })
   const [a, b] = [await make(), await make()]
@@ -227,11 +230,13 @@ async function assetFetch (f: Farm, file: string): Promise<Pair> {
 }
 
 // ---- cipher ceilings -----------------------------------------------------------------------
+/** MB per CPU-second of `update` alone. */
 function ceiling (update: (b: Uint8Array) => void, bytes: number): number {
   update(payload)
-  const t0 = performance.now()
+  const c0 = process.cpuUsage()
   for (let done = 0; done < bytes; done += CHUNK) update(payload)
-  return mbps(bytes, performance.now() - t0)
+  const c = process.cpuUsage(c0)
+  return mbps(bytes, (c.user + c.system) / 1000)
 }
 
 function ceilings (): Record<string, number> {
@@ -259,7 +264,7 @@ function ceilings (): Record<string, number> {
 }
 
 // ---- main ----------------------------------------------------------------------------------
-interface Row { key: string; name: string; bytes: number; pair: Pair; ms: number[] }
+interface Row { key: string; name: string; bytes: number; pair: Pair; ms: number[]; cpuMs: number[] }
 
 async function main (): Promise<void> {
   const farm = await farmPair()
@@ -267,14 +272,18 @@ async function main (): Promise<void> {
   await writeFile(file, randomBytes(FILE_MIB * MiB))
   const rows: Row[] = []
   const add = async (key: string, name: string, bytes: number, pair: () => Promise<Pair>): Promise<void> => {
-    if (key === 'tcp' || ONLY === undefined || ONLY.test(key) || ONLY.test(name)) rows.push({ key, name, bytes, pair: await pair(), ms: [] })
+    if (key === 'tcp' || ONLY === undefined || ONLY.test(key) || ONLY.test(name)) rows.push({ key, name, bytes, pair: await pair(), ms: [], cpuMs: [] })
   }
   await add('tcp', 'raw TCP (node:net)', BYTES, rawTcp)
-  await add('bare-default', 'libp2p TCP+Noise(default crypto)+yamux', BYTES, async () => await libp2pPair({ pnet: 'none', crypto: 'default' }))
-  await add('bare-native', 'libp2p TCP+Noise(native crypto)+yamux', BYTES, async () => await libp2pPair({ pnet: 'none', crypto: 'native' }))
-  await add('pnet-default', 'libp2p TCP+@libp2p/pnet+Noise(default)+yamux [before]', BYTES, async () => await libp2pPair({ pnet: 'library', crypto: 'default' }))
-  await add('pnet-native', 'libp2p TCP+@libp2p/pnet+Noise(native)+yamux', BYTES, async () => await libp2pPair({ pnet: 'library', crypto: 'native' }))
-  await add('simd-native', 'libp2p TCP+farmPsk(SIMD)+Noise(native)+yamux', BYTES, async () => await libp2pPair({ pnet: 'simd', crypto: 'native' }))
+  const big = YAMUX_MAX_FRAME_BYTES
+  const kib = `${big / 1024}K`
+  await add('bare-default', 'no PSK, Noise default, yamux 64K', BYTES, async () => await libp2pPair({ pnet: 'none', crypto: 'default' }))
+  await add('bare-native', 'no PSK, Noise native, yamux 64K', BYTES, async () => await libp2pPair({ pnet: 'none', crypto: 'native' }))
+  await add('bare-native-big', `no PSK, Noise native, yamux ${kib}`, BYTES, async () => await libp2pPair({ pnet: 'none', crypto: 'native', yamuxFrameBytes: big }))
+  await add('pnet-default', '@libp2p/pnet, Noise default, yamux 64K [before]', BYTES, async () => await libp2pPair({ pnet: 'library', crypto: 'default' }))
+  await add('pnet-native', '@libp2p/pnet, Noise native, yamux 64K', BYTES, async () => await libp2pPair({ pnet: 'library', crypto: 'native' }))
+  await add('simd-native', 'farmPsk (SIMD), Noise native, yamux 64K', BYTES, async () => await libp2pPair({ pnet: 'simd', crypto: 'native' }))
+  await add('simd-native-big', `farmPsk (SIMD), Noise native, yamux ${kib} [now]`, BYTES, async () => await libp2pPair({ pnet: 'simd', crypto: 'native', yamuxFrameBytes: big }))
   await add('farm', 'farm stream (two FarmNodes, agent/node.ts)', BYTES, async () => await farmStream(farm))
   await add('segment', `segment upload (SegmentService.send, ${FILE_MIB} MiB file)`, FILE_MIB * MiB, async () => await segmentUpload(farm, file))
   await add('asset', `asset fetch (AssetService.fetch, ${FILE_MIB} MiB file)`, FILE_MIB * MiB, async () => await assetFetch(farm, file))
@@ -282,42 +291,58 @@ async function main (): Promise<void> {
   let repsDone = 0
   for (let rep = 0; rep < REPS; rep++) {
     if (rep > 0 && Date.now() - started > DEADLINE_MS * 0.6) break // --quick stays under its time
-    for (const r of rows) r.ms.push(await r.pair.run(r.bytes))
+    for (const r of rows) {
+      const c0 = process.cpuUsage()
+      r.ms.push(await r.pair.run(r.bytes))
+      const c = process.cpuUsage(c0)
+      r.cpuMs.push((c.user + c.system) / 1000)
+    }
     repsDone++
   }
   const cpu = ceilings()
   for (const r of rows) await r.pair.close()
   await farm.close()
 
-  const fig = (r: Row): { med: number; min: number; max: number } => {
-    const xs = r.ms.map((ms) => mbps(r.bytes, ms))
-    return { med: median(xs), min: Math.min(...xs), max: Math.max(...xs) }
-  }
-  const med = (key: string): number => { const r = rows.find((x) => x.key === key); return r === undefined ? NaN : fig(r).med }
+  const stats = (xs: number[]): { med: number; min: number; max: number } => ({ med: median(xs), min: Math.min(...xs), max: Math.max(...xs) })
+  const wall = (r: Row): { med: number; min: number; max: number } => stats(r.ms.map((ms) => mbps(r.bytes, ms)))
+  const perCpu = (r: Row): { med: number; min: number; max: number } => stats(r.cpuMs.map((ms) => mbps(r.bytes, ms)))
+  const row = (key: string): Row | undefined => rows.find((x) => x.key === key)
+  const med = (key: string): number => { const r = row(key); return r === undefined ? NaN : wall(r).med }
+  const medCpu = (key: string): number => { const r = row(key); return r === undefined ? NaN : perCpu(r).med }
   const tcp = med('tcp')
-  console.log(`\nTransfer throughput on 127.0.0.1, sender and receiver in one process (${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, Node ${process.version})`)
-  console.log(`${MIB} MiB per stream row, ${FILE_MIB} MiB per file row, 1 MiB writes, ${repsDone} interleaved repetitions; MB/s = 10^6 bytes/s, median (min–max)\n`)
-  console.log(`${'path'.padEnd(62)} ${'MB/s'.padStart(7)} ${'min–max'.padStart(12)} ${'÷ raw TCP'.padStart(10)}`)
+  const tcpCpu = medCpu('tcp')
+  const range = (f: { min: number; max: number }): string => `${f.min.toFixed(0)}–${f.max.toFixed(0)}`
+  console.log(`\nTransfer throughput on 127.0.0.1, sender and receiver in one process (${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, Node ${process.version}, load average ${os.loadavg()[0]!.toFixed(1)})`)
+  console.log(`${MIB} MiB per stream row, ${FILE_MIB} MiB per file row, 1 MiB writes, ${repsDone} interleaved repetitions; MB = 10^6 bytes; median (min–max).`)
+  console.log('MB/s is wall clock. MB/CPU-s is bytes over this process\'s CPU time (user + system) in the same runs: what one')
+  console.log('otherwise idle core would move, and far steadier than wall clock on a shared machine.\n')
+  console.log(`${'path (libp2p rows: TCP + PSK + Noise + yamux)'.padEnd(56)} ${'MB/s'.padStart(6)} ${'min–max'.padStart(10)} ${'÷TCP'.padStart(5)} │ ${'MB/CPU-s'.padStart(8)} ${'min–max'.padStart(10)} ${'÷TCP'.padStart(5)}`)
   for (const r of rows) {
-    const f = fig(r)
-    console.log(`${r.name.padEnd(62)} ${f.med.toFixed(0).padStart(7)} ${`${f.min.toFixed(0)}–${f.max.toFixed(0)}`.padStart(12)} ${(f.med / tcp).toFixed(2).padStart(10)}`)
+    const [w, c] = [wall(r), perCpu(r)]
+    console.log(`${r.name.padEnd(56)} ${w.med.toFixed(0).padStart(6)} ${range(w).padStart(10)} ${(w.med / tcp).toFixed(2).padStart(5)} │ ${c.med.toFixed(0).padStart(8)} ${range(c).padStart(10)} ${(c.med / tcpCpu).toFixed(2).padStart(5)}`)
   }
-  console.log('\nCPU ceiling of each layer alone (one core, no I/O; both ends of a stream pay it once each):')
-  for (const [k, v] of Object.entries(cpu)) console.log(`  ${k.padEnd(60)} ${v.toFixed(0).padStart(7)} MB/s`)
+  console.log('\nCPU ceiling of each layer alone (MB per CPU-second, no I/O; a stream pays each cipher twice, once per end):')
+  for (const [k, v] of Object.entries(cpu)) console.log(`  ${k.padEnd(60)} ${v.toFixed(0).padStart(7)}`)
 
   const farmRow = med('farm')
+  const farmCpu = medCpu('farm')
   const method = `${MIB} MiB over one stream, 1 MiB writes, sender+receiver in one process on 127.0.0.1, median of ${repsDone} interleaved reps, same run as raw TCP`
+  const fileMethod = (what: string): string => `${FILE_MIB} MiB file on tmpfs via ${what}, median of ${repsDone}, same run as raw TCP`
+  const r2 = (x: number): string => Number.isFinite(x) ? x.toFixed(2) : 'n/a'
+  const r0 = (x: number): string => Number.isFinite(x) ? x.toFixed(0) : 'n/a'
   const bench = {
     script: 'bench/transfer.ts',
     rows: [
-      { figure: 'farm stream vs raw TCP', value: (farmRow / tcp).toFixed(2), target: '≥ 0.50', pass: farmRow / tcp >= 0.5, method },
-      { figure: 'farm stream MB/s', value: farmRow.toFixed(0), target: '', pass: null, method },
-      { figure: 'raw TCP MB/s', value: tcp.toFixed(0), target: '', pass: null, method },
-      { figure: 'segment upload vs raw TCP', value: (med('segment') / tcp).toFixed(2), target: '', pass: null, method: `${FILE_MIB} MiB file on tmpfs via SegmentService.send (hash, send, hash, write), median of ${repsDone}` },
-      { figure: 'asset fetch vs raw TCP', value: (med('asset') / tcp).toFixed(2), target: '', pass: null, method: `${FILE_MIB} MiB file on tmpfs via AssetService.fetch, median of ${repsDone}` },
-      { figure: 'before (pnet WASM + default Noise) vs raw TCP', value: (med('pnet-default') / tcp).toFixed(2), target: '', pass: null, method },
-      { figure: 'pnet XSalsa20 WASM ceiling MB/s', value: cpu['pnet XSalsa20 (WebAssembly), 1 MiB updates']!.toFixed(0), target: '', pass: null, method: 'one cipher, 1 MiB updates, no I/O' },
-      { figure: 'farmPsk XSalsa20 SIMD ceiling MB/s', value: cpu['farmPsk XSalsa20 (WebAssembly SIMD), 1 MiB updates']!.toFixed(0), target: '', pass: null, method: 'one cipher, 1 MiB updates, no I/O' }
+      { figure: 'farm stream vs raw TCP (wall MB/s)', value: r2(farmRow / tcp), target: '≥ 0.50', pass: farmRow / tcp >= 0.5, method },
+      { figure: 'farm stream vs raw TCP (MB per CPU-second)', value: r2(farmCpu / tcpCpu), target: '≥ 0.50', pass: farmCpu / tcpCpu >= 0.5, method: `${method}; bytes over process CPU time (user+system)` },
+      { figure: 'farm stream MB/s', value: r0(farmRow), target: '', pass: null, method },
+      { figure: 'raw TCP MB/s', value: r0(tcp), target: '', pass: null, method },
+      { figure: 'before (@libp2p/pnet + default Noise) vs raw TCP (MB per CPU-second)', value: r2(medCpu('pnet-default') / tcpCpu), target: '', pass: null, method },
+      { figure: 'libp2p without pnet, native Noise, vs raw TCP (MB per CPU-second)', value: r2(medCpu('bare-native') / tcpCpu), target: '', pass: null, method },
+      { figure: 'segment upload vs raw TCP (MB per CPU-second)', value: r2(medCpu('segment') / tcpCpu), target: '', pass: null, method: fileMethod('SegmentService.send (hash, send, hash, write)') },
+      { figure: 'asset fetch vs raw TCP (MB per CPU-second)', value: r2(medCpu('asset') / tcpCpu), target: '', pass: null, method: fileMethod('AssetService.fetch') },
+      { figure: 'pnet XSalsa20 (xsalsa20 package, WebAssembly) MB per CPU-second', value: r0(cpu['pnet XSalsa20 (WebAssembly), 1 MiB updates']!), target: '', pass: null, method: 'one cipher, 1 MiB updates, no I/O' },
+      { figure: 'farmPsk XSalsa20 (WebAssembly SIMD) MB per CPU-second', value: r0(cpu['farmPsk XSalsa20 (WebAssembly SIMD), 1 MiB updates']!), target: '', pass: null, method: 'one cipher, 1 MiB updates, no I/O' }
     ]
   }
   console.log(`BENCH ${JSON.stringify(bench)}`)
