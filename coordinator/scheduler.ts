@@ -282,9 +282,24 @@ export class Scheduler {
     // Only nodes with a free slot can take a chunk; a farm of 1,000 busy nodes has few per call.
     const open = nodes.filter((n) => free.get(n.peerId)! >= 1)
     if (open.length === 0) return []
-    const order = this.ordered().filter((j) => !j.paused && statusOf(j) !== 'failed' && j.chunks.some((c) => c.status === 'queued'))
-    const live = new Map(order.map((j) => [j.id, j.chunks.filter((c) => c.status === 'leased').length]))
-    const excluded = new Map(order.map((j) => [j.id, this.excludedNodes(j)]))
+    // One pass over each job's chunks: failed or not, anything queued, live leases, failures per node.
+    const order: Job[] = []
+    const live = new Map<string, number>()
+    const excluded = new Map<string, Set<string>>()
+    for (const j of this.ordered()) {
+      if (j.paused) continue
+      let queued = false; let failed = false; let leased = 0; let failures = false
+      for (const c of j.chunks) {
+        if (c.status === 'queued') queued = true
+        else if (c.status === 'leased') leased++
+        else if (c.status === 'failed') failed = true
+        if (c.failedOn.length > 0) failures = true
+      }
+      if (failed || !queued) continue
+      order.push(j)
+      live.set(j.id, leased)
+      excluded.set(j.id, failures ? this.excludedNodes(j) : new Set())
+    }
     // Nothing goes back to the queue during assign, so each job's next queued chunk only moves forward.
     const cursor = new Map(order.map((j) => [j.id, 0]))
     const nextQueued = (j: Job): Chunk | undefined => {

@@ -28,6 +28,15 @@ export interface FarmOptions {
   speculateAfterMs?: number
   /** The scheduler's tail placement (coordinator/scheduler.ts tailHold). Default false, as the runtime. */
   tailHold?: boolean
+  /**
+   * Chunk count floor. 'nodes' (the runtime, estimate.ts chunkCount): every usable node gets at least
+   * one chunk of each job. 'share' (a proposal, not in the runtime): only the job's share of the farm,
+   * nodes × its work / (its work + the work already queued), so a job queued behind others is not cut
+   * into one piece per node; chunkCount is given that many of the nodes' speeds (evenly spaced by speed).
+   */
+  floor?: 'nodes' | 'share'
+  /** Taper (a proposal): the planned chunk size, but the job's last chunks shrink geometrically (×1/1.5) down to one keyframe interval. */
+  taper?: boolean
   /** Run the autoscaler (agent/cloud-burst.ts: every 10 s) with this config. */
   autoscale?: ScalerConfig | undefined
 }
@@ -61,12 +70,21 @@ export function farmPolicy (opts: FarmOptions = {}): Policy {
   }
 
   return {
-    name: opts.tailHold === true ? 'farm+tail' : 'farm',
+    name: `farm${opts.tailHold === true ? '+tail' : ''}${opts.floor === 'share' ? '+share' : ''}${opts.taper === true ? '+taper' : ''}`,
     submit (job, now, members) {
       // agent/coordinator.ts plan(): chunk count from the live members' job fps, keyframe-aligned ranges.
-      const fps = members.map((m) => jobFps(m.benchFps, job.width, job.height)).filter((f) => f > 0)
+      let fps = members.map((m) => jobFps(m.benchFps, job.width, job.height)).filter((f) => f > 0)
+      if (opts.floor === 'share' && fps.length > 1) {
+        const ref = (j: SimJob, frames: number): number => frames / jobFps(1, j.width, j.height)
+        let queued = 0
+        for (const j of sched.jobs()) { const spec = jobs.get(j.id)!; for (const c of j.chunks) if (c.status !== 'done') queued += ref(spec, c.end - c.start - c.framesDone) }
+        const mine = ref(job, job.frames)
+        const k = Math.max(1, Math.ceil(fps.length * mine / (mine + queued)))
+        const sorted = [...fps].sort((a, b) => a - b)
+        fps = Array.from({ length: k }, (_, i) => sorted[Math.floor((i + 0.5) * sorted.length / k)]!)
+      }
       const count = chunkCount({ frames: job.frames, fpsPerNode: fps, align: job.align, ...(opts.chunkSeconds !== undefined ? { targetChunkSeconds: opts.chunkSeconds } : {}) })
-      const ranges = planChunks(job.frames, count, { align: job.align })
+      const ranges = opts.taper === true ? tapered(job.frames, count, job.align) : planChunks(job.frames, count, { align: job.align })
       jobs.set(job.id, job)
       open++
       sched.addJob({
@@ -146,6 +164,19 @@ export function farmPolicy (opts: FarmOptions = {}): Policy {
     finished: () => open === 0 && jobs.size > 0,
     jobEnds: () => ends
   }
+}
+
+/** planChunks' sizes for the head of the job, then tail pieces growing back from one keyframe interval by ×1.5. */
+function tapered (frames: number, count: number, align: number): Array<{ index: number; start: number; end: number }> {
+  const size = Math.max(align, Math.round(frames / count / align) * align)
+  const tail: number[] = []
+  let left = frames
+  for (let t = align; t < size && left > t; t = Math.max(t + align, Math.round((t * 1.5) / align) * align)) { tail.push(t); left -= t }
+  const head = left > 0 ? planChunks(left, Math.max(1, Math.round(left / size)), { align }) : []
+  const out = head.map((r) => ({ ...r }))
+  let at = left
+  for (const t of tail.reverse()) { out.push({ index: out.length, start: at, end: at + t }); at += t }
+  return out
 }
 
 interface Piece { jobId: string; start: number; end: number }
