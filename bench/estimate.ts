@@ -255,7 +255,7 @@ async function report (r: Run, stopped = false): Promise<void> {
   console.log(line('all', total))
   const others = pairs.map((p) => p.others)
   const loadAfter = os.loadavg()[0]!
-  const method = `renderswarm estimate --json on an idle machine (≤ ${QUIET_CORES} busy cores, waited up to ${quietWait} s) just before each submit; measured = POST /v1/jobs → job 'done'; cost = the job's actualCost (Σ chunk lease→done × USD/h); ${reps} rep(s), medians; farms of ${sizes.join(' and ')} agent(s) on 127.0.0.1 of one machine`
+  const method = `renderswarm estimate --json just before each submit, after waiting up to ${quietWait} s for an idle machine (≤ ${QUIET_CORES} busy cores; ${quietMisses} wait(s) ran out); measured = POST /v1/jobs → job 'done'; cost = the job's actualCost (Σ chunk lease→done × USD/h); ${reps} rep(s), medians; farms of ${sizes.join(' and ')} agent(s) on 127.0.0.1 of one machine`
   console.log(`\nmethod: ${method}; a run was done again when others used > ${DISTURBED_CORES} cores meanwhile. Machine: ${CORES} cores (${os.cpus()[0]?.model ?? '?'}), load average ${loadBefore.toFixed(2)} before, ${loadAfter.toFixed(2)} after; others' cores during the kept runs median ${median(others).toFixed(2)}, max ${Math.max(...others).toFixed(2)}; ${quietMisses} wait(s) for a quiet machine ran out; ${new Date().toISOString()}, ${((Date.now() - began) / 1000).toFixed(0)} s in all`)
   const figure = (v: number): string => `${(v * 100).toFixed(1)} %`
   printBench('bench/estimate.ts', [
