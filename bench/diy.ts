@@ -278,6 +278,7 @@ async function main (): Promise<void> {
   await mkdir(root, { recursive: true })
   if (opt.keep === undefined) tempRoot = root
   const began = Date.now()
+  const loadBefore = os.loadavg()[0]!
   try {
     const tools = await locateFfmpeg()
     const caps = await probeFfmpeg(tools, { checkGpu: false })
@@ -325,7 +326,13 @@ async function main (): Promise<void> {
         const dir = path.join(root, 'runs', `${m.key}-${rep}`)
         const d = await diy(m.key, plan, dir)
         const c = compare(ref, await frameHashes(tools.ffmpeg, d.out), await durationOf(tools.ffprobe, d.out))
-        if (m.key === 'segment') results[i]!.note = `${(await readdir(dir)).filter((x) => /^part\d+\.mkv$/.test(x)).length} parts`
+        // Outside the timing: the parts as the split made them (ffv1 is intra-only, one packet a frame).
+        const sizes: number[] = []
+        for (const f of (await readdir(dir)).filter((x) => /^part\d+\.mkv$/.test(x)).sort()) {
+          const { stdout } = await run(tools.ffprobe, ['-v', 'error', '-select_streams', 'v:0', '-count_packets', '-show_entries', 'stream=nb_read_packets', '-of', 'csv=p=0', path.join(dir, f)], { timeout: 60_000 })
+          sizes.push(Number(stdout.trim()))
+        }
+        results[i]!.note = `parts ${sizes.join(' + ')} frames`
         results[i]!.seconds.push(d.seconds); results[i]!.checks.push(c)
         await rm(dir, { recursive: true, force: true })
         process.stderr.write(`rep ${rep}/${reps}  ${m.label.padEnd(26)} ${d.seconds.toFixed(2).padStart(7)} s  ${c.frames} frames, ${c.identical ? 'identical' : `NOT identical (first difference at frame ${c.firstDiff}, ${c.missing} missing, ${c.duplicated} duplicated, ${c.foreign} foreign)`}\n`)
@@ -345,14 +352,14 @@ async function main (): Promise<void> {
       process.stderr.write(`rep ${rep}/${reps}  ${fr.label.padEnd(26)} ${s.toFixed(2).padStart(7)} s  ${c.frames} frames, ${final.chunks.length} chunks, ${c.identical ? 'identical' : `NOT identical (first difference at frame ${c.firstDiff})`}\n`)
     }
     results.at(-1)!.note = `${median(farmChunks)} chunks`
-    report(results, { frames, seconds, parts, reps, how, preset, refSeconds, farmStartS, keyframes, version: caps.version, ffmpeg: tools.ffmpeg, totalS: (Date.now() - began) / 1000 })
+    report(results, { frames, seconds, parts, reps, how, preset, refSeconds, farmStartS, keyframes, version: caps.version, ffmpeg: tools.ffmpeg, totalS: (Date.now() - began) / 1000, loadBefore, loadAfter: os.loadavg()[0]! })
   } finally {
     await stopAll()
     if (opt.keep === undefined) await rm(root, { recursive: true, force: true })
   }
 }
 
-function report (results: Result[], info: { frames: number; seconds: number; parts: number; reps: number; how: string; preset: Preset; refSeconds: number; farmStartS: number; keyframes: number[]; version: string; ffmpeg: string; totalS: number }): void {
+function report (results: Result[], info: { frames: number; seconds: number; parts: number; reps: number; how: string; preset: Preset; refSeconds: number; farmStartS: number; keyframes: number[]; version: string; ffmpeg: string; totalS: number; loadBefore: number; loadAfter: number }): void {
   const header = ['method', 'median s', 'min–max s', 'frames', 'duration s', 'identical', 'at the cut(s)', 'note']
   /** The worst check over the reps (a method that is wrong once is wrong). */
   const worst = (r: Result): Check => [...r.checks].sort((a, b) => Number(a.identical) - Number(b.identical) || (b.missing + b.duplicated + b.foreign) - (a.missing + a.duplicated + a.foreign))[0]!
@@ -384,7 +391,7 @@ function report (results: Result[], info: { frames: number; seconds: number; par
   console.log(`farm / DIY (-ss/-t copy split) = ${(farmS / diyS).toFixed(3)}; farm / DIY (-ss/-t in each encode) = ${(farmS / median(results[2]!.seconds)).toFixed(3)}`)
   console.log('')
   console.log('method:')
-  console.log(`  machine:   ${cpus[0]?.model ?? 'unknown CPU'}, ${cpus.length} cores (shared), ${os.platform()} ${os.arch()}; node ${process.version}; ffmpeg ${info.version} (${info.ffmpeg})`)
+  console.log(`  machine:   ${cpus[0]?.model ?? 'unknown CPU'}, ${cpus.length} cores (shared), ${os.platform()} ${os.arch()}; node ${process.version}; ffmpeg ${info.version} (${info.ffmpeg}); 1-min load average ${info.loadBefore.toFixed(1)} before, ${info.loadAfter.toFixed(1)} after (other people's work lands in every timing)`)
   console.log(`  source:    ${info.frames} frames (${info.seconds} s) ${W}x${H} @ ${FPS} fps H.264 (x264 veryfast crf 20, default GOP; keyframes at frames ${info.keyframes.join(', ')}); the timeline is that file, whole`)
   console.log(`  preset:    ${info.preset.name}: ${[...info.preset.videoArgs, '-pix_fmt', info.preset.pixFmt].join(' ')} (DIY encodes use the same arguments)`)
   console.log(`  DIY:       ${info.parts} parts cut at frame(s) ${cuts.join(', ')}; -ss/-t copy: \`ffmpeg -ss S -t D -i src -c copy\` per part; segment: \`ffmpeg -i src -c copy -f segment -segment_time D -reset_timestamps 1\` (cuts only at keyframes); -ss/-t in each encode: no split step, each job seeks the source; encodes run by ${info.how === 'parallel' ? '`parallel -j N < jobs` (GNU parallel)' : '`xargs -P N` (GNU parallel is not installed)'}; joined with \`-f concat -c copy\`; timed from the split to the joined file`)
@@ -392,7 +399,7 @@ function report (results: Result[], info: { frames: number; seconds: number; par
   console.log('  correct:   `-f framemd5` of each output\'s video against the reference\'s, by index and as a multiset (missing, duplicated, foreign); the worst rep shown; duration from ffprobe (format)')
   console.log(`  runs:      ${info.reps} rep(s), methods interleaved within each; medians; ${info.totalS.toFixed(0)} s in all; ${date}`)
   const rows: BenchRow[] = [
-    { figure: 'DIY time (-ss/-t copy split, parallel encode, concat)', value: `${diyS.toFixed(2)} s`, target: '', pass: null, method: `${info.frames} frames 720p H.264 → ffv1, ${info.parts} parts, ${info.how}, median of ${info.reps}` },
+    { figure: 'DIY time (-ss/-t copy split, parallel encode, concat)', value: `${diyS.toFixed(2)} s`, target: '', pass: null, method: `${info.frames} frames 720p H.264 → ffv1, ${diy.note}, ${info.how}, median of ${info.reps}` },
     { figure: `farm time (${info.parts} agents, same machine)`, value: `${farmS.toFixed(2)} s`, target: '', pass: null, method: `POST /v1/jobs → done, ${farm.note}, median of ${info.reps}` },
     { figure: 'farm / DIY time', value: (farmS / diyS).toFixed(3), target: '', pass: null, method: 'medians; DIY = -ss/-t copy split' },
     { figure: 'DIY frames identical to the reference', value: diyOk ? 'yes' : `no (${describeWorst(worst(diy))})`, target: 'yes', pass: diyOk, method: 'framemd5 vs renderswarm render --chunks 1' },
