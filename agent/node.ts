@@ -65,14 +65,6 @@ export interface FarmNodeOptions {
 
 export interface MemberView { peerId: string; name: string; state: string; addrs: string[]; lastHeardMs: number; load?: Heartbeat['load'] | undefined; info?: NodeInfo | undefined; accepting?: boolean | undefined; nodeState?: Heartbeat['state'] | undefined }
 
-/**
- * Largest yamux frame this node sends (the library's default is 64 KiB). Bulk bytes pay yamux's
- * and Noise's per-write costs once per frame, so fewer, larger frames cost less CPU per byte
- * (bench/transfer.ts, rows 'yamux 64K' against '256K'). Receivers take any frame within the
- * stream window, so the wire is unchanged; a heartbeat may wait behind one frame (~1–3 ms).
- */
-export const YAMUX_MAX_FRAME_BYTES = 256 * 1024
-
 const HelloOrRevoke = z.discriminatedUnion('type', [HelloWithInfoSchema, RevokeSchema])
 const enc = new TextEncoder()
 const json = (o: unknown): Uint8Array => enc.encode(JSON.stringify(o))
@@ -132,7 +124,7 @@ export class FarmNode extends EventTarget {
       transports: [tcp()],
       // Same wire as noise() and @libp2p/pnet's preSharedKey(), faster (bench/transfer.ts).
       connectionEncrypters: [noise({ crypto: nativeNoiseCrypto })],
-      streamMuxers: [yamux({ maxMessageSize: YAMUX_MAX_FRAME_BYTES })],
+      streamMuxers: [yamux()],
       connectionProtector: farmPsk({ psk: this.opts.farm.psk }),
       connectionGater: {
         denyDialPeer: denied,

@@ -2,13 +2,14 @@
  * Transfer throughput: bytes over the farm's encrypted libp2p streams against raw TCP, on
  * 127.0.0.1, in one process and one run, with variants that remove one layer at a time.
  *
- *   node bin/run-ts.js bench/transfer.ts [--mib 256] [--reps 3] [--file-mib 128] [--quick] [--only REGEX]
+ *   node bin/run-ts.js bench/transfer.ts [--mib 256] [--reps 5] [--file-mib 128] [--quick] [--only REGEX]
  *
  * Rows, each moving --mib MiB in 1 MiB writes (the size agent/transfer.ts reads files in):
  *   raw TCP                 node:net socket pair, write() with backpressure
  *   libp2p rows             TCP + [PSK protector] + Noise + yamux, one layer changed at a time: no PSK /
  *                           @libp2p/pnet (xsalsa20 package) / farmPsk (agent/pnet.ts, SIMD); Noise on the
- *                           library's default crypto / agent/noise-crypto.ts; yamux frames 64 KiB / the agent's
+ *                           library's default crypto / agent/noise-crypto.ts. The [now] row runs twice, as
+ *                           two pairs of nodes: the spread between identical rows shows the machine's noise
  *   farm stream             two real FarmNodes (agent/node.ts, as the agent configures them), a member stream
  *   segment upload / asset fetch   agent/transfer.ts end to end (--file-mib file on tmpfs, hashed and written)
  * plus the CPU ceiling of each cipher alone (no I/O). Repetitions are interleaved (every row
@@ -39,7 +40,7 @@ import { AssetCache, sha256File } from '../agent/assets.ts'
 import { nativeNoiseCrypto } from '../agent/noise-crypto.ts'
 import { farmPsk } from '../agent/pnet.ts'
 import { XSalsa20Simd } from '../agent/xsalsa20-simd.ts'
-import { FarmNode, YAMUX_MAX_FRAME_BYTES } from '../agent/node.ts'
+import { FarmNode } from '../agent/node.ts'
 import { AssetService, SegmentService } from '../agent/transfer.ts'
 import { generateFarmKey, issueCertificate, pskFileContents } from '../protocol/farm-key.ts'
 
@@ -47,7 +48,7 @@ const { values } = parseArgs({ options: { mib: { type: 'string' }, reps: { type:
 const ONLY = values.only !== undefined ? new RegExp(values.only, 'i') : undefined
 const QUICK = values.quick === true
 const MIB = Math.max(8, Math.min(4096, Number(values.mib ?? (QUICK ? 32 : 256))))
-const REPS = Math.max(1, Math.min(15, Number(values.reps ?? (QUICK ? 2 : 3))))
+const REPS = Math.max(1, Math.min(15, Number(values.reps ?? (QUICK ? 2 : 5))))
 const FILE_MIB = Math.max(4, Math.min(2048, Number(values['file-mib'] ?? (QUICK ? 16 : 128))))
 const MiB = 1024 * 1024
 const BYTES = MIB * MiB
@@ -135,7 +136,7 @@ async function streamRun (open: () => Promise<Stream>, expect: (bytes: number) =
   return ms
 }
 
-async function libp2pPair (opts: { pnet: 'none' | 'library' | 'simd'; crypto: 'default' | 'native'; yamuxFrameBytes?: number }): Promise<Pair> {
+async function libp2pPair (opts: { pnet: 'none' | 'library' | 'simd'; crypto: 'default' | 'native' }): Promise<Pair> {
   const key = randomBytes(32)
   const psk = new TextEncoder().encode(pskFileContents(key))
   const make = async (): Promise<Libp2p> => await createLibp2p({
@@ -143,7 +144,7 @@ async function libp2pPair (opts: { pnet: 'none' | 'library' | 'simd'; crypto: 'd
     addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
     transports: [tcp()],
     connectionEncrypters: [opts.crypto === 'native' ? noise({ crypto: nativeNoiseCrypto }) : noise()],
-    streamMuxers: [yamux(opts.yamuxFrameBytes !== undefined ? { maxMessageSize: opts.yamuxFrameBytes } : {})],
+    streamMuxers: [yamux()],
     ...(opts.pnet === 'library' ? { connectionProtector: preSharedKey({ psk }) } : opts.pnet === 'simd' ? { connectionProtector: farmPsk({ psk: key }) } : {})
   })
   const [a, b] = [await make(), await make()]
@@ -275,15 +276,12 @@ async function main (): Promise<void> {
     if (key === 'tcp' || ONLY === undefined || ONLY.test(key) || ONLY.test(name)) rows.push({ key, name, bytes, pair: await pair(), ms: [], cpuMs: [] })
   }
   await add('tcp', 'raw TCP (node:net)', BYTES, rawTcp)
-  const big = YAMUX_MAX_FRAME_BYTES
-  const kib = `${big / 1024}K`
-  await add('bare-default', 'no PSK, Noise default, yamux 64K', BYTES, async () => await libp2pPair({ pnet: 'none', crypto: 'default' }))
-  await add('bare-native', 'no PSK, Noise native, yamux 64K', BYTES, async () => await libp2pPair({ pnet: 'none', crypto: 'native' }))
-  await add('bare-native-big', `no PSK, Noise native, yamux ${kib}`, BYTES, async () => await libp2pPair({ pnet: 'none', crypto: 'native', yamuxFrameBytes: big }))
-  await add('pnet-default', '@libp2p/pnet, Noise default, yamux 64K [before]', BYTES, async () => await libp2pPair({ pnet: 'library', crypto: 'default' }))
-  await add('pnet-native', '@libp2p/pnet, Noise native, yamux 64K', BYTES, async () => await libp2pPair({ pnet: 'library', crypto: 'native' }))
-  await add('simd-native', 'farmPsk (SIMD), Noise native, yamux 64K', BYTES, async () => await libp2pPair({ pnet: 'simd', crypto: 'native' }))
-  await add('simd-native-big', `farmPsk (SIMD), Noise native, yamux ${kib} [now]`, BYTES, async () => await libp2pPair({ pnet: 'simd', crypto: 'native', yamuxFrameBytes: big }))
+  await add('bare-default', 'no PSK, Noise default crypto', BYTES, async () => await libp2pPair({ pnet: 'none', crypto: 'default' }))
+  await add('bare-native', 'no PSK, Noise native crypto', BYTES, async () => await libp2pPair({ pnet: 'none', crypto: 'native' }))
+  await add('pnet-default', '@libp2p/pnet, Noise default crypto [before]', BYTES, async () => await libp2pPair({ pnet: 'library', crypto: 'default' }))
+  await add('pnet-native', '@libp2p/pnet, Noise native crypto', BYTES, async () => await libp2pPair({ pnet: 'library', crypto: 'native' }))
+  await add('simd-native', 'farmPsk (SIMD), Noise native crypto [now]', BYTES, async () => await libp2pPair({ pnet: 'simd', crypto: 'native' }))
+  await add('simd-native-2', 'farmPsk (SIMD), Noise native crypto, again', BYTES, async () => await libp2pPair({ pnet: 'simd', crypto: 'native' }))
   await add('farm', 'farm stream (two FarmNodes, agent/node.ts)', BYTES, async () => await farmStream(farm))
   await add('segment', `segment upload (SegmentService.send, ${FILE_MIB} MiB file)`, FILE_MIB * MiB, async () => await segmentUpload(farm, file))
   await add('asset', `asset fetch (AssetService.fetch, ${FILE_MIB} MiB file)`, FILE_MIB * MiB, async () => await assetFetch(farm, file))
