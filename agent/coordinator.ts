@@ -96,6 +96,7 @@ export class Coordinator {
   private tickQueued = false
   /** Jobs holdOrphans paused (their owner is offline). */
   private readonly held = new Set<string>()
+  private readonly progressInFlight = new Set<string>()
   private readonly fps = new Map<string, Map<string, number>>()
   private paused = new Set<string>()
   /** Members that refused a lease (busy, not accepting) get no offer until then. */
@@ -426,8 +427,12 @@ export class Coordinator {
       this.lastProgressMs = now
       this.settle()
       for (const rec of this.records.values()) {
-        if (rec.status !== 'running') continue
-        void this.d.broadcast({ type: 'progress', term: this.term, jobId: rec.spec.id, framesDone: rec.framesDone, frames: rec.spec.timeline.duration, fps: rec.fps, chunks: rec.chunks.map((c) => ({ id: c.id, status: c.status, ...(c.node !== undefined ? { node: c.node } : {}), framesDone: c.framesDone })) }, 1000)
+        // One progress push per job at a time: on a member slower than the cadence they piled up
+        // as open streams until its peer limits cut the coordinator off (bench/dispatch).
+        if (rec.status !== 'running' || this.progressInFlight.has(rec.spec.id)) continue
+        const jobId = rec.spec.id
+        this.progressInFlight.add(jobId)
+        void this.d.broadcast({ type: 'progress', term: this.term, jobId: rec.spec.id, framesDone: rec.framesDone, frames: rec.spec.timeline.duration, fps: rec.fps, chunks: rec.chunks.map((c) => ({ id: c.id, status: c.status, ...(c.node !== undefined ? { node: c.node } : {}), framesDone: c.framesDone })) }, 1000).finally(() => { this.progressInFlight.delete(jobId) })
       }
     }
     this.flushSoon()

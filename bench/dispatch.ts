@@ -56,6 +56,12 @@ export interface DispatchFarm {
   submit: (name: string, chunks: number) => Promise<string[]>
   /** Waits until every chunk of every submitted job has been reported done: true, or false at timeoutMs. */
   waitAllDone: (timeoutMs: number) => Promise<boolean>
+  /** JSON bytes of the leases workers took and the results they reported. */
+  leaseBytes: number
+  /** Status pushes the coordinator sent (one per member), by type: how many, and their JSON bytes. */
+  pushes: Record<'job' | 'progress' | 'paused', { count: number; bytes: number }>
+  /** Streams and peers the nodes refused (peer limits, …), summed over the coordinator and the workers by reason. */
+  refusals: () => Record<string, number>
   /** The coordinator's stored record of a job. */
   record: (jobId: string) => JobRecord | undefined
   stop: () => Promise<void>
@@ -97,11 +103,19 @@ export async function startDispatchFarm (o: DispatchFarmOptions): Promise<Dispat
       try { await w.dial(coordNode.addrs()[0]!, 20_000); break } catch (err) { if (attempt >= 3) throw err }
     }
   }
-  const deadline = Date.now() + 60_000
+  const deadline = Date.now() + 90_000
+  let nudged = Date.now()
   while (coordNode.list().filter((m) => m.state === 'alive' && m.info !== undefined).length < o.workers || workers.some((w) => !w.isMember(self))) {
+    // Forming a 25-node mesh in one process on a loaded machine can stall the event loop past the
+    // failure detector; a member taken for dead rejoins with a fresh Hello.
+    if (Date.now() - nudged > 3000) {
+      nudged = Date.now()
+      const alive = new Set(coordNode.list().filter((m) => m.state === 'alive').map((m) => m.peerId))
+      for (const w of workers) if (!alive.has(w.peerId.toString()) || !w.isMember(self)) void w.dial(coordNode.addrs()[0]!, 20_000).then(async () => { await w.announce() }).catch(() => {})
+    }
     if (Date.now() > deadline) {
       const states = coordNode.list().map((m) => m.state).join(' ')
-      throw new Error(`the farm did not form in 60 s: the coordinator sees [${states}] of ${o.workers} workers; ${workers.filter((w) => !w.isMember(self)).length} worker(s) do not see it`)
+      throw new Error(`the farm did not form in 90 s: the coordinator sees [${states}] of ${o.workers} workers; ${workers.filter((w) => !w.isMember(self)).length} worker(s) do not see it`)
     }
     await new Promise((r) => setTimeout(r, 50))
   }
@@ -115,11 +129,16 @@ export async function startDispatchFarm (o: DispatchFarmOptions): Promise<Dispat
     }))
   ]
   let term = 1
+  const pushes = { job: { count: 0, bytes: 0 }, progress: { count: 0, bytes: 0 }, paused: { count: 0, bytes: 0 } }
   const coordinator = new (o.CoordinatorClass ?? Coordinator)({
     node: coordNode, store, log, nodes, leaseMs, chunkSeconds: 0.001, speculateAfterMs: 0,
     checkTerm: (t) => { if (t > term) term = t },
     broadcast: async (msg: StatusPush, timeoutMs: number) => {
-      await Promise.allSettled(nodes().map(async (n) => { await coordNode.request(n.peerId, PROTOCOLS.status, msg, AckSchema, { timeoutMs }) }))
+      const to = nodes()
+      const kind = msg.type === 'job' ? 'job' : msg.type === 'progress' ? 'progress' : 'paused'
+      pushes[kind].count += to.length
+      pushes[kind].bytes += JSON.stringify(msg).length * to.length
+      await Promise.allSettled(to.map(async (n) => { await coordNode.request(n.peerId, PROTOCOLS.status, msg, AckSchema, { timeoutMs }) }))
     }
   })
   // Every member keeps the pushed records; the coordinator's own copy goes to its store, as in agent/farm.ts.
@@ -132,6 +151,7 @@ export async function startDispatchFarm (o: DispatchFarmOptions): Promise<Dispat
   const completed = new Map<string, number>()
   const jobChunks = new Map<string, Set<string>>()
   let refused = 0
+  const chunkBytes = { n: 0 }
   let doneCount = 0
   let total = 0
   const finishing = new Set<Promise<unknown>>()
@@ -145,12 +165,15 @@ export async function startDispatchFarm (o: DispatchFarmOptions): Promise<Dispat
       const l = msg.lease
       if (running >= o.slots) { refused++; return { accepted: false, reason: `all ${o.slots} slot(s) busy` } }
       running++
+      chunkBytes.n += JSON.stringify(msg).length
       leases.push({ jobId: l.jobId, chunkId: l.chunkId, worker: index, decidedMs: l.expiresAt - leaseMs, receivedMs: Date.now(), receivedPerf: performance.now(), slotFreedPerf: freed.shift() })
       // Done at once, after the lease reply has gone out.
       setImmediate(() => {
         running--
         freed.push(performance.now())
-        const p = w.request(self, PROTOCOLS.submit, { type: 'chunk-done', term: l.term, jobId: l.jobId, chunkId: l.chunkId, leaseToken: l.leaseToken, sha256: FAKE_SHA, frames: l.end - l.start }, AckSchema, { timeoutMs: 10_000 })
+        const done = { type: 'chunk-done', term: l.term, jobId: l.jobId, chunkId: l.chunkId, leaseToken: l.leaseToken, sha256: FAKE_SHA, frames: l.end - l.start }
+        chunkBytes.n += JSON.stringify(done).length
+        const p = w.request(self, PROTOCOLS.submit, done, AckSchema, { timeoutMs: 10_000 })
           .then(() => {
             completed.set(l.chunkId, (completed.get(l.chunkId) ?? 0) + 1)
             const left = jobChunks.get(l.jobId)
@@ -172,9 +195,15 @@ export async function startDispatchFarm (o: DispatchFarmOptions): Promise<Dispat
 
   let seq = 0
   return {
-    coordinator, leases, completed,
+    coordinator, leases, completed, pushes,
     record: (jobId) => store.getJob<JobRecord>(jobId),
+    refusals: () => {
+      const out: Record<string, number> = {}
+      for (const n of [coordNode, ...workers]) for (const [k, v] of Object.entries(n.stats().refused)) out[k] = (out[k] ?? 0) + v
+      return out
+    },
     get refused () { return refused },
+    get leaseBytes () { return chunkBytes.n },
     submit: async (name, chunks) => {
       const id = `bench-${process.pid}-${seq++}`
       const job: JobSpec = {
@@ -241,6 +270,7 @@ async function main (): Promise<void> {
       await session.post('Profiler.enable')
       await session.post('Profiler.start')
     }
+    const pushed0 = structuredClone(farm.pushes)
     const cpu0 = process.cpuUsage()
     const t0 = performance.now()
     await Promise.all(Array.from({ length: JOBS }, async (_, i) => await farm.submit(`job ${i}`, CHUNKS)))
@@ -286,6 +316,10 @@ async function main (): Promise<void> {
     console.log('')
     if (!all) console.log(`NOT COMPLETE: ${farm.completed.size} of ${JOBS * CHUNKS} chunks done when the time ran out; figures are over those`)
     console.log(`submits answered in ${(tSubmitted - t0).toFixed(0)} ms; ran ${((tDone - t0) / 1000).toFixed(2)} s; leases refused by a busy worker: ${farm.refused}; chunks reported done twice: ${twice}`)
+    const jobMB = (farm.pushes.job.bytes - pushed0.job.bytes) / 1e6
+    const progressMB = (farm.pushes.progress.bytes - pushed0.progress.bytes) / 1e6
+    console.log(`status pushes to members: job records ${farm.pushes.job.count - pushed0.job.count} (${jobMB.toFixed(1)} MB), progress ${farm.pushes.progress.count - pushed0.progress.count} (${progressMB.toFixed(1)} MB): ${((jobMB + progressMB) * 1000 / Math.max(1, farm.completed.size)).toFixed(1)} KB per chunk done; leases and results ${(farm.leaseBytes / Math.max(1, farm.leases.length) / 1000).toFixed(2)} KB per chunk`)
+    console.log(`refusals by the nodes (peer limits and others): ${JSON.stringify(farm.refusals())}`)
     console.log(`process CPU ${(cpuMs / 1000).toFixed(1)} s over ${((tDone - t0) / 1000).toFixed(1)} s wall (${(cpuMs / (tDone - t0) * 100).toFixed(0)}% of one core); load average ${os.loadavg().map((x) => x.toFixed(1)).join(' ')} on ${os.cpus().length} cores`)
     console.log(`method: ${method}`)
     console.log(`BENCH ${JSON.stringify({ script: 'bench/dispatch.ts', rows: rows.map((r) => ({ ...r, method })) })}`)
