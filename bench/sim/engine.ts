@@ -71,12 +71,14 @@ export interface Scenario {
   tickMs: number
   /** Stop after this much simulated time (a policy that never finishes is an error). */
   limitMs: number
+  /** A spot machine launched by the autoscaler is interrupted with chance 1/2, at a uniform time this long after it joins. Default 1 h. */
+  spotWindowMs?: number | undefined
 }
 
 export interface Member { id: string; benchFps: number; cloud?: SimNode['cloud'] }
 export interface Running { node: string; token: string; jobId: string; start: number; end: number; framesDone: number; sinceMs: number }
 export interface Assignment { node: string; token: string; jobId: string; chunkId: string; start: number; end: number }
-/** Cloud machines asked for: they join after bootMs; a spot machine is interrupted with chance 1/2, at a uniform time in its first hour up. */
+/** Cloud machines asked for: they join after bootMs; a spot machine may be interrupted (Scenario.spotWindowMs). */
 export interface Launch { atMs: number; count: number; benchFps: number; instanceType: string; spot: boolean; costPerHour: number; bootMs: number }
 
 export interface Policy {
@@ -305,7 +307,7 @@ export function simulate (sc: Scenario, policy: Policy): SimResult {
             const interrupted = l.spot && r() < 0.5
             addNode({
               id, benchFps: l.benchFps, speed: 1, joinMs: now + l.bootMs,
-              leaveMs: interrupted ? now + l.bootMs + Math.floor(r() * 3_600_000) : undefined,
+              leaveMs: interrupted ? now + l.bootMs + Math.floor(r() * (sc.spotWindowMs ?? 3_600_000)) : undefined,
               cloud: { instanceId: id, instanceType: l.instanceType, spot: l.spot, launchedMs: now, costPerHour: l.costPerHour }
             })
           }

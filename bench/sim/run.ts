@@ -95,7 +95,7 @@ method: discrete-event simulation on a simulated clock (bench/sim/engine.ts); se
     within [0, T], W = Σ frames × pixels/(1280·720)); = W/Σv + ${OVERHEAD_S} s when no node joins or leaves. T_unit = one keyframe interval
     on the fastest node + ${OVERHEAD_S} s. Churn: the bound counts each node only while it is up (cloud nodes from when they joined), and
     ignores work lost with a crashed node, so it is optimistic there.
-  lost = nodes crashed or interrupted; joined = nodes that joined after the start (late workstations, and cloud nodes the farm's
+  lost = nodes crashed or interrupted (churn: 10 % of local nodes crash, half the spot machines are interrupted within the expected makespan); joined = nodes that joined after the start (late workstations, and cloud nodes the farm's
     autoscaler rented; f+tail and the baselines get those same machines at the same times, without running the autoscaler).
   makespan = last chunk result taken (the owner's join is the same for every policy and left out). Every run is checked: each job's frames
     taken exactly once. wall = this machine's time to simulate (farm alone, and all four); cpu = this process's CPU time for

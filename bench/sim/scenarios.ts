@@ -9,7 +9,8 @@
  * Churn (the "failures" scenario): 10 % of the nodes crash at a uniform time within the first
  * 80 % of the expected makespan, 10 % join at a uniform time within its first half; the jobs carry a
  * deadline at 75 % of what the local farm alone needs, so the autoscaler rents spot machines (booting
- * 90 s), of which half are interrupted within their first hour (engine.ts).
+ * 90 s), of which half are interrupted at a uniform time within the expected makespan after
+ * they join (far above real spot rates, so that interruptions happen within the run).
  */
 import { normal, rng, type Scenario, type SimJob, type SimNode } from './engine.ts'
 import { jobFps } from '../../coordinator/estimate.ts'
@@ -48,6 +49,8 @@ export function makeScenario (s: ScenarioSpec): Scenario {
       else if (x < 0.2) n.joinMs = Math.floor(r() * 0.5 * fluid)
     }
     for (const j of jobs) j.deadlineMs = Math.floor(fluid * 0.75)
+    // Interruptions must fall inside a run this short to be seen at all: far above real spot rates.
+    sc.spotWindowMs = Math.floor(fluid)
   }
   return sc
 }
