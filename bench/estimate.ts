@@ -345,8 +345,10 @@ async function main (): Promise<void> {
 }
 
 // Stopped (a runner's time limit, ^C): the agents go, and what was measured is still reported.
+let stopping = false
 for (const sig of ['SIGINT', 'SIGTERM'] as const) {
   process.once(sig, () => {
+    stopping = true
     void (async () => {
       await stopAll()
       if (tempRoot !== undefined) await rm(tempRoot, { recursive: true, force: true })
@@ -355,4 +357,4 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
     })()
   })
 }
-main().catch(async (err: Error) => { console.error(`bench/estimate: ${err.stack ?? err.message}`); await stopAll(); process.exit(1) })
+main().catch(async (err: Error) => { if (stopping) return; console.error(`bench/estimate: ${err.stack ?? err.message}`); await stopAll(); process.exit(1) })
