@@ -15,7 +15,7 @@
  * 1 when one failed, timed out or printed none.
  */
 import { spawn } from 'node:child_process'
-import { createWriteStream, existsSync, type WriteStream } from 'node:fs'
+import { createWriteStream, existsSync, mkdirSync, type WriteStream } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { parseArgs } from 'node:util'
@@ -131,7 +131,9 @@ async function main (): Promise<number> {
   if (unknown.length > 0) throw new Error(`--only: no script named ${unknown.join(', ')} (there are ${SCRIPTS.map((s) => s.name).join(', ')})`)
   const scripts = SCRIPTS.filter((s) => only === undefined || only.includes(s.name))
   const logFile = path.resolve(opt.log ?? path.join(os.tmpdir(), `renderswarm-bench-${new Date().toISOString().replace(/[:.]/g, '-')}.log`))
+  mkdirSync(path.dirname(logFile), { recursive: true })
   const log = createWriteStream(logFile, { flags: 'a' })
+  log.on('error', (err) => { console.error(`bench: writing ${logFile}: ${err.message} (the table still comes)`) })
   console.log(`bench: ${scripts.length} script(s) with --quick, one at a time, in ${budgetS} s at most; their output: ${logFile}`)
   const isRoot = process.getuid?.() === 0
   const outcomes: Array<{ s: Script; o: Outcome }> = []

@@ -142,7 +142,7 @@ async function inParallel (how: 'parallel' | 'xargs', jobs: string[], n: number)
 
 interface DiyPlan { parts: number; frames: number; tools: FfmpegTools; preset: Preset; src: string; how: 'parallel' | 'xargs' }
 
-/** One DIY run in `dir`: split, encode in parallel, concat. Returns the joined file and the part sizes in frames (as the splitter made them, when cheap to know). */
+/** One DIY run in `dir`: split, encode in parallel, concat. Returns the joined file and the wall seconds from the split to the joined file. */
 async function diy (method: DiyMethod, p: DiyPlan, dir: string): Promise<{ out: string; seconds: number }> {
   await mkdir(dir, { recursive: true })
   const ff = q(p.tools.ffmpeg)
