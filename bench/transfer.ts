@@ -2,7 +2,7 @@
  * Transfer throughput: bytes over the farm's encrypted libp2p streams against raw TCP, on
  * 127.0.0.1, in one process and one run, with variants that remove one layer at a time.
  *
- *   node bin/run-ts.js bench/transfer.ts [--mib 256] [--reps 5] [--file-mib 128] [--quick] [--only REGEX]
+ *   node bin/run-ts.js bench/transfer.ts [--mib 64] [--reps 12] [--file-mib 32] [--quick] [--only REGEX]
  *
  * Rows, each moving --mib MiB in 1 MiB writes (the size agent/transfer.ts reads files in):
  *   raw TCP                 node:net socket pair, write() with backpressure
@@ -12,12 +12,13 @@
  *                           two pairs of nodes: the spread between identical rows shows the machine's noise
  *   farm stream             two real FarmNodes (agent/node.ts, as the agent configures them), a member stream
  *   segment upload / asset fetch   agent/transfer.ts end to end (--file-mib file on tmpfs, hashed and written)
- * plus the CPU ceiling of each cipher alone (no I/O). Repetitions are interleaved (every row
- * once, then again); figures are medians (1 MB = 10^6 bytes) with min–max. Sender and receiver
+ * plus the CPU ceiling of each cipher alone (no I/O). Many short repetitions, interleaved (every
+ * row once, then again), so that load drifting on a shared machine hits every row alike; figures
+ * are medians (1 MB = 10^6 bytes) with min–max. Sender and receiver
  * share this process's one JS thread, as the raw TCP pair does; the clock runs from the first
  * write to the last byte received. Each row is given twice: wall-clock MB/s, and MB per
  * CPU-second of this process (user + system, same runs), which is what an idle core would do
- * and stays steady when others load the machine. Last stdout line: BENCH {json}.
+ * and is steadier than wall clock when others load the machine. Last stdout line: BENCH {json}.
  */
 import '../agent/polyfill.ts'
 import { createCipheriv, randomBytes } from 'node:crypto'
@@ -47,9 +48,9 @@ import { generateFarmKey, issueCertificate, pskFileContents } from '../protocol/
 const { values } = parseArgs({ options: { mib: { type: 'string' }, reps: { type: 'string' }, 'file-mib': { type: 'string' }, quick: { type: 'boolean', default: false }, only: { type: 'string' } } })
 const ONLY = values.only !== undefined ? new RegExp(values.only, 'i') : undefined
 const QUICK = values.quick === true
-const MIB = Math.max(8, Math.min(4096, Number(values.mib ?? (QUICK ? 32 : 256))))
-const REPS = Math.max(1, Math.min(15, Number(values.reps ?? (QUICK ? 2 : 5))))
-const FILE_MIB = Math.max(4, Math.min(2048, Number(values['file-mib'] ?? (QUICK ? 16 : 128))))
+const MIB = Math.max(8, Math.min(4096, Number(values.mib ?? (QUICK ? 32 : 64))))
+const REPS = Math.max(1, Math.min(30, Number(values.reps ?? (QUICK ? 4 : 12))))
+const FILE_MIB = Math.max(4, Math.min(2048, Number(values['file-mib'] ?? (QUICK ? 8 : 32))))
 const MiB = 1024 * 1024
 const BYTES = MIB * MiB
 const CHUNK = 1 * MiB
