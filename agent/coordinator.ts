@@ -351,7 +351,6 @@ export class Coordinator {
     return probeSpeedFactor(spec.probe, owner?.fps[spec.preset], width, height)
   }
 
-  /** A tick as soon as the current work is done (many requests in a row make one tick). */
   /**
    * Leases free slots as soon as this turn's work is done: a freed slot or a new job does not
    * wait for the next tick (it waited up to tickMs, and dispatch ran at slots per tick). Many
