@@ -105,31 +105,44 @@ export async function startDispatchFarm (o: DispatchFarmOptions): Promise<Dispat
   const dir = await mkdtemp(path.join(os.tmpdir(), 'rs-bench-dispatch-'))
   const store = Store.open(path.join(dir, 'state.db'))
   const farm = generateFarmKey()
+  const started: FarmNode[] = []
   const coordNode = await makeNode(farm, 'coordinator', 0, heartbeatMs)
+  started.push(coordNode)
   const self = coordNode.peerId.toString()
   const workers: FarmNode[] = []
-  for (let i = 0; i < o.workers; i++) workers.push(await makeNode(farm, `w${i}`, o.slots, heartbeatMs))
-  for (const w of workers) {
-    // A loaded machine (2 shared cores) can take seconds per handshake: a few tries, each bounded.
-    for (let attempt = 1; ; attempt++) {
-      try { await w.dial(coordNode.addrs()[0]!, 20_000); break } catch (err) { if (attempt >= 3) throw err }
-    }
+  try {
+    for (let i = 0; i < o.workers; i++) { workers.push(await makeNode(farm, `w${i}`, o.slots, heartbeatMs)); started.push(workers.at(-1)!) }
+    await formFarm()
+  } catch (err) {
+    // A farm that did not form leaves nothing behind: nodes stopped, temp dir removed.
+    await Promise.all(started.map(async (n) => { await n.stop().catch(() => {}) }))
+    store.close()
+    await rm(dir, { recursive: true, force: true })
+    throw err
   }
-  const deadline = Date.now() + 90_000
-  let nudged = Date.now()
-  while (coordNode.list().filter((m) => m.state === 'alive' && m.info !== undefined).length < o.workers || workers.some((w) => !w.isMember(self))) {
-    // Forming a 25-node mesh in one process on a loaded machine can stall the event loop past the
-    // failure detector; a member taken for dead rejoins with a fresh Hello.
-    if (Date.now() - nudged > 3000) {
-      nudged = Date.now()
-      const alive = new Set(coordNode.list().filter((m) => m.state === 'alive').map((m) => m.peerId))
-      for (const w of workers) if (!alive.has(w.peerId.toString()) || !w.isMember(self)) void w.dial(coordNode.addrs()[0]!, 20_000).then(async () => { await w.announce() }).catch(() => {})
+  async function formFarm (): Promise<void> {
+    for (const w of workers) {
+      // A loaded machine (2 shared cores) can take seconds per handshake: a few tries, each bounded.
+      for (let attempt = 1; ; attempt++) {
+        try { await w.dial(coordNode.addrs()[0]!, 20_000); break } catch (err) { if (attempt >= 3) throw err }
+      }
     }
-    if (Date.now() > deadline) {
-      const states = coordNode.list().map((m) => m.state).join(' ')
-      throw new Error(`the farm did not form in 90 s: the coordinator sees [${states}] of ${o.workers} workers; ${workers.filter((w) => !w.isMember(self)).length} worker(s) do not see it`)
+    const deadline = Date.now() + 90_000
+    let nudged = Date.now()
+    while (coordNode.list().filter((m) => m.state === 'alive' && m.info !== undefined).length < o.workers || workers.some((w) => !w.isMember(self))) {
+      // Forming a 25-node mesh in one process on a loaded machine can stall the event loop past the
+      // failure detector; a member taken for dead rejoins with a fresh Hello.
+      if (Date.now() - nudged > 3000) {
+        nudged = Date.now()
+        const alive = new Set(coordNode.list().filter((m) => m.state === 'alive').map((m) => m.peerId))
+        for (const w of workers) if (!alive.has(w.peerId.toString()) || !w.isMember(self)) void w.dial(coordNode.addrs()[0]!, 20_000).then(async () => { await w.announce() }).catch(() => {})
+      }
+      if (Date.now() > deadline) {
+        const states = coordNode.list().map((m) => m.state).join(' ')
+        throw new Error(`the farm did not form in 90 s: the coordinator sees [${states}] of ${o.workers} workers; ${workers.filter((w) => !w.isMember(self)).length} worker(s) do not see it`)
+      }
+      await new Promise((r) => setTimeout(r, 50))
     }
-    await new Promise((r) => setTimeout(r, 50))
   }
 
   // As agent/farm.ts wires it: live members from the node's table, self first; a status push to each.
