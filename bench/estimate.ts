@@ -11,9 +11,10 @@
  * 700 frames: once through, they render in 1–3 s and a chunk's fixed costs are most of the
  * figure), and the 720p colour+text timeline of the failure tests (test/helpers/agents.ts,
  * 600 frames). Farms: real agents on 127.0.0.1 (`renderswarm agent --no-mdns`, joined with
- * invites as in `renderswarm demo`, started one after another so each benchmarks alone), each at
+ * invites as in `renderswarm demo`, started one after another), each at
  * --cost-per-hour 1 so that cost is not zero; both farms stay up and the runs are interleaved
- * (rep → farm → timeline).
+ * (rep → farm → timeline). Only the first agent benchmarks; every later one starts with its
+ * figures (seedBenchmarks: one machine, and one speed per host in the estimate).
  *
  * Noise. Before each estimate + submit it waits (up to --quiet-wait s, and --quiet-total s in
  * all, default 90 s, 30 with --quick) for a quiet machine (≤ 0.3 busy cores over 1 s, /proc/stat); during the timed run it
@@ -28,7 +29,7 @@
  * stdout line is the BENCH line (bench/result.ts).
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
-import { createWriteStream, existsSync, readFileSync } from 'node:fs'
+import { createWriteStream, existsSync, mkdirSync, readFileSync } from 'node:fs'
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
@@ -36,6 +37,7 @@ import { parseArgs } from 'node:util'
 import Database from 'better-sqlite3'
 import { fileURLToPath } from 'node:url'
 import { locateFfmpeg } from '../agent/ffmpeg.ts'
+import { Store } from '../agent/store.ts'
 import { writeSample } from '../agent/sample.ts'
 import { RenderFarm, type Estimate } from '../ui/sdk/farm.ts'
 import { writeColourText } from '../test/helpers/agents.ts'
@@ -159,6 +161,33 @@ const children: ChildProcess[] = []
 /** The temp dir to remove on the way out (unset with --keep). */
 let tempRoot: string | undefined
 
+/** The state dir of the first agent that benchmarked: every later agent starts with its figures. */
+let benchmarked: string | undefined
+
+/**
+ * Copies the benchmark cache (agent/store.ts, keyed by CPU, GPUs and ffmpeg build) of the agent
+ * in `from` into the store in `to`, so that agent starts with it instead of benchmarking again:
+ * all agents here run on one machine, and agents on one host render at one speed in the estimate
+ * anyway (coordinator/estimate.ts hostSpeeds). Four benchmarks one after another took most of
+ * the start-up (170–200 s on the loaded machine).
+ */
+function seedBenchmarks (from: string, to: string): void {
+  const src = new Database(path.join(from, 'state.db'), { readonly: true, fileMustExist: true })
+  let rows: Array<{ key: string; result: string; measured_at: number }>
+  try {
+    rows = src.prepare('SELECT key, result, measured_at FROM benchmarks').all() as typeof rows
+  } finally {
+    src.close()
+  }
+  mkdirSync(to, { recursive: true, mode: 0o700 })
+  const dst = Store.open(path.join(to, 'state.db'))
+  try {
+    for (const r of rows) dst.putBenchmark(r.key, JSON.parse(r.result) as unknown, r.measured_at)
+  } finally {
+    dst.close()
+  }
+}
+
 async function startFarm (root: string, size: number): Promise<Farm> {
   const dir = path.join(root, `farm${size}`)
   await mkdir(dir, { recursive: true })
@@ -170,23 +199,25 @@ async function startFarm (root: string, size: number): Promise<Farm> {
     children.push(c)
   }
   const first = path.join(dir, names[0]!)
+  if (benchmarked !== undefined) seedBenchmarks(benchmarked, first)
   start(names[0]!)
   await until(`${names[0]} to start`, 90_000, async () => existsSync(path.join(first, 'api.json')) ? true : undefined)
   const farm = await until(`the API of ${names[0]}`, 10_000, async () => await RenderFarm.connect(first))
   // One agent at a time, each after the one before has its benchmark: agents that benchmark at
   // once on one machine share its cores and get figures a factor of 4 apart.
-  const benchmarked = async (n: number): Promise<true | undefined> => {
+  const withBench = async (n: number): Promise<true | undefined> => {
     const { nodes } = await farm.client.get<{ nodes: Array<{ state: string; info?: { bench?: Record<string, number> } }> }>('/v1/nodes')
     return nodes.filter((x) => x.state === 'alive' && (x.info?.bench?.ffv1 ?? 0) > 0).length >= n ? true : undefined
   }
-  await until(`${names[0]}'s benchmark`, 120_000, async () => await benchmarked(1))
+  await until(`${names[0]}'s benchmark`, 120_000, async () => await withBench(1))
   for (const [i, name] of names.slice(1).entries()) {
     const inv = await cli(['farm', 'invite', '--ttl', '10m', '--state-dir', first])
     if (inv.code !== 0) throw new Error(`farm invite: ${inv.stderr.trim()}`)
     const join = await cli(['farm', 'join', inv.stdout.trim(), '--state-dir', path.join(dir, name)])
     if (join.code !== 0) throw new Error(`farm join: ${join.stderr.trim()}`)
+    seedBenchmarks(benchmarked ?? first, path.join(dir, name))
     start(name)
-    await until(`${name}'s benchmark`, 120_000, async () => await benchmarked(i + 2))
+    await until(`${name}'s benchmark`, 120_000, async () => await withBench(i + 2))
   }
   // Every member alive with its ffv1 benchmark, and a coordinator elected.
   await until(`${size} member(s) with benchmarks and a coordinator`, 180_000, async () => {
@@ -197,6 +228,7 @@ async function startFarm (root: string, size: number): Promise<Farm> {
     const alive = nodes.filter((n) => n.state === 'alive' && (n.info?.bench?.ffv1 ?? 0) > 0)
     return alive.length === size && s.rendering?.coordinator?.leader != null ? true : undefined
   })
+  benchmarked ??= first
   return { name: `${size} agent${size === 1 ? '' : 's'}`, size, first, farm }
 }
 
@@ -250,7 +282,7 @@ async function report (r: Run, stopped = false): Promise<void> {
   }
   const line = (label: string, x: ReturnType<typeof stats>): string => `${label}: time |error| median ${(x.tMed * 100).toFixed(1)} %, worst ${(x.tMax * 100).toFixed(1)} %; cost |error| median ${(x.cMed * 100).toFixed(1)} %, worst ${(x.cMax * 100).toFixed(1)} %${reps > 1 ? `; measured spread over the reps, median ${(x.sMed * 100).toFixed(1)} %` : ''}`
   console.log('')
-  for (const f of farms) console.log(line(f.name, stats(rows.filter((e) => e.farm === f.name))))
+  for (const f of farms) if (rows.some((e) => e.farm === f.name)) console.log(line(f.name, stats(rows.filter((e) => e.farm === f.name))))
   const total = stats(rows)
   console.log(line('all', total))
   const others = pairs.map((p) => p.others)
@@ -285,14 +317,15 @@ async function main (): Promise<void> {
   const loadBefore = os.loadavg()[0]!
   try {
     const tools = await locateFfmpeg()
-    const all: Record<string, string> = {
-      sample: await writeSample(path.join(root, 'sample'), tools),
-      kitchen: await repeatTimeline(await writeKitchenSink(path.join(root, 'kitchen'), tools.ffmpeg), 3),
-      dissolve: await repeatTimeline(await writeDissolveCut(path.join(root, 'dissolve'), tools.ffmpeg), 4),
-      'colour-text': await writeColourTextIn(path.join(root, 'colour-text'), 600)
+    const all: Record<string, () => Promise<string>> = {
+      sample: async () => await writeSample(path.join(root, 'sample'), tools),
+      kitchen: async () => await repeatTimeline(await writeKitchenSink(path.join(root, 'kitchen'), tools.ffmpeg), 3),
+      dissolve: async () => await repeatTimeline(await writeDissolveCut(path.join(root, 'dissolve'), tools.ffmpeg), 4),
+      'colour-text': async () => await writeColourTextIn(path.join(root, 'colour-text'), 600)
     }
     const only = opt.only?.split(',') ?? (quick ? ['sample', 'colour-text'] : undefined)
-    const timelines = Object.entries(all).filter(([k]) => only === undefined || only.includes(k))
+    const timelines: Array<[string, string]> = []
+    for (const [k, write] of Object.entries(all)) if (only === undefined || only.includes(k)) timelines.push([k, await write()])
     if (timelines.length === 0) throw new Error(`--only names none of ${Object.keys(all).join(', ')}`)
     const farms: Farm[] = []
     for (const size of sizes) farms.push(await startFarm(root, size))
