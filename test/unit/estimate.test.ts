@@ -248,30 +248,30 @@ describe('co-located agents: nodes on one host share its cores', () => {
     const one = estimate(input({ nodes: [three[0]!] }))
     expect(one.seconds.expected).toBe(16.3)
     // Three at once, a render filling both cores: 20 fps each, 60 in all, as fast as one alone;
-    // the three chunks' 0.3 s each take 3× as long: 15 + 0.3 × 3 / 3 / (1/3) + 1 = 16.9 s.
+    // the chunks' fixed cost is not shared: 15 + 0.3 × 3 / 3 + 1 = 16.3 s.
     const shared = estimate(input({ nodes: three, renderCores: 2 }))
     expect(shared.chunks).toBe(3)
     expect(shared.framesPerSecond).toBe(60)
-    expect(shared.seconds.expected).toBe(16.9)
-    // Each of the three is busy 15.9 s at $1/h: 3 × 15.9 / 3600.
-    expect(shared.cost.expected).toBe(0.01325)
+    expect(shared.seconds.expected).toBe(16.3)
+    // Each of the three is busy 15.3 s at $1/h: 3 × 15.3 / 3600.
+    expect(shared.cost.expected).toBe(0.01275)
     // The old model (a machine each) predicted 3× the speed and a third of the time.
     const apart = estimate(input({ nodes: three.map((n, i) => ({ ...n, host: host(`${i}`.repeat(16), 2) })), renderCores: 2 }))
     expect(apart.framesPerSecond).toBe(180)
     expect(apart.seconds.expected).toBe(6.3)
-    // A render keeping one core busy: 2/3 share, 120 fps in all; 0.3 s per chunk takes 0.45 s.
+    // A render keeping one core busy: 2/3 share, 120 fps in all: 7.5 + 0.3 + 1 s.
     const light = estimate(input({ nodes: three, renderCores: 1 }))
     expect(light.framesPerSecond).toBe(120)
-    expect(light.seconds.expected).toBe(8.95)
-    expect(light.cost.expected).toBe(Math.round(3 * 7.95 / 3600 * 1e6) / 1e6)
+    expect(light.seconds.expected).toBe(8.8)
+    expect(light.cost.expected).toBe(Math.round(3 * 7.8 / 3600 * 1e6) / 1e6)
   })
   it('shares only among the nodes put to work, and counts fixed seconds once', () => {
     const two = host('aaaaaaaaaaaaaaaa', 2)
     const pair = [node('A', { host: two }), node('B', { host: two })]
     // Two chunks (one per node) on one 2-core host, a render filling it: 30 fps each, 60 in all;
-    // 2 + 30/60 + 0.3 × 2 / 2 / 0.5 + 1 = 4.1 s.
+    // 2 + 30/60 + 0.3 × 2 / 2 + 1 = 3.8 s.
     const both = estimate(input({ frames: 30, nodes: pair, renderCores: 2, fixedSeconds: 2 }))
-    expect([both.nodes, both.chunks, both.framesPerSecond, both.seconds.expected]).toEqual([2, 2, 60, 4.1])
+    expect([both.nodes, both.chunks, both.framesPerSecond, both.seconds.expected]).toEqual([2, 2, 60, 3.8])
     // One whole GOP, so one chunk: one node at work, alone on the host: 2 + 30/60 + 0.3 + 1 = 3.8 s.
     const one = estimate(input({ frames: 30, nodes: pair, renderCores: 2, fixedSeconds: 2, align: 30 }))
     expect([one.nodes, one.chunks, one.framesPerSecond, one.seconds.expected]).toEqual([1, 1, 60, 3.8])
@@ -289,7 +289,7 @@ describe('co-located agents: nodes on one host share its cores', () => {
     const three = [node('A', { fps: { h264: 23 }, host: two }), node('B', { fps: { h264: 30 }, host: two }), node('C', { fps: { h264: 31 }, host: two })]
     const est = estimate(input({ frames: 460, nodes: three, speedFactor: 2, renderCores: 2, owner: 'A' }))
     expect(est.framesPerSecond).toBe(46)
-    expect(est.seconds.expected).toBe(10 + 0.9 + 1)
+    expect(est.seconds.expected).toBe(11.3)
   })
   it('names a host by machine, boot and CPU set: agents pinned to different cores are different hosts', async () => {
     const { hostInfo } = await import('../../agent/hardware.ts')
