@@ -8,8 +8,22 @@
  * Time. A chunk of f frames on node i takes (f / jobFps_i + overhead) × noise, where jobFps_i is
  * the node's true speed for the job's frame size (benchmark fps × `speed`, the part of its
  * benchmark the machine really gives, e.g. 0.3 for a workstation its owner is using) and noise is
- * a per-chunk slowdown ≥ 1. Dispatch runs on the runtime's tick grid (agent/coordinator.ts: every
- * 200 ms): a result is taken when it arrives, a freed node gets new work at the next tick.
+ * a per-chunk slowdown ≥ 1.
+ *
+ * Dispatch, as agent/coordinator.ts does it since 4e61342. A result, a new job (and, in the
+ * policy's own terms, whatever else it leases on at once) asks for a dispatch pass at that same
+ * instant (the runtime's requestTick → leaseFree on setImmediate: requests in one turn make one
+ * pass). The coordinator is one thread, and a pass over a big queue is not free (Scheduler.assign
+ * walks every open chunk twice), so requests that come in within Scenario.dispatchMs after a pass
+ * began are served together by the next pass, dispatchMs after it (the first request after a quiet
+ * spell is served at once). The periodic tick still runs on
+ * the 200 ms grid for what only it does: progress (renew), lease expiry, the failure detector,
+ * straggler backups and the autoscaler, and it leases too (leaseFree), which is when a node that
+ * joined or a lease that was refused gets work in the runtime. Ticks are simulated on grid points
+ * where something happened since the last one (a result, a join, a loss), and every 5 s while work
+ * runs; a grid point where nothing changed would find nothing to do except a backup that became
+ * due, which this delays to the next tick that runs (at most 5 s, usually 200 ms on a busy farm).
+ * Leases go out with no network delay (as before).
  *
  * Membership. Every up node heartbeats every second (its own phase); a node that crashes or is
  * interrupted stops, and the policy hears `lost` only when the MembershipTable declares it dead
@@ -69,6 +83,11 @@ export interface Scenario {
   /** Per-chunk slowdown: 1 + |N(0, noise)|. */
   noise: number
   tickMs: number
+  /**
+   * The coordinator runs one dispatch pass at a time: a pass that starts at t serves every request
+   * made until t + dispatchMs in one more pass then (0: a pass for every instant with a request).
+   */
+  dispatchMs?: number | undefined
   /** Stop after this much simulated time (a policy that never finishes is an error). */
   limitMs: number
   /** A spot machine launched by the autoscaler is interrupted with chance 1/2, at a uniform time this long after it joins. Default 1 h. */
@@ -86,6 +105,11 @@ export interface Policy {
   submit: (job: SimJob, now: number, members: readonly Member[]) => void
   /** One tick: new leases to send. `running` is every chunk being rendered, with its progress. */
   tick: (now: number, members: readonly Member[], running: readonly Running[]) => Assignment[]
+  /**
+   * A dispatch pass between ticks, at the instant of the events in `why` (all of this instant's):
+   * free slots get work now. A policy that leases only on its tick leaves it out.
+   */
+  dispatch?: (now: number, members: readonly Member[], why: ReadonlySet<DispatchWhy>) => Assignment[]
   /** A result arrived. accepted: it counts (first result of that range); stop: other copies to end. */
   done: (now: number, node: string, token: string) => { accepted: boolean; stop: string[] }
   /** The failure detector declared this node dead. */
@@ -100,6 +124,9 @@ export interface Policy {
   jobEnds: () => Map<string, number>
 }
 
+/** What asked for a dispatch pass: a result came in, a job was submitted, a node joined, a lease was refused. */
+export type DispatchWhy = 'result' | 'submit' | 'join' | 'refused'
+
 export interface SimResult {
   policy: string
   makespanMs: number
@@ -113,11 +140,14 @@ export interface SimResult {
   nodes: SimNode[]
   launches: Launch[]
   events: number
+  /** Dispatch passes run between ticks (the policy's `dispatch`), and ticks. */
+  dispatches: number
+  ticks: number
 }
 
 interface Task { node: string; token: string; jobId: string; start: number; end: number; startMs: number; endMs: number; msPerFrame: number; epoch: number }
 type Ev =
-  | { t: number; seq: number; kind: 'tick' | 'keepalive' }
+  | { t: number; seq: number; kind: 'tick' | 'keepalive' | 'dispatch' }
   | { t: number; seq: number; kind: 'finish'; token: string; epoch: number }
   | { t: number; seq: number; kind: 'join' | 'leave'; node: string }
   | { t: number; seq: number; kind: 'submit'; job: SimJob }
@@ -187,9 +217,17 @@ export function simulate (sc: Scenario, policy: Policy): SimResult {
   const members = new MembershipTable({ heartbeatMs: HEARTBEAT_MS })
   const covered = new Map<string, Array<[number, number]>>(sc.jobs.map((j) => [j.id, []]))
   const launches: Launch[] = []
-  let rendered = 0; let wasted = 0; let lost = 0; let joined = 0; let events = 0
+  let rendered = 0; let wasted = 0; let lost = 0; let joined = 0; let events = 0; let dispatches = 0; let tickCount = 0
   const ticks = new Set<number>()
   let keepaliveAt = -1
+  /** The reasons gathered for the dispatch pass pending at this instant (empty: none pending). */
+  const why = new Set<DispatchWhy>()
+  let lastPassMs = -Infinity
+  const requestDispatch = (t: number, reason: DispatchWhy): void => {
+    if (policy.dispatch === undefined) return
+    if (why.size === 0) push({ t: Math.max(t, lastPassMs + (sc.dispatchMs ?? 0)), kind: 'dispatch' })
+    why.add(reason)
+  }
   const requestTick = (t: number): void => {
     const at = Math.ceil(t / sc.tickMs) * sc.tickMs
     if (ticks.has(at)) return
@@ -207,13 +245,17 @@ export function simulate (sc: Scenario, policy: Policy): SimResult {
   for (const n of sc.nodes) addNode(n)
   for (const j of sc.jobs) push({ t: j.submitMs, kind: 'submit', job: j })
 
+  // Who is a member changes only on a tick (the detector) or a join; dispatch passes in between share one list.
+  let memberCache: Member[] | undefined
   const memberList = (): Member[] => {
+    if (memberCache !== undefined) return memberCache
     const out: Member[] = []
     for (const id of nodes.keys()) {
       if (!members.isAlive(id)) continue
       const n = nodes.get(id)!
       out.push({ id, benchFps: n.benchFps, ...(n.cloud !== undefined ? { cloud: n.cloud } : {}) })
     }
+    memberCache = out
     return out
   }
   const runningList = (now: number): Running[] => {
@@ -233,6 +275,29 @@ export function simulate (sc: Scenario, policy: Policy): SimResult {
     wasted++
   }
 
+  /** Sends a policy's new leases: a node that is up starts rendering; one that is down refuses after the request timeout. */
+  const start = (now: number, leases: readonly Assignment[]): void => {
+    for (const a of leases) {
+      const node = nodes.get(a.node)
+      const job = jobs.get(a.jobId)
+      if (node === undefined || job === undefined) throw new SimError(`${policy.name} leased ${a.chunkId} to unknown node ${a.node} or job ${a.jobId}`)
+      if (busy.has(a.node)) throw new SimError(`${policy.name} leased ${a.chunkId} to ${a.node}, which is busy with ${busy.get(a.node)!.token}`)
+      if (!up.has(a.node)) {
+        tasks.set(a.token, { node: a.node, token: a.token, jobId: a.jobId, start: a.start, end: a.end, startMs: now, endMs: Infinity, msPerFrame: Infinity, epoch: -1 })
+        push({ t: now + REQUEST_TIMEOUT_MS, kind: 'refuse', token: a.token })
+        continue
+      }
+      const fps = jobFps(node.benchFps, job.width, job.height) * node.speed
+      const slow = 1 + Math.abs(normal(r)) * sc.noise
+      const renderMs = ((a.end - a.start) / fps) * 1000 * slow
+      const dur = renderMs + sc.overheadS * 1000 * slow
+      const t: Task = { node: a.node, token: a.token, jobId: a.jobId, start: a.start, end: a.end, startMs: now + sc.overheadS * 1000 * slow, endMs: now + dur, msPerFrame: renderMs / (a.end - a.start), epoch: epoch.get(a.node)! }
+      busy.set(a.node, t)
+      tasks.set(a.token, t)
+      push({ t: t.endMs, kind: 'finish', token: a.token, epoch: t.epoch })
+    }
+  }
+
   let now = 0
   for (;;) {
     const e = heap.pop()
@@ -243,13 +308,16 @@ export function simulate (sc: Scenario, policy: Policy): SimResult {
     switch (e.kind) {
       case 'submit': {
         policy.submit(e.job, now, memberList())
+        requestDispatch(now, 'submit')
         requestTick(now)
         break
       }
       case 'join': {
         up.add(e.node)
         members.joined(e.node, now)
+        memberCache = undefined
         joined++
+        requestDispatch(now, 'join')
         requestTick(now)
         break
       }
@@ -274,6 +342,7 @@ export function simulate (sc: Scenario, policy: Policy): SimResult {
         if (res.accepted) covered.get(t.jobId)!.push([t.start, t.end])
         else wasted++
         for (const s of res.stop) stopTask(s)
+        requestDispatch(now, 'result')
         requestTick(now)
         break
       }
@@ -281,6 +350,7 @@ export function simulate (sc: Scenario, policy: Policy): SimResult {
         if (!tasks.has(e.token)) break
         tasks.delete(e.token)
         policy.refused(now, e.token)
+        requestDispatch(now, 'refused')
         requestTick(now)
         break
       }
@@ -289,8 +359,18 @@ export function simulate (sc: Scenario, policy: Policy): SimResult {
         if (e.t !== keepaliveAt) break
         requestTick(now)
         break
+      case 'dispatch': {
+        dispatches++
+        lastPassMs = now
+        const reasons = new Set(why)
+        why.clear()
+        start(now, policy.dispatch!(now, memberList(), reasons))
+        break
+      }
       case 'tick': {
         ticks.delete(now)
+        tickCount++
+        memberCache = undefined
         for (const id of up) {
           const p = phase.get(id)!
           members.heard(id, Math.floor((now - p) / HEARTBEAT_MS) * HEARTBEAT_MS + p)
@@ -312,25 +392,7 @@ export function simulate (sc: Scenario, policy: Policy): SimResult {
             })
           }
         }
-        for (const a of policy.tick(now, ml, running)) {
-          const node = nodes.get(a.node)
-          const job = jobs.get(a.jobId)
-          if (node === undefined || job === undefined) throw new SimError(`${policy.name} leased ${a.chunkId} to unknown node ${a.node} or job ${a.jobId}`)
-          if (busy.has(a.node)) throw new SimError(`${policy.name} leased ${a.chunkId} to ${a.node}, which is busy with ${busy.get(a.node)!.token}`)
-          if (!up.has(a.node)) {
-            tasks.set(a.token, { node: a.node, token: a.token, jobId: a.jobId, start: a.start, end: a.end, startMs: now, endMs: Infinity, msPerFrame: Infinity, epoch: -1 })
-            push({ t: now + REQUEST_TIMEOUT_MS, kind: 'refuse', token: a.token })
-            continue
-          }
-          const fps = jobFps(node.benchFps, job.width, job.height) * node.speed
-          const slow = 1 + Math.abs(normal(r)) * sc.noise
-          const renderMs = ((a.end - a.start) / fps) * 1000 * slow
-          const dur = renderMs + sc.overheadS * 1000 * slow
-          const t: Task = { node: a.node, token: a.token, jobId: a.jobId, start: a.start, end: a.end, startMs: now + sc.overheadS * 1000 * slow, endMs: now + dur, msPerFrame: renderMs / (a.end - a.start), epoch: epoch.get(a.node)! }
-          busy.set(a.node, t)
-          tasks.set(a.token, t)
-          push({ t: t.endMs, kind: 'finish', token: a.token, epoch: t.epoch })
-        }
+        start(now, policy.tick(now, ml, running))
         if (!policy.finished() && (busy.size > 0 || tasks.size > 0)) { keepaliveAt = now + KEEPALIVE_MS; push({ t: keepaliveAt, kind: 'keepalive' }) }
         break
       }
@@ -340,7 +402,7 @@ export function simulate (sc: Scenario, policy: Policy): SimResult {
   if (!policy.finished()) throw new SimError(`${sc.name} / ${policy.name}: ran out of events with jobs unfinished (no node can take the work?)`)
   let makespan = 0
   for (const t of policy.jobEnds().values()) makespan = Math.max(makespan, t)
-  return { policy: policy.name, makespanMs: makespan, covered, chunksRendered: rendered, chunksWasted: wasted, nodesLost: lost, nodesJoined: joined, nodes: [...nodes.values()], launches, events }
+  return { policy: policy.name, makespanMs: makespan, covered, chunksRendered: rendered, chunksWasted: wasted, nodesLost: lost, nodesJoined: joined, nodes: [...nodes.values()], launches, events, dispatches, ticks: tickCount }
 }
 
 /**

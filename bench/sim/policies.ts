@@ -2,15 +2,18 @@
  * What the simulator compares: the farm (the real Scheduler, planner, chunk sizing and autoscaler,
  * driven the way agent/coordinator.ts and agent/cloud-burst.ts drive them) and two baselines.
  *
- *   farmPolicy({ autoscale })   one tick = renew (progress) → expire → assign → speculate, as the runtime
+ *   farmPolicy({ autoscale })   one tick = renew (progress) → expire → assign → speculate, as the runtime;
+ *                               and between ticks, a result or a new job is followed at once by an
+ *                               assign pass (agent/coordinator.ts requestTick → leaseFree)
  *   equalSplit()                each job's frames cut into one chunk per node up front
- *   fixedChunks(120)            fixed-size chunks pulled in FIFO order by idle workers (Flamenco, Deadline)
+ *   fixedChunks(120)            fixed-size chunks pulled in FIFO order by idle workers (Flamenco, Deadline);
+ *                               a worker asks for its next piece as soon as it is free or joins
  *
  * Baselines on failure: a lost node's chunks go to a shared queue that idle nodes pull from (each
  * whole, as a render manager would re-queue a task); nodes that join later take only from it (equal
  * split) or from the queue like everyone else (fixed chunks).
  */
-import { Scheduler, type SchedNode } from '../../coordinator/scheduler.ts'
+import { Scheduler, type Lease, type SchedNode } from '../../coordinator/scheduler.ts'
 import { planChunks } from '../../coordinator/planner.ts'
 import { chunkCount, jobFps } from '../../coordinator/estimate.ts'
 import { decide, type ScalerConfig, type ScalerJob, type ScalerNode, type ScalerState, type PendingLaunch } from '../../coordinator/autoscaler.ts'
@@ -48,7 +51,7 @@ export function farmPolicy (opts: FarmOptions = {}): Policy {
   const jobs = new Map<string, SimJob>()
   const ends = new Map<string, number>()
   const refusedUntil = new Map<string, number>()
-  const leaseJob = new Map<string, { jobId: string; chunkId: string }>()
+  const leaseJob = new Map<string, { jobId: string; chunkId: string; node: string }>()
   /** Every lease given per chunk (a straggler and its backup), so a result can stop the other copy. */
   const holders = new Map<string, Set<string>>()
   let open = 0
@@ -59,9 +62,25 @@ export function farmPolicy (opts: FarmOptions = {}): Policy {
   const idleSince = new Map<string, number>()
   const prices = bundledPrices()
 
-  const schedNodes = (now: number, members: readonly Member[]): SchedNode[] => members.map((m) => ({
-    peerId: m.id, slots: 1, encoders: [ENCODER], gpu: false, fps: { [PRESET]: m.benchFps }, accepting: (refusedUntil.get(m.id) ?? 0) <= now, paused: false
-  }))
+  // The scheduler's view of the members; rebuilt when the member list changes or a refusal is in force.
+  let viewOf: readonly Member[] | undefined
+  let view: SchedNode[] = []
+  const schedNodes = (now: number, members: readonly Member[]): SchedNode[] => {
+    for (const [id, until] of refusedUntil) if (until <= now) refusedUntil.delete(id)
+    if (members === viewOf && refusedUntil.size === 0) return view
+    viewOf = refusedUntil.size === 0 ? members : undefined
+    view = members.map((m) => ({
+      peerId: m.id, slots: 1, encoders: [ENCODER], gpu: false, fps: { [PRESET]: m.benchFps }, accepting: (refusedUntil.get(m.id) ?? 0) <= now, paused: false
+    }))
+    return view
+  }
+  const leased = (l: Lease): Assignment => {
+    leaseJob.set(l.leaseToken, { jobId: l.jobId, chunkId: l.chunkId, node: l.node })
+    let h = holders.get(l.chunkId)
+    if (h === undefined) { h = new Set(); holders.set(l.chunkId, h) }
+    h.add(l.leaseToken)
+    return { node: l.node, token: l.leaseToken, jobId: l.jobId, chunkId: l.chunkId, start: l.start, end: l.end }
+  }
   const finishIfDone = (jobId: string, now: number): void => {
     if (sched.jobStatus(jobId) !== 'done') return
     ends.set(jobId, now)
@@ -97,18 +116,19 @@ export function farmPolicy (opts: FarmOptions = {}): Policy {
       for (const r of running) sched.renew(r.token, now, r.framesDone)
       for (const c of sched.expire(now)) if (c.status === 'failed') throw new Error(`farm: chunk ${c.id} failed ${c.attempts} times`)
       const nodes = schedNodes(now, members)
-      const out: Assignment[] = []
-      for (const l of [...sched.assign(nodes, 1, now), ...sched.speculate(nodes, 1, now)]) {
-        leaseJob.set(l.leaseToken, { jobId: l.jobId, chunkId: l.chunkId })
-        let h = holders.get(l.chunkId)
-        if (h === undefined) { h = new Set(); holders.set(l.chunkId, h) }
-        h.add(l.leaseToken)
-        out.push({ node: l.node, token: l.leaseToken, jobId: l.jobId, chunkId: l.chunkId, start: l.start, end: l.end })
-      }
+      const out = [...sched.assign(nodes, 1, now), ...sched.speculate(nodes, 1, now)].map(leased)
       const busy = new Set(running.map((r) => r.node))
       for (const a of out) busy.add(a.node)
       for (const m of members) { if (busy.has(m.id)) idleSince.delete(m.id); else if (!idleSince.has(m.id)) idleSince.set(m.id, now) }
       return out
+    },
+    // agent/coordinator.ts: a result (chunk-done) and a new job call requestTick, which leases free
+    // slots (assign only: expiry, backups and progress stay on the tick). A node that joins and a
+    // refused lease wait for the tick.
+    dispatch (now, members, why) {
+      if (!why.has('result') && !why.has('submit')) return []
+      if (open === 0) return []
+      return sched.assign(schedNodes(now, members), 1, now).map(leased)
     },
     done (now, _node, token) {
       const l = leaseJob.get(token)
@@ -129,6 +149,8 @@ export function farmPolicy (opts: FarmOptions = {}): Policy {
       if (l === undefined) return
       sched.release(l.chunkId, token)
       leaseJob.delete(token)
+      // As sendLease: that node gets no offer for 2 s.
+      refusedUntil.set(l.node, now + 2000)
     },
     launches (now, members, running) {
       const c = opts.autoscale
@@ -216,39 +238,48 @@ function baseline (name: string, place: (job: SimJob, members: readonly Member[]
   let tok = 0
   let submitted = 0
   const requeue = (p: Piece): void => { shared.push(p) }
+  /** Nodes holding a piece (every live lease, whether or not its node is still up). */
+  const busy = new Map<string, number>()
+  const hold = (node: string, d: number): void => { const n = (busy.get(node) ?? 0) + d; if (n > 0) busy.set(node, n); else busy.delete(node) }
+  let idsOf: readonly Member[] | undefined
+  let ids: string[] = []
+  /** Every idle member (by id) takes its next piece: its own list first, then the shared queue. */
+  const pull = (members: readonly Member[]): Assignment[] => {
+    if (members !== idsOf) { ids = members.map((m) => m.id).sort(); idsOf = members }
+    const out: Assignment[] = []
+    for (const id of ids) {
+      if (busy.has(id)) continue
+      const mine = own.get(id)
+      const p = mine !== undefined && mine.length > 0 ? mine.shift()! : shared.shift()
+      if (p === undefined) continue
+      const token = `${name[0]}${++tok}`
+      live.set(token, { node: id, piece: p })
+      hold(id, 1)
+      out.push({ node: id, token, jobId: p.jobId, chunkId: `${p.jobId}@${p.start}`, start: p.start, end: p.end })
+    }
+    return out
+  }
   return {
     name,
     submit (job, _now, members) {
       submitted++
       left.set(job.id, place(job, members, own, shared))
     },
-    tick (_now, members, running) {
-      const busy = new Set(running.map((r) => r.node))
-      for (const l of live.values()) busy.add(l.node)
-      const out: Assignment[] = []
-      const ids = members.map((m) => m.id).sort()
-      for (const id of ids) {
-        if (busy.has(id)) continue
-        const mine = own.get(id)
-        const p = mine !== undefined && mine.length > 0 ? mine.shift()! : shared.shift()
-        if (p === undefined) continue
-        const token = `${name[0]}${++tok}`
-        live.set(token, { node: id, piece: p })
-        out.push({ node: id, token, jobId: p.jobId, chunkId: `${p.jobId}@${p.start}`, start: p.start, end: p.end })
-      }
-      return out
-    },
+    tick: (_now, members) => pull(members),
+    // A worker asks for its next piece as soon as it is free (or has joined, or a piece came back).
+    dispatch: (_now, members) => pull(members),
     done (now, _node, token) {
       const l = live.get(token)
       if (l === undefined) return { accepted: false, stop: [] }
       live.delete(token)
+      hold(l.node, -1)
       const n = left.get(l.piece.jobId)! - 1
       left.set(l.piece.jobId, n)
       if (n === 0) ends.set(l.piece.jobId, now)
       return { accepted: true, stop: [] }
     },
     lost (_now, node) {
-      for (const [token, l] of [...live]) if (l.node === node) { live.delete(token); requeue(l.piece) }
+      for (const [token, l] of [...live]) if (l.node === node) { live.delete(token); hold(node, -1); requeue(l.piece) }
       const mine = own.get(node)
       for (let p = mine?.shift(); p !== undefined; p = mine?.shift()) requeue(p)
       own.delete(node)
@@ -257,6 +288,7 @@ function baseline (name: string, place: (job: SimJob, members: readonly Member[]
       const l = live.get(token)
       if (l === undefined) return
       live.delete(token)
+      hold(l.node, -1)
       requeue(l.piece)
     },
     finished: () => submitted > 0 && [...left.values()].every((n) => n === 0),

@@ -20,6 +20,14 @@ export interface ScenarioSpec { name: string; nodes: number; jobs: number; seed:
 
 export const OVERHEAD_S = 0.28
 export const TICK_MS = 200
+/**
+ * One dispatch pass at a time: results within 10 ms of a pass's start wait for the next one
+ * (engine.ts Scenario.dispatchMs). On 1,000 nodes × 100 jobs a Scheduler.assign pass over the
+ * ~57,000 open chunks costs about 0.7 ms of this machine's CPU in the simulator alone, and
+ * bench/dispatch measured the runtime at 6.5 ms of CPU per chunk leased and taken; 10 ms is of
+ * that order, and caps the passes at 100 per simulated second.
+ */
+export const DISPATCH_MS = 10
 
 export function makeScenario (s: ScenarioSpec): Scenario {
   const r = rng(s.seed)
@@ -39,7 +47,7 @@ export function makeScenario (s: ScenarioSpec): Scenario {
     submitMs: 0,
     align: 60
   }))
-  const sc: Scenario = { name: s.name, seed: s.seed, nodes, jobs, overheadS: OVERHEAD_S, noise: s.noise ?? 0.03, tickMs: TICK_MS, limitMs: 0 }
+  const sc: Scenario = { name: s.name, seed: s.seed, nodes, jobs, overheadS: OVERHEAD_S, noise: s.noise ?? 0.03, tickMs: TICK_MS, dispatchMs: DISPATCH_MS, limitMs: 0 }
   const fluid = expectedMs(sc)
   sc.limitMs = Math.max(3_600_000, fluid * 20)
   if (s.churn === true) {

@@ -55,6 +55,8 @@ describe('bench/sim: failures and joins', () => {
       const starts: string[] = []
       const tick = policy.tick
       policy.tick = (now, m, running) => { const out = tick(now, m, running); for (const a of out) starts.push(a.node); return out }
+      const dispatch = policy.dispatch
+      if (dispatch !== undefined) policy.dispatch = (now, m, why) => { const out = dispatch(now, m, why); for (const a of out) starts.push(a.node); return out }
       simulate(sc, policy)
       expect(starts, policy.name).toContain('late')
     }
@@ -68,6 +70,33 @@ describe('bench/sim: failures and joins', () => {
     expect(cloud.length).toBeGreaterThan(0)
     for (const n of cloud) expect(n.joinMs - n.cloud!.launchedMs).toBe(burstConfig(10).bootMs)
     expect(coverageProblem(sc.jobs, r.covered)).toBeUndefined()
+  })
+})
+
+describe('bench/sim: dispatch at once (agent/coordinator.ts requestTick → leaseFree)', () => {
+  // One node, no noise: every chunk starts the instant the one before it ends, so the makespan is
+  // exactly the chunks' render time plus one overhead each. Leasing only on the 200 ms tick would
+  // add the wait to the next tick after every chunk (2.28 s chunks end off the grid).
+  const one = (frames = 7200): Scenario => ({
+    name: 'one', seed: 1, nodes: [{ id: 'n0', benchFps: 60, speed: 1, joinMs: 0 }],
+    jobs: [{ id: 'j', frames, width: 1280, height: 720, submitMs: 0, align: 60 }], overheadS: 0.28, noise: 0, tickMs: 200, limitMs: 3_600_000
+  })
+  for (const make of [() => farmPolicy(), () => farmPolicy({ tailHold: true }), () => fixedChunks(120)]) {
+    it(`${make().name}: a freed node gets its next chunk without waiting for the tick`, () => {
+      const r = simulate(one(), make())
+      expect(r.chunksRendered).toBeGreaterThan(1)
+      expect(r.dispatches).toBeGreaterThan(0)
+      expect(r.makespanMs).toBeCloseTo((7200 / 60 + 0.28 * r.chunksRendered) * 1000, 6)
+    })
+  }
+
+  it('a policy without dispatch leases only on the tick grid', () => {
+    const p = fixedChunks(120)
+    delete (p as { dispatch?: unknown }).dispatch
+    const r = simulate(one(600), p)
+    expect(r.dispatches).toBe(0)
+    // 5 pieces of 2.28 s, each but the first waiting for the next 200 ms grid point.
+    expect(r.makespanMs).toBeCloseTo(2400 * 4 + 2280, 6)
   })
 })
 
