@@ -23,7 +23,7 @@ export const TICK_MS = 200
 /**
  * One dispatch pass at a time: results within 10 ms of a pass's start wait for the next one
  * (engine.ts Scenario.dispatchMs). On 1,000 nodes × 100 jobs a Scheduler.assign pass over the
- * ~57,000 open chunks costs about 0.7 ms of this machine's CPU in the simulator alone, and
+ * ~57,000 open chunks costs 0.68 ms of this machine's CPU in the simulator alone, and
  * bench/dispatch measured the runtime at 6.5 ms of CPU per chunk leased and taken; 10 ms is of
  * that order, and caps the passes at 100 per simulated second.
  */
