@@ -25,16 +25,14 @@
  * non-zero on errors. Stops what it starts (agents in their own process groups) and removes its
  * temp dir (unless --keep).
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process'
-import { createWriteStream, existsSync } from 'node:fs'
+import { execFile, spawn } from 'node:child_process'
 import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import { parseArgs, promisify } from 'node:util'
-import { fileURLToPath } from 'node:url'
 import { locateFfmpeg, probeFfmpeg, type FfmpegTools } from '../agent/ffmpeg.ts'
 import { resolvePreset, type Preset } from '../agent/render/presets.ts'
-import { RenderFarm } from '../ui/sdk/farm.ts'
+import { cli, LoopbackFarms, median, sleep } from './loopback-farm.ts'
 import { printBench, type BenchRow } from './result.ts'
 
 const { values: opt } = parseArgs({
@@ -44,14 +42,10 @@ const { values: opt } = parseArgs({
   },
   strict: true
 })
-const REPO = fileURLToPath(new URL('..', import.meta.url))
-const BIN = path.join(REPO, 'bin', 'renderswarm.js')
 const W = 1280
 const H = 720
 const FPS = 30
 const run = promisify(execFile)
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
-const median = (xs: number[]): number => { const s = [...xs].sort((a, b) => a - b); return s.length === 0 ? NaN : s.length % 2 === 1 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2 }
 /** Single-quoted for sh. */
 const q = (s: string): string => `'${s.replaceAll("'", "'\\''")}'`
 
@@ -187,79 +181,9 @@ async function diy (method: DiyMethod, p: DiyPlan, dir: string): Promise<{ out: 
 
 // ---------------------------------------------------------------- the farm (as bench/estimate starts it)
 
-const children: ChildProcess[] = []
+const farms = new LoopbackFarms()
+const stopAll = async (): Promise<void> => { await farms.stopAll() }
 let tempRoot: string | undefined
-
-function cli (args: string[], timeoutMs = 120_000): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const c = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
-    let stdout = ''; let stderr = ''
-    const t = setTimeout(() => { c.kill('SIGKILL') }, timeoutMs)
-    c.stdout.on('data', (d: Buffer) => { stdout += d.toString() })
-    c.stderr.on('data', (d: Buffer) => { stderr += d.toString() })
-    c.on('close', (code) => { clearTimeout(t); resolve({ code: code ?? 1, stdout, stderr }) })
-  })
-}
-
-async function until<T> (what: string, timeoutMs: number, fn: () => Promise<T | undefined>): Promise<T> {
-  const end = Date.now() + timeoutMs
-  for (;;) {
-    const v = await fn().catch(() => undefined)
-    if (v !== undefined) return v
-    if (Date.now() > end) throw new Error(`${what} took over ${timeoutMs / 1000} s`)
-    await sleep(250)
-  }
-}
-
-type Nodes = { nodes: Array<{ state: string; info?: { bench?: Record<string, number> } }> }
-
-/** `size` agents on 127.0.0.1, each in its own process group (its ffmpeg children stop with it); one after another, each after the previous one's benchmark. */
-async function startFarm (dir: string, size: number): Promise<RenderFarm> {
-  await mkdir(dir, { recursive: true })
-  const names = Array.from({ length: size }, (_, i) => `diy-${i + 1}`)
-  const start = (name: string): void => {
-    const log = createWriteStream(path.join(dir, `${name}.log`), { flags: 'a' })
-    log.on('error', () => { /* the log is a convenience; a failed write must not end the bench */ })
-    const c = spawn(process.execPath, [BIN, 'agent', '--state-dir', path.join(dir, name), '--name', name, '--listen', '/ip4/127.0.0.1/tcp/0', '--no-mdns', '--api-port', '0'], { stdio: ['ignore', 'ignore', 'pipe'], detached: true })
-    c.stderr!.pipe(log)
-    children.push(c)
-  }
-  const first = path.join(dir, names[0]!)
-  start(names[0]!)
-  await until(`${names[0]} to start`, 90_000, async () => existsSync(path.join(first, 'api.json')) ? true : undefined)
-  const farm = await until(`the API of ${names[0]}`, 10_000, async () => await RenderFarm.connect(first))
-  const benchmarked = async (n: number): Promise<true | undefined> => {
-    const { nodes } = await farm.client.get<Nodes>('/v1/nodes')
-    return nodes.filter((x) => x.state === 'alive' && (x.info?.bench?.ffv1 ?? 0) > 0).length >= n ? true : undefined
-  }
-  await until(`${names[0]}'s benchmark`, 120_000, async () => await benchmarked(1))
-  for (const [i, name] of names.slice(1).entries()) {
-    const inv = await cli(['farm', 'invite', '--ttl', '10m', '--state-dir', first])
-    if (inv.code !== 0) throw new Error(`farm invite: ${inv.stderr.trim()}`)
-    const join = await cli(['farm', 'join', inv.stdout.trim(), '--state-dir', path.join(dir, name)])
-    if (join.code !== 0) throw new Error(`farm join: ${join.stderr.trim()}`)
-    start(name)
-    await until(`${name}'s benchmark`, 120_000, async () => await benchmarked(i + 2))
-  }
-  await until(`${size} member(s) with benchmarks and a coordinator`, 120_000, async () => {
-    const [{ nodes }, s] = await Promise.all([
-      farm.client.get<Nodes>('/v1/nodes'),
-      farm.client.get<{ rendering?: { coordinator?: { leader: string | null } } }>('/v1/status')
-    ])
-    return nodes.filter((n) => n.state === 'alive' && (n.info?.bench?.ffv1 ?? 0) > 0).length === size && s.rendering?.coordinator?.leader != null ? true : undefined
-  })
-  return farm
-}
-
-async function stopAll (): Promise<void> {
-  const alive = children.filter((c) => c.exitCode === null && c.signalCode === null)
-  for (const c of alive) { try { process.kill(-c.pid!, 'SIGTERM') } catch { /* gone */ } }
-  await Promise.all(alive.map((c) => new Promise<void>((resolve) => {
-    if (c.exitCode !== null || c.signalCode !== null) { resolve(); return }
-    const t = setTimeout(() => { try { process.kill(-c.pid!, 'SIGKILL') } catch { /* gone */ } resolve() }, 8000)
-    c.once('exit', () => { clearTimeout(t); resolve() })
-  })))
-}
 
 // ---------------------------------------------------------------- main
 
@@ -311,7 +235,7 @@ async function main (): Promise<void> {
 
     process.stderr.write(`starting a farm of ${parts} agents on 127.0.0.1 …\n`)
     const f0 = performance.now()
-    const farm = await startFarm(path.join(root, 'farm'), parts)
+    const { farm } = await farms.start(path.join(root, 'farm'), parts, { prefix: 'diy' })
     const farmStartS = (performance.now() - f0) / 1000
     process.stderr.write(`farm up in ${farmStartS.toFixed(0)} s\n`)
 

@@ -28,20 +28,20 @@
  * bounded; it stops the agents it started and removes its temp dir (unless --keep). The last
  * stdout line is the BENCH line (bench/result.ts).
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
-import { createWriteStream, existsSync, mkdirSync, readFileSync } from 'node:fs'
+import { execFileSync } from 'node:child_process'
+import { mkdirSync, readFileSync } from 'node:fs'
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import { parseArgs } from 'node:util'
 import Database from 'better-sqlite3'
-import { fileURLToPath } from 'node:url'
 import { locateFfmpeg } from '../agent/ffmpeg.ts'
 import { Store } from '../agent/store.ts'
 import { writeSample } from '../agent/sample.ts'
 import { RenderFarm, type Estimate } from '../ui/sdk/farm.ts'
 import { writeColourText } from '../test/helpers/agents.ts'
 import { writeDissolveCut, writeKitchenSink } from '../test/helpers/media.ts'
+import { cli, LoopbackFarms, median, sleep } from './loopback-farm.ts'
 import { printBench } from './result.ts'
 
 const { values: opt } = parseArgs({
@@ -51,11 +51,7 @@ const { values: opt } = parseArgs({
   },
   strict: true
 })
-const REPO = fileURLToPath(new URL('..', import.meta.url))
-const BIN = path.join(REPO, 'bin', 'renderswarm.js')
 const COST_PER_HOUR = 1
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
-const median = (xs: number[]): number => { const s = [...xs].sort((a, b) => a - b); return s.length === 0 ? NaN : s.length % 2 === 1 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2 }
 const pct = (x: number): string => `${x >= 0 ? '+' : ''}${(x * 100).toFixed(1)} %`
 
 // ---------------------------------------------------------------- load (after bench/farm.ts)
@@ -82,7 +78,7 @@ let clk: number | undefined
 const hz = (): number => (clk ??= (() => { try { return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8', timeout: 5000 })) || 100 } catch { return 100 } })())
 interface Meter { cpu: { busy: number; total: number }; ours: number; atMs: number }
 /** This script and every agent it started, each with its reaped children (ffmpeg, CLI runs). */
-const meter = (): Meter => ({ cpu: cpuTicks(), ours: processTicks(process.pid) + children.reduce((s, c) => s + processTicks(c.pid), 0), atMs: Date.now() })
+const meter = (): Meter => ({ cpu: cpuTicks(), ours: processTicks(process.pid) + farms.children.reduce((s, c) => s + processTicks(c.pid), 0), atMs: Date.now() })
 /** Since m0: busy cores of the whole machine and the cores others used (busy minus ours). */
 function usage (m0: Meter): { busy: number; others: number } {
   const m1 = meter()
@@ -135,29 +131,8 @@ function probeOf (stateDir: string, jobId: string): { cores?: number; frames: nu
   }
 }
 
-function cli (args: string[], timeoutMs = 120_000): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const c = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
-    let stdout = ''; let stderr = ''
-    const t = setTimeout(() => { c.kill('SIGKILL') }, timeoutMs)
-    c.stdout.on('data', (d: Buffer) => { stdout += d.toString() })
-    c.stderr.on('data', (d: Buffer) => { stderr += d.toString() })
-    c.on('close', (code) => { clearTimeout(t); resolve({ code: code ?? 1, stdout, stderr }) })
-  })
-}
-
-async function until<T> (what: string, timeoutMs: number, fn: () => Promise<T | undefined>): Promise<T> {
-  const end = Date.now() + timeoutMs
-  for (;;) {
-    const v = await fn().catch(() => undefined)
-    if (v !== undefined) return v
-    if (Date.now() > end) throw new Error(`${what} took over ${timeoutMs / 1000} s`)
-    await sleep(250)
-  }
-}
-
 interface Farm { name: string; size: number; first: string; farm: RenderFarm }
-const children: ChildProcess[] = []
+const farms = new LoopbackFarms()
 /** The temp dir to remove on the way out (unset with --keep). */
 let tempRoot: string | undefined
 
@@ -189,57 +164,16 @@ function seedBenchmarks (from: string, to: string): void {
 }
 
 async function startFarm (root: string, size: number): Promise<Farm> {
-  const dir = path.join(root, `farm${size}`)
-  await mkdir(dir, { recursive: true })
-  const names = Array.from({ length: size }, (_, i) => `f${size}-${i + 1}`)
-  const start = (name: string): void => {
-    const log = createWriteStream(path.join(dir, `${name}.log`), { flags: 'a' })
-    const c = spawn(process.execPath, [BIN, 'agent', '--state-dir', path.join(dir, name), '--name', name, '--listen', '/ip4/127.0.0.1/tcp/0', '--no-mdns', '--api-port', '0', '--cost-per-hour', String(COST_PER_HOUR)], { stdio: ['ignore', 'ignore', 'pipe'] })
-    c.stderr!.pipe(log)
-    children.push(c)
-  }
-  const first = path.join(dir, names[0]!)
-  if (benchmarked !== undefined) seedBenchmarks(benchmarked, first)
-  start(names[0]!)
-  await until(`${names[0]} to start`, 90_000, async () => existsSync(path.join(first, 'api.json')) ? true : undefined)
-  const farm = await until(`the API of ${names[0]}`, 10_000, async () => await RenderFarm.connect(first))
-  // One agent at a time, each after the one before has its benchmark: agents that benchmark at
-  // once on one machine share its cores and get figures a factor of 4 apart.
-  const withBench = async (n: number): Promise<true | undefined> => {
-    const { nodes } = await farm.client.get<{ nodes: Array<{ state: string; info?: { bench?: Record<string, number> } }> }>('/v1/nodes')
-    return nodes.filter((x) => x.state === 'alive' && (x.info?.bench?.ffv1 ?? 0) > 0).length >= n ? true : undefined
-  }
-  await until(`${names[0]}'s benchmark`, 120_000, async () => await withBench(1))
-  for (const [i, name] of names.slice(1).entries()) {
-    const inv = await cli(['farm', 'invite', '--ttl', '10m', '--state-dir', first])
-    if (inv.code !== 0) throw new Error(`farm invite: ${inv.stderr.trim()}`)
-    const join = await cli(['farm', 'join', inv.stdout.trim(), '--state-dir', path.join(dir, name)])
-    if (join.code !== 0) throw new Error(`farm join: ${join.stderr.trim()}`)
-    seedBenchmarks(benchmarked ?? first, path.join(dir, name))
-    start(name)
-    await until(`${name}'s benchmark`, 120_000, async () => await withBench(i + 2))
-  }
-  // Every member alive with its ffv1 benchmark, and a coordinator elected.
-  await until(`${size} member(s) with benchmarks and a coordinator`, 180_000, async () => {
-    const [{ nodes }, s] = await Promise.all([
-      farm.client.get<{ nodes: Array<{ state: string; info?: { bench?: Record<string, number> } }> }>('/v1/nodes'),
-      farm.client.get<{ rendering?: { coordinator?: { leader: string | null } } }>('/v1/status')
-    ])
-    const alive = nodes.filter((n) => n.state === 'alive' && (n.info?.bench?.ffv1 ?? 0) > 0)
-    return alive.length === size && s.rendering?.coordinator?.leader != null ? true : undefined
+  const { farm, first } = await farms.start(path.join(root, `farm${size}`), size, {
+    prefix: `f${size}`, args: ['--cost-per-hour', String(COST_PER_HOUR)],
+    // One machine: every agent starts with the first one's benchmark (one speed per host).
+    beforeStart: (stateDir, i) => { const from = i === 0 ? benchmarked : benchmarked ?? path.join(root, `farm${size}`, `f${size}-1`); if (from !== undefined) seedBenchmarks(from, stateDir) }
   })
   benchmarked ??= first
   return { name: `${size} agent${size === 1 ? '' : 's'}`, size, first, farm }
 }
 
-async function stopAll (): Promise<void> {
-  for (const c of children) if (c.exitCode === null) c.kill('SIGTERM')
-  await Promise.all(children.map((c) => new Promise<void>((resolve) => {
-    if (c.exitCode !== null) { resolve(); return }
-    const t = setTimeout(() => { c.kill('SIGKILL'); resolve() }, 8000)
-    c.once('exit', () => { clearTimeout(t); resolve() })
-  })))
-}
+async function stopAll (): Promise<void> { await farms.stopAll() }
 
 /** The failure tests' 720p colour+text timeline, in its own dir. */
 async function writeColourTextIn (dir: string, frames: number): Promise<string> {

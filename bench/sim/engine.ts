@@ -31,19 +31,11 @@
  * A lease sent to a node that is down is refused after the runtime's 5 s request timeout.
  */
 import { MembershipTable } from '../../coordinator/membership.ts'
+import { seeded } from '../../test/helpers/prng.ts'
 import { jobFps } from '../../coordinator/estimate.ts'
 
-/** Deterministic PRNG (mulberry32); every random draw in a run comes from one seeded stream. */
-export function rng (seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+/** Deterministic PRNG (mulberry32, the tests' own); every random draw in a run comes from one seeded stream. */
+export const rng: (seed: number) => () => number = seeded
 /** A standard normal draw (Box–Muller). */
 export function normal (r: () => number): number {
   return Math.sqrt(-2 * Math.log(1 - r())) * Math.cos(2 * Math.PI * r())

@@ -36,13 +36,19 @@ async function makeNode (farm: FarmSecrets, name: string): Promise<FarmNode> {
 
 const lease = (i: number): Record<string, unknown> => ({ type: 'lease', lease: { jobId: 'job-disk', chunkId: `job-disk-${i}`, index: i, start: i * 10, end: i * 10 + 10, term: 1, leaseToken: `token-${i}-0123456789`, expiresAt: Date.now() + 15_000 } })
 
+/** A worker and a coordinator of one new farm, members of each other. */
+async function memberPair (): Promise<{ w: FarmNode; c: FarmNode }> {
+  const farm = generateFarmKey()
+  const w = await makeNode(farm, 'worker')
+  const c = await makeNode(farm, 'coordinator')
+  await c.dial(w.addrs()[0]!)
+  await waitFor(() => c.isMember(w.peerId.toString()) && w.isMember(c.peerId.toString()) ? true : undefined, 5000, 'membership')
+  return { w, c }
+}
+
 describe('a worker on a nearly full disk', () => {
   it('refuses leases with the free space and the floor, logs it once, and reports itself low on disk', async () => {
-    const farm = generateFarmKey()
-    const w = await makeNode(farm, 'worker')
-    const c = await makeNode(farm, 'coordinator')
-    await c.dial(w.addrs()[0]!)
-    await waitFor(() => c.isMember(w.peerId.toString()) && w.isMember(c.peerId.toString()) ? true : undefined, 5000, 'membership')
+    const { w, c } = await memberPair()
     const workRoot = await mkdtemp(path.join(os.tmpdir(), 'rs-worker-disk-'))
     dirs.push(workRoot)
     const free = freeDiskBytes(path.join(workRoot, 'not-yet', 'made'))
@@ -79,11 +85,7 @@ describe('a worker on a nearly full disk', () => {
   })
 
   it('takes a lease when the disk has room over the floor (the check is not always "no")', async () => {
-    const farm = generateFarmKey()
-    const w = await makeNode(farm, 'worker')
-    const c = await makeNode(farm, 'coordinator')
-    await c.dial(w.addrs()[0]!)
-    await waitFor(() => c.isMember(w.peerId.toString()) && w.isMember(c.peerId.toString()) ? true : undefined, 5000, 'membership')
+    const { w, c } = await memberPair()
     const workRoot = await mkdtemp(path.join(os.tmpdir(), 'rs-worker-disk-'))
     dirs.push(workRoot)
     const log: string[] = []
