@@ -296,7 +296,7 @@ export const FARM_METRICS: Array<[string, string, Kind, (f: Figures) => number]>
 /** Per-node figures, labelled node (name) and peer (peer id). */
 export const NODE_METRICS: Array<[string, string, Kind, (n: NodeFigures) => number]> = [
   ['renderswarm_node_up', '1 while the member is alive (heartbeats arriving), else 0', 'gauge', (n) => n.state === 'alive' ? 1 : 0],
-  ['renderswarm_node_accepting', '1 while the member takes work (its etiquette policy allows and it is not paused)', 'gauge', (n) => n.accepting && !n.paused ? 1 : 0],
+  ['renderswarm_node_accepting', '1 while the member takes work (its etiquette policy allows, it is not paused and its work disk has room)', 'gauge', (n) => n.accepting && !n.paused ? 1 : 0],
   ['renderswarm_node_paused', '1 while the coordinator has the member paused', 'gauge', (n) => n.paused ? 1 : 0],
   ['renderswarm_node_cpu_percent', 'CPU use of each member, from its heartbeats', 'gauge', (n) => n.cpuPct],
   ['renderswarm_node_gpu_percent', 'GPU use of each member, from its heartbeats (0 without a GPU)', 'gauge', (n) => n.gpuPct],
