@@ -10,11 +10,11 @@
  * DefaultAzureCredential (environment, managed identity, Azure CLI). `overrides` lets tests
  * point GCP and Azure at the in-repo fakes with a test credential.
  */
-import { AwsProvider, type AwsOptions } from '../coordinator/cloud/aws.ts'
-import { AzureProvider, type AzureOptions } from '../coordinator/cloud/azure.ts'
+import type { AwsOptions } from '../coordinator/cloud/aws.ts'
+import type { AzureOptions } from '../coordinator/cloud/azure.ts'
 import type { CloudConfig } from '../coordinator/cloud/config.ts'
-import { GcpProvider, type GcpOptions } from '../coordinator/cloud/gcp.ts'
-import { LocalProvider, type LocalOptions } from '../coordinator/cloud/local.ts'
+import type { GcpOptions } from '../coordinator/cloud/gcp.ts'
+import type { LocalOptions } from '../coordinator/cloud/local.ts'
 import type { CloudProvider, ProviderName } from '../coordinator/cloud/provider.ts'
 
 /** Debian 12's image family: the boot script installs Node and ffmpeg on it. */
@@ -41,13 +41,15 @@ export function farmTagOf (farmId: string): string {
 
 /**
  * One client per configured provider that can launch; a note for each that cannot (what is
- * missing, in cloud.json terms). Nothing here sends a request.
+ * missing, in cloud.json terms). Nothing here sends a request. Each cloud's SDK is loaded only
+ * when cloud.json names that cloud (they are large; an agent without cloud burst loads none).
  */
-export function cloudProviders (config: CloudConfig, o: CloudProvidersOptions): { providers: Partial<Record<ProviderName, CloudProvider>>; notes: string[] } {
+export async function cloudProviders (config: CloudConfig, o: CloudProvidersOptions): Promise<{ providers: Partial<Record<ProviderName, CloudProvider>>; notes: string[] }> {
   const providers: Partial<Record<ProviderName, CloudProvider>> = {}
   const notes: string[] = []
   const { aws, gcp, azure, local } = config.providers
   if (local !== undefined && o.local !== undefined) {
+    const { LocalProvider } = await import('../coordinator/cloud/local.ts')
     const p = new LocalProvider(o.local)
     p.limits.maxInstances = local.maxInstances
     providers.local = p
@@ -55,6 +57,7 @@ export function cloudProviders (config: CloudConfig, o: CloudProvidersOptions): 
   if (aws !== undefined) {
     if (aws.ami === undefined) notes.push('aws: no "ami" in cloud.json (the machine image to boot, e.g. a Debian or Ubuntu AMI of that region); aws is not used until one is set')
     else {
+      const { AwsProvider } = await import('../coordinator/cloud/aws.ts')
       providers.aws = new AwsProvider({
         region: aws.region, imageId: aws.ami, farmTag: o.farmTag,
         ...(aws.subnet !== undefined ? { subnetId: aws.subnet } : {}),
@@ -64,6 +67,7 @@ export function cloudProviders (config: CloudConfig, o: CloudProvidersOptions): 
     }
   }
   if (gcp !== undefined) {
+    const { GcpProvider } = await import('../coordinator/cloud/gcp.ts')
     providers.gcp = new GcpProvider({
       project: gcp.project, zone: gcp.zone, image: gcp.image ?? DEFAULT_GCP_IMAGE, farmTag: o.farmTag,
       ...(gcp.network !== undefined ? { network: gcp.network } : {}),
@@ -74,6 +78,7 @@ export function cloudProviders (config: CloudConfig, o: CloudProvidersOptions): 
     const missing = [azure.subnetId === undefined ? '"subnetId" (the subnet the VMs join)' : '', azure.sshPublicKey === undefined ? '"sshPublicKey" (the admin login; password login is off)' : ''].filter((s) => s !== '')
     if (missing.length > 0) notes.push(`azure: cloud.json lacks ${missing.join(' and ')}; azure is not used until set`)
     else {
+      const { AzureProvider } = await import('../coordinator/cloud/azure.ts')
       providers.azure = new AzureProvider({
         subscriptionId: azure.subscriptionId, resourceGroup: azure.resourceGroup, location: azure.location,
         subnetId: azure.subnetId!, sshPublicKey: azure.sshPublicKey!, farmTag: o.farmTag,

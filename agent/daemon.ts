@@ -214,7 +214,7 @@ export class Agent {
     if (this.secrets === undefined) { log('cloud: cloud.json is here but this machine does not hold the farm key (it mints the invites rented machines join with); burst runs on the machine that created the farm'); return }
     const secrets = this.secrets
     const o = this.opts.burst ?? {}
-    const { providers, notes } = cloudProviders(config, {
+    const { providers, notes } = await cloudProviders(config, {
       farmTag: farmTagOf(this.node.farmId),
       local: { bin: fileURLToPath(new URL('../bin/renderswarm.js', import.meta.url)), farmTag: 'local', ...o.local }
     })

@@ -11,7 +11,8 @@
  *
  * Why: a long-running agent through tsx costs ~80 MB more RSS and ~0.6 s more start-up
  * (tsx's loader thread and its transform of every module); see docs/benchmarks.md, issue B.
- * better-sqlite3 (native) and fluent-ffmpeg (uses __dirname) stay external; packages found at
+ * better-sqlite3 (native), fluent-ffmpeg and google-gax (use __dirname) and the other cloud SDKs
+ * (large, loaded only when cloud.json names that cloud) stay external; packages found at
  * run time with createRequire (ffmpeg/ffprobe installers, node-nvidia-smi) are not seen by esbuild.
  */
 import { mkdir, rename, rm, stat, writeFile } from 'node:fs/promises'
@@ -62,7 +63,7 @@ async function build (esbuild, tmp, t0) {
     target: 'node20',
     // better-sqlite3 is native; fluent-ffmpeg finds its presets through __dirname; xsalsa20 (the
     // pnet cipher) must be the one copy agent/polyfill.ts patches (docs/decisions.md #19).
-    external: ['better-sqlite3', 'fluent-ffmpeg', 'xsalsa20'],
+    external: ['better-sqlite3', 'fluent-ffmpeg', 'xsalsa20', '@aws-sdk/client-ec2', '@google-cloud/compute', 'google-gax', '@azure/arm-compute', '@azure/identity'],
     // CommonJS dependencies inside an ESM bundle still call require() for Node built-ins.
     banner: { js: "import { createRequire as __rsCreateRequire } from 'node:module'; const require = __rsCreateRequire(import.meta.url);" },
     // Fault injection (agent/faults.ts) exists only when running the sources, never in the bundle.

@@ -10,9 +10,10 @@
  * below on-demand (for a cloud; the local provider charges 0 for both) is refused by `parsePrices`
  * with the row and field named.
  */
-import { readFileSync } from 'node:fs'
 import { z } from 'zod'
 import { PriceRowSchema, type PriceRow, type ProviderName } from './provider.ts'
+// Imported, not read from beside this file: the release bundle inlines it (dist/ has no prices.json).
+import table from './prices.json' with { type: 'json' }
 
 export const PriceTableSchema = z.object({
   note: z.string().min(1).max(2000),
@@ -44,7 +45,7 @@ export function parsePrices (json: unknown): PriceRow[] {
 let cached: PriceRow[] | undefined
 /** The table shipped with renderswarm (read and checked once). */
 export function bundledPrices (): PriceRow[] {
-  cached ??= parsePrices(JSON.parse(readFileSync(new URL('./prices.json', import.meta.url), 'utf8')) as unknown)
+  cached ??= parsePrices(table as unknown)
   return cached.map((r) => ({ ...r, gpu: { ...r.gpu } }))
 }
 

@@ -87,7 +87,7 @@ describe('cloud clients made from cloud.json', () => {
   const sub = '00000000-0000-4000-8000-0000000a9e17'
   const subnetId = `/subscriptions/${sub}/resourceGroups/render/providers/Microsoft.Network/virtualNetworks/farm/subnets/burst`
 
-  it('say what is missing instead of making a client that cannot launch', () => {
+  it('say what is missing instead of making a client that cannot launch', async () => {
     const cfg = parseCloudConfig({
       providers: {
         aws: { region: 'eu-west-1', instanceTypes: ['g5.xlarge'] },
@@ -96,7 +96,7 @@ describe('cloud clients made from cloud.json', () => {
       },
       budget: { amount: 1, period: 'day' }
     })
-    const { providers, notes } = cloudProviders(cfg, { farmTag: farmTagOf('0123456789abcdef') })
+    const { providers, notes } = await cloudProviders(cfg, { farmTag: farmTagOf('0123456789abcdef') })
     expect(Object.keys(providers)).toEqual([])
     expect(notes).toEqual([
       'local: configured, but this agent was started without a local agent binary; local is not used',
@@ -119,7 +119,7 @@ describe('cloud clients made from cloud.json', () => {
     })
     const auth = new OAuth2Client()
     auth.setCredentials({ access_token: 'gce-agent-token', expiry_date: Date.now() + 3_600_000 })
-    const { providers, notes } = cloudProviders(cfg, {
+    const { providers, notes } = await cloudProviders(cfg, {
       farmTag: 'rs-00aa11bb22cc33dd',
       overrides: {
         gcp: { apiEndpoint: '127.0.0.1', port: gce.port, protocol: 'http', authClient: auth, retryDelayMs: 20 },
