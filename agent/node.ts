@@ -246,7 +246,10 @@ export class FarmNode extends EventTarget {
           stream.abort(err as Error)
         })
       })
-    }, { maxInboundStreams: this.limiter.opts.maxOpenStreams + 1 })
+      // libp2p's own per-protocol cap is only a backstop, well above ours: a stream it resets
+      // never reaches the limiter, so is never counted as a strike, and a flooder that kept
+      // libp2p's cap full would be refused for ever but never cut off.
+    }, { maxInboundStreams: this.limiter.opts.maxOpenStreams * 4 + 64 })
   }
 
   /**
