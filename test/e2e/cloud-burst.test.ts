@@ -17,6 +17,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { execFileSync } from 'node:child_process'
 import os from 'node:os'
+import { readdirSync, readFileSync } from 'node:fs'
 import { readFile, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { Agent } from '../../agent/daemon.ts'
@@ -48,6 +49,23 @@ let soloSeconds: number | undefined
 const pids = new Set<number>()
 
 const alive = (pid: number): boolean => { try { process.kill(pid, 0); return true } catch { return false } }
+
+/** The ffmpeg processes below `root` in the process tree (read from /proc). */
+function ffmpegsUnder (root: number): number[] {
+  const parent = new Map<number, number>()
+  const name = new Map<number, string>()
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue
+    try {
+      const stat = readFileSync(`/proc/${d}/stat`, 'utf8')
+      const close = stat.lastIndexOf(')')
+      name.set(Number(d), stat.slice(stat.indexOf('(') + 1, close))
+      parent.set(Number(d), Number(stat.slice(close + 2).split(' ')[1]))
+    } catch { /* gone */ }
+  }
+  const under = (pid: number): boolean => { for (let p = parent.get(pid), n = 0; p !== undefined && p > 1 && n < 64; p = parent.get(p), n++) if (p === root) return true; return false }
+  return [...name].filter(([pid, n]) => n === 'ffmpeg' && under(pid)).map(([pid]) => pid)
+}
 const ALL_CORES = ((1 << Math.min(30, os.availableParallelism())) - 1).toString(16)
 /** Sets a process's (every thread's) CPU affinity; false where taskset is missing. */
 function pin (pid: number, mask: string): boolean {
@@ -219,6 +237,13 @@ describe('cloud burst with the local provider', () => {
     track(await cloudOf())
     const peer = await waitFor(async () => (await nodes()).find((n) => n.name === launched[0]!.name && n.state === 'alive'), 30_000, 'the spot agent to join', 250)
     const chunk = await waitFor(async () => (await jobOf(job.jobId)).chunks.find((c) => c.node === peer.peerId && c.status === 'leased'), 60_000, 'a chunk on the spot agent', 100)
+    // Mid-chunk through the notice: a chunk here renders in about as long as the notice lasts, so
+    // the spot agent's ffmpeg is held (SIGSTOP) until the machine is taken, as a chunk longer than
+    // the notice would be. Only processes under the agent this test's provider started.
+    const spotPid = (await cloudOf()).instances.find((i) => i.id === launched[0]!.id)!.pid!
+    const held = await waitFor(() => { const p = ffmpegsUnder(spotPid); return p.length > 0 ? p : undefined }, 20_000, 'the spot agent\'s ffmpeg', 20)
+    for (const p of held) process.kill(p, 'SIGSTOP')
+    for (const p of held) pids.add(p) // SIGKILLed after the tests if still there (a stopped process outlives its agent's SIGTERM)
     const local = (agent!.burst!.provider('local') as LocalProvider)
     local.interrupt(launched[0]!.id)
     // Drained: the coordinator was asked to pause it (no new chunks), seen here as its paused list.
