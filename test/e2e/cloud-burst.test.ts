@@ -50,8 +50,8 @@ const pids = new Set<number>()
 
 const alive = (pid: number): boolean => { try { process.kill(pid, 0); return true } catch { return false } }
 
-/** The ffmpeg processes below `root` in the process tree (read from /proc). */
-function ffmpegsUnder (root: number): number[] {
+/** The ffmpeg processes below `root` in the process tree whose command line names `mark` (read from /proc). */
+function ffmpegsUnder (root: number, mark: string): number[] {
   const parent = new Map<number, number>()
   const name = new Map<number, string>()
   for (const d of readdirSync('/proc')) {
@@ -64,7 +64,8 @@ function ffmpegsUnder (root: number): number[] {
     } catch { /* gone */ }
   }
   const under = (pid: number): boolean => { for (let p = parent.get(pid), n = 0; p !== undefined && p > 1 && n < 64; p = parent.get(p), n++) if (p === root) return true; return false }
-  return [...name].filter(([pid, n]) => n === 'ffmpeg' && under(pid)).map(([pid]) => pid)
+  const names = (pid: number): boolean => { try { return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(mark) } catch { return false } }
+  return [...name].filter(([pid, n]) => n === 'ffmpeg' && under(pid) && names(pid)).map(([pid]) => pid)
 }
 const ALL_CORES = ((1 << Math.min(30, os.availableParallelism())) - 1).toString(16)
 /** Sets a process's (every thread's) CPU affinity; false where taskset is missing. */
@@ -238,10 +239,11 @@ describe('cloud burst with the local provider', () => {
     const peer = await waitFor(async () => (await nodes()).find((n) => n.name === launched[0]!.name && n.state === 'alive'), 30_000, 'the spot agent to join', 250)
     const chunk = await waitFor(async () => (await jobOf(job.jobId)).chunks.find((c) => c.node === peer.peerId && c.status === 'leased'), 60_000, 'a chunk on the spot agent', 100)
     // Mid-chunk through the notice: a chunk here renders in about as long as the notice lasts, so
-    // the spot agent's ffmpeg is held (SIGSTOP) until the machine is taken, as a chunk longer than
-    // the notice would be. Only processes under the agent this test's provider started.
+    // the ffmpeg rendering this chunk on the spot agent (its work dir is named after the chunk; the
+    // agent's own benchmark runs ffmpeg too) is held (SIGSTOP) until the machine is taken, as a
+    // chunk longer than the notice would be. Only processes under the agent this test started.
     const spotPid = (await cloudOf()).instances.find((i) => i.id === launched[0]!.id)!.pid!
-    const held = await waitFor(() => { const p = ffmpegsUnder(spotPid); return p.length > 0 ? p : undefined }, 20_000, 'the spot agent\'s ffmpeg', 20)
+    const held = await waitFor(() => { const p = ffmpegsUnder(spotPid, chunk.id); return p.length > 0 ? p : undefined }, 20_000, 'the spot agent\'s ffmpeg', 20)
     for (const p of held) process.kill(p, 'SIGSTOP')
     for (const p of held) pids.add(p) // SIGKILLed after the tests if still there (a stopped process outlives its agent's SIGTERM)
     const local = (agent!.burst!.provider('local') as LocalProvider)
