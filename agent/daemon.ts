@@ -585,7 +585,6 @@ export class Agent {
   }
 }
 
-/** Reads a request body of at most maxBytes (else throws). */
 /** A small JSON request body (≤ 4 KiB); on a bad one answers 400 itself and gives undefined. */
 async function readJsonBody (req: IncomingMessage, send: (status: number, body: unknown) => void): Promise<{ value: unknown } | undefined> {
   try {
@@ -596,6 +595,7 @@ async function readJsonBody (req: IncomingMessage, send: (status: number, body: 
   }
 }
 
+/** Reads a request body of at most maxBytes (else throws). */
 function readBody (req: IncomingMessage, maxBytes: number): Promise<string> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = []
