@@ -24,7 +24,7 @@ import { WireError } from '../protocol/errors.ts'
 import { MAX_FRAME_BYTES, PROTOCOLS } from '../protocol/ids.ts'
 import { CoordinatorRequestSchema, LeaseReplySchema, AckSchema, type ChunkRecord, type CoordinatorRequest, type JobRecord, type JobSpec, type StatusPush } from '../protocol/messages/jobs.ts'
 import { parseSnapshot, TimelineError } from '../protocol/timeline.ts'
-import { chunkCount, checkMaxCost, CostExceededError, estimate, EstimateError, jobFps, probeSpeedFactor, type Estimate, type EstimateNode } from '../coordinator/estimate.ts'
+import { checkMaxCost, CostExceededError, estimate, EstimateError, jobFps, probeSpeedFactor, type Estimate, type EstimateNode } from '../coordinator/estimate.ts'
 import type { SchedChunk } from '../coordinator/scheduler.ts'
 import { planChunks } from '../coordinator/planner.ts'
 import { Scheduler, type Lease, type SchedNode } from '../coordinator/scheduler.ts'
@@ -184,7 +184,7 @@ export class Coordinator {
         this.d.store.putJob(msg.job.id, record, now)
         // Every member holds the record before the owner hears "accepted".
         await this.d.broadcast({ type: 'job', term: this.term, record }, 2000)
-        this.d.log(`job ${msg.job.id} from ${peer}: ${record.chunks.length} chunk${record.chunks.length === 1 ? '' : 's'}, ${msg.job.priority}, estimate ${est.seconds.expected.toFixed(1)} s, $${est.cost.expected.toFixed(4)}`)
+        this.d.log(`job ${msg.job.id} from ${peer}: ${record.chunks.length} chunk${record.chunks.length === 1 ? '' : 's'}, ${msg.job.priority}, estimate ${est.seconds.expected.toFixed(1)} s, $${est.cost.expected.toFixed(4)} (${est.framesPerSecond} frames/s on ${est.nodes} node${est.nodes === 1 ? '' : 's'}; probe ×${this.speedFactor(msg.job).toFixed(2)} the benchmark, ${msg.job.probe?.cores?.toFixed(2) ?? 'unmeasured'} cores a render)`)
         this.replicated.set(msg.job.id, { atMs: now, status: record.status })
         // Lease at once rather than on the next tick.
         this.requestTick()
@@ -339,8 +339,8 @@ export class Coordinator {
       if (err instanceof CostExceededError) throw new WireError('cost-exceeded', err.message)
       throw err
     }
-    const count = chunkCount({ frames: timeline.duration, fpsPerNode: nodes.map((n) => jobFps(n.fps[spec.preset] ?? 0, timeline.width, timeline.height) * speedFactor).filter((f) => f > 0), align, ...(this.d.chunkSeconds !== undefined ? { targetChunkSeconds: this.d.chunkSeconds } : {}) })
-    const ranges = planChunks(timeline.duration, count, { align })
+    // The estimate's chunk count (estimate.ts chunkCount, on the nodes' shared speeds): what the editor was shown is what runs.
+    const ranges = planChunks(timeline.duration, est.chunks, { align })
     return { estimate: { ...est, chunks: ranges.length }, ranges }
   }
 

@@ -108,7 +108,7 @@ export class Owner {
   private readonly jobs = new Map<string, Owned>()
   /** Jobs whose output this owner wrote (the most recent 1000). */
   private readonly written = new Set<string>()
-  /** The estimate's probe of each timeline+preset (agent/probe.ts), kept 10 minutes so a submit after an estimate does not probe again. */
+  /** The estimate's probe of each timeline+preset (agent/probe.ts), kept 10 minutes so a submit after an estimate does not probe again (unless it ran on a busy machine). */
   private readonly probes = new Map<string, { at: number; result: ProbeResult }>()
 
   constructor (private readonly d: OwnerDeps) {}
@@ -179,7 +179,13 @@ export class Owner {
     if (hit !== undefined) return hit.result
     try {
       await mkdir(this.d.jobsDir, { recursive: true })
-      const result = await probeTimeline({ timeline: spec.timeline, media: spec.media, sources, preset, ffmpeg: this.d.tools.ffmpeg, tmpDir: this.d.jobsDir })
+      const { result, busy } = await probeTimeline({ timeline: spec.timeline, media: spec.media, sources, preset, ffmpeg: this.d.tools.ffmpeg, tmpDir: this.d.jobsDir })
+      // A probe on a machine with no idle core (this agent's own start-up benchmark, another
+      // render) undersells it: used for this estimate only, measured again next time.
+      if (busy) {
+        this.probes.delete(key)
+        return result
+      }
       if (this.probes.size >= 100) this.probes.delete(this.probes.keys().next().value!)
       this.probes.set(key, { at: now, result })
       return result

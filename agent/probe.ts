@@ -21,7 +21,8 @@
  * hostShares). Anything else this process reaps meanwhile (a chunk it renders for the farm) counts
  * too. A render that had no idle core beside it (/proc/stat: under 0.25 of a core idle over its
  * runs) may have wanted more than it got, so then `cores` is left out (the estimate then takes a
- * render to fill its host), as it is off Linux.
+ * render to fill its host), as it is off Linux, and the run is marked `busy`: its speed undersells
+ * this machine too, so the owner does not keep it for the next estimate (agent/owner.ts).
  */
 import { execFileSync } from 'node:child_process'
 import { readFileSync } from 'node:fs'
@@ -52,6 +53,8 @@ export interface ProbeInput {
   signal?: AbortSignal
 }
 export interface ProbeResult { frames: number; seconds: number; startSeconds: number; cores?: number }
+/** What probeTimeline measured, and whether the machine had no idle core beside it (the figures then undersell this machine). */
+export interface ProbeRun { result: ProbeResult; busy: boolean }
 
 /** Whole-machine CPU ticks, idle and in all (Linux /proc/stat); undefined elsewhere. */
 export function machineTicks (): { idle: number; total: number } | undefined {
@@ -99,7 +102,7 @@ export function medianPoint (points: ReadonlyArray<{ frames: number; seconds: nu
   return s[(s.length - 1) >> 1]!
 }
 
-export async function probeTimeline (input: ProbeInput): Promise<ProbeResult> {
+export async function probeTimeline (input: ProbeInput): Promise<ProbeRun> {
   const { timeline, preset } = input
   const budget = input.budgetMs ?? 2000
   const limit = AbortSignal.timeout(input.limitMs ?? 10_000)
@@ -145,8 +148,9 @@ export async function probeTimeline (input: ProbeInput): Promise<ProbeResult> {
     const mid = medianPoint(points)
     const startSeconds = starts.sort((a, b) => a - b)[(starts.length - 1) >> 1]!
     const idleCores = allTicks > 0 ? idleTicks / allTicks * os.cpus().length : 0
-    const cores = cpuKnown && wallS > 0 && cpuS > 0 && idleCores >= 0.25 ? Math.round(cpuS / wallS * 100) / 100 : undefined
-    return { frames: mid.frames, seconds: Math.round(mid.seconds * 1e4) / 1e4, startSeconds: Math.round(startSeconds * 1e4) / 1e4, ...(cores !== undefined ? { cores } : {}) }
+    const busy = cpuKnown && allTicks > 0 && idleCores < 0.25
+    const cores = cpuKnown && wallS > 0 && cpuS > 0 && !busy && allTicks > 0 ? Math.round(cpuS / wallS * 100) / 100 : undefined
+    return { result: { frames: mid.frames, seconds: Math.round(mid.seconds * 1e4) / 1e4, startSeconds: Math.round(startSeconds * 1e4) / 1e4, ...(cores !== undefined ? { cores } : {}) }, busy }
   } finally {
     await rm(dir, { recursive: true, force: true })
   }

@@ -46,7 +46,8 @@
  * speed alone: the owner's (the probe's) when it is on that host, else the median of their
  * benchmarks (hostSpeeds), which differ only by what else ran while each was taken.
  *
- * Chunks. chunkCount = clamp(ceil(frames / (median fps × targetChunkSeconds)), nodes, frames/align):
+ * Chunks. chunkCount = clamp(ceil(frames / (median fps × targetChunkSeconds)), nodes, frames/align),
+ * each fps after its host share with every usable node at work (they all render at once):
  * a chunk takes about the target time (30 s) on a typical node, which keeps the ~0.3 s fixed
  * cost of a chunk (spawn, seek, upload) near 1 %, and the median ignores one very fast or very
  * slow machine; every usable node gets at least one chunk; there are never more chunks than
@@ -293,7 +294,10 @@ export function estimate (input: EstimateInput): Estimate {
   for (const { node } of usable) {
     if (!Number.isFinite(node.costPerHour) || node.costPerHour < 0) throw new EstimateError(`node ${node.peerId}: costPerHour must be a number ≥ 0 (got ${node.costPerHour})`)
   }
-  const chunks = chunkCount({ frames, fpsPerNode: usable.map((u) => u.fps), targetChunkSeconds: input.targetChunkSeconds, align: input.align })
+  // Chunks are sized on the speeds the nodes will have while all of them render at once: a chunk
+  // of "2 s" on each of three agents sharing one machine's cores takes about 2 s, not 6.
+  const allShares = hostShares(usable.map((u) => u.node), input.renderCores)
+  const chunks = chunkCount({ frames, fpsPerNode: usable.map((u, i) => u.fps * allShares[i]!), targetChunkSeconds: input.targetChunkSeconds, align: input.align })
   const used = usable.slice(0, Math.min(usable.length, chunks))
   // Nodes on one host split its cores (hostShares).
   const shares = hostShares(used.map((u) => u.node), input.renderCores)

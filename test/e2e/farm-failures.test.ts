@@ -9,7 +9,7 @@ import path from 'node:path'
 import type { FfmpegTools } from '../../agent/ffmpeg.ts'
 import { frameHashes, run } from '../helpers/media.ts'
 import { canUseNetns } from '../helpers/netns.ts'
-import { farmTimeline, jobEnd, jobOf, logTime, renders, startAgent, startNetnsFarm, statusOf, stopNetnsFarm, submitDetached, viaOf, type AgentProc, type NetnsFarm, type TestFarm, type Via } from '../helpers/agents.ts'
+import { jobEnd, jobOf, logTime, renders, sizedFarmTimeline, startAgent, startNetnsFarm, statusOf, stopNetnsFarm, submitDetached, viaOf, type AgentProc, type NetnsFarm, type TestFarm, type Via } from '../helpers/agents.ts'
 import { waitFor } from '../helpers/wait.ts'
 
 const canRun = canUseNetns()
@@ -45,8 +45,9 @@ describe.skipIf(!canRun)('failures on a farm of real agents', () => {
   beforeAll(async () => {
     net = await startNetnsFarm('farm-failures', 'ff', 79, EXTRA)
     ;({ dir, tools, farm } = net)
-    // Enough frames for several rounds of chunks on three workers now that chunks are sized from a probe of the timeline.
-    ;({ timeline, reference } = await farmTimeline(dir, tools, 1500, 'nothing lost'))
+    // Several rounds of chunks on three workers (a fixed 1500 frames was once cut into 3 chunks,
+    // which finish together: no moment with two done and more to go).
+    ;({ timeline, reference } = await sizedFarmTimeline(net, 12, 1500, 7500, 'nothing lost'))
   }, 300_000)
 
   afterAll(async () => { await stopNetnsFarm(net, 'failures') })

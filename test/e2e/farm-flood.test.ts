@@ -15,7 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { FfmpegTools } from '../../agent/ffmpeg.ts'
 import { frameHashes } from '../helpers/media.ts'
 import { canUseNetns } from '../helpers/netns.ts'
-import { allAlive, cli, farmTimeline, writeColourText, jobEnd, jobOf, logTime, renders, restartMember, startNetnsFarm, statusOf, stopNetnsFarm, submitDetached, viaOf, type AgentProc, type NetnsFarm, type TestFarm, type Via } from '../helpers/agents.ts'
+import { allAlive, cli, farmTimeline, jobEnd, jobOf, logTime, renders, restartMember, sizedFarmTimeline, startNetnsFarm, statusOf, stopNetnsFarm, submitDetached, viaOf, type AgentProc, type NetnsFarm, type TestFarm, type Via } from '../helpers/agents.ts'
 import { waitFor } from '../helpers/wait.ts'
 
 const canRun = canUseNetns()
@@ -43,18 +43,8 @@ describe.skipIf(!canRun)('hardening on a farm of real agents', () => {
   beforeAll(async () => {
     net = await startNetnsFarm('farm-flood', 'fl', 75, EXTRA)
     ;({ dir, tools, farm } = net)
-    // Long enough to be mid-render through the whole flood on three workers. The coordinator sizes
-    // chunks from the workers' speed on this timeline, which this machine's load moves several-fold
-    // (a quiet run cut 1500 frames into 4 chunks): ask the farm's own estimate how many chunks a
-    // 3000-frame one gets, and size the job to about 16.
-    await mkdir(path.join(dir, 'sizing'), { recursive: true })
-    const probe = await writeColourText(path.join(dir, 'sizing'), 3000, 'sizing')
-    const est = await cli(farm.hosts[3]!.ns, ['estimate', probe, '--json', '--state-dir', farm.editor.stateDir])
-    if (est.code !== 0) throw new Error(`estimate failed: ${est.stderr}`)
-    const chunks = (JSON.parse(est.stdout) as { chunks: number }).chunks
-    const frames = Math.min(9000, Math.max(1500, Math.round(16 * 3000 / chunks)))
-    console.log(`a 3000-frame timeline is cut into ${chunks} chunks: the flooded job has ${frames} frames`)
-    ;({ timeline, reference } = await farmTimeline(dir, tools, frames, 'flooded'))
+    // Long enough to be mid-render through the whole flood on three workers: about 16 chunks.
+    ;({ timeline, reference } = await sizedFarmTimeline(net, 16, 1500, 9000, 'flooded'))
   }, 600_000)
 
   afterAll(async () => { await stopNetnsFarm(net, 'flood') })

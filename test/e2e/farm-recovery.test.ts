@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { FfmpegTools } from '../../agent/ffmpeg.ts'
 import { frameHashes } from '../helpers/media.ts'
 import { canUseNetns } from '../helpers/netns.ts'
-import { allAlive, farmTimeline, jobEnd, jobOf, logTime, restartMember, startNetnsFarm, statusOf, stopNetnsFarm, submitDetached, viaOf, type AgentProc, type NetnsFarm, type TestFarm, type Via } from '../helpers/agents.ts'
+import { allAlive, jobEnd, jobOf, logTime, restartMember, sizedFarmTimeline, startNetnsFarm, statusOf, stopNetnsFarm, submitDetached, viaOf, type AgentProc, type NetnsFarm, type TestFarm, type Via } from '../helpers/agents.ts'
 import { waitFor } from '../helpers/wait.ts'
 
 const canRun = canUseNetns()
@@ -64,8 +64,9 @@ describe.skipIf(!canRun)('recovery on a farm of real agents', () => {
   beforeAll(async () => {
     net = await startNetnsFarm('farm-recovery', 'fr', 78, EXTRA)
     ;({ dir, tools, farm } = net)
-    // Long enough for several rounds of chunks on three workers, however fast this machine is today.
-    ;({ timeline, reference } = await farmTimeline(dir, tools, 600, 'recovered'))
+    // Several rounds of chunks on three workers, each long enough that the straggler's backup
+    // copy beats waiting (a fixed 600 frames was once cut into 3 short chunks).
+    ;({ timeline, reference } = await sizedFarmTimeline(net, 9, 600, 6000, 'recovered'))
   }, 600_000)
 
   afterAll(async () => { await stopNetnsFarm(net, 'recovery') })

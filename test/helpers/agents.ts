@@ -8,7 +8,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { existsSync, readFileSync } from 'node:fs'
-import { copyFile, writeFile } from 'node:fs/promises'
+import { copyFile, mkdir, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { locateFfmpeg, type FfmpegTools } from '../../agent/ffmpeg.ts'
@@ -160,6 +160,26 @@ export async function farmTimeline (dir: string, tools: FfmpegTools, frames: num
   const reference = await frameHashes(tools.ffmpeg, ref)
   if (reference.length !== frames) throw new Error(`the reference render has ${reference.length} frames, not ${frames}`)
   return { timeline, reference }
+}
+
+/**
+ * farmTimeline sized to about `chunks` chunks on this farm today. The coordinator sizes chunks from
+ * the workers' speed on the timeline (probe × benchmark), which this shared machine's load moves
+ * several-fold: a fixed frame count gave 3 chunks on one run and 12 on another. This asks the
+ * farm's own estimate how many chunks a long probe timeline gets and scales, within [min, max] frames.
+ */
+export async function sizedFarmTimeline (net: NetnsFarm, chunks: number, min: number, max: number, text: string): Promise<{ timeline: string; reference: string[]; frames: number }> {
+  const { dir, tools, farm } = net
+  const sizing = path.join(dir, 'sizing')
+  await mkdir(sizing, { recursive: true })
+  const probeFrames = 9000
+  const probe = await writeColourText(sizing, probeFrames, text)
+  const est = await cli(farm.hosts[3]!.ns, ['estimate', probe, '--json', '--state-dir', farm.editor.stateDir])
+  if (est.code !== 0) throw new Error(`estimate failed: ${est.stderr}`)
+  const { chunks: got, framesPerSecond } = JSON.parse(est.stdout) as { chunks: number; framesPerSecond: number }
+  const frames = Math.min(max, Math.max(min, Math.round(chunks * probeFrames / got)))
+  console.log(`a ${probeFrames}-frame timeline is cut into ${got} chunks here today (${framesPerSecond} frames/s in all): the test's job has ${frames} frames (about ${Math.max(1, Math.round(frames * got / probeFrames))} chunks)`)
+  return { ...await farmTimeline(dir, tools, frames, text), frames }
 }
 
 /** A test's own farm: startFarm on a fresh LAN of four namespaces, a temp dir, ffmpeg located. */

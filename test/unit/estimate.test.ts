@@ -265,6 +265,16 @@ describe('co-located agents: nodes on one host share its cores', () => {
     expect(light.seconds.expected).toBe(8.8)
     expect(light.cost.expected).toBe(Math.round(3 * 7.8 / 3600 * 1e6) / 1e6)
   })
+  it('sizes chunks on the shared speeds: a chunk of the target time takes that long with every node at work', () => {
+    const two = host('aaaaaaaaaaaaaaaa', 2)
+    const three = ['A', 'B', 'C'].map((id) => node(id, { host: two }))
+    // 60 fps alone, 20 fps each with three renders filling the 2 cores: 600 frames a 30 s chunk, 15 chunks.
+    expect(estimate(input({ frames: 9000, nodes: three, renderCores: 2 })).chunks).toBe(15)
+    // A machine each: 1800 frames a chunk, 5 chunks.
+    expect(estimate(input({ frames: 9000, nodes: three.map((n, i) => ({ ...n, host: host(`${i}`.repeat(16), 2) })), renderCores: 2 })).chunks).toBe(5)
+    // A render keeping one core busy: 40 fps each, 1200 frames a chunk, 8 chunks.
+    expect(estimate(input({ frames: 9000, nodes: three, renderCores: 1 })).chunks).toBe(8)
+  })
   it('shares only among the nodes put to work, and counts fixed seconds once', () => {
     const two = host('aaaaaaaaaaaaaaaa', 2)
     const pair = [node('A', { host: two }), node('B', { host: two })]
@@ -328,7 +338,7 @@ describe('probeTimeline (real ffmpeg)', () => {
       const loaded = await loadTimelineFile(file, { ffprobe: tools.ffprobe })
       const work = path.join(dir, 'work')
       await mkdir(work)
-      const p = await probeTimeline({ timeline: loaded.snapshot, media: loaded.media, sources: loaded.sources, preset: resolvePreset('ffv1'), ffmpeg: tools.ffmpeg, tmpDir: work, framesPerPoint: 10, budgetMs: 60_000 })
+      const { result: p, busy } = await probeTimeline({ timeline: loaded.snapshot, media: loaded.media, sources: loaded.sources, preset: resolvePreset('ffv1'), ffmpeg: tools.ffmpeg, tmpDir: work, framesPerPoint: 10, budgetMs: 60_000 })
       // The median of three points of 10 frames; each run's first frame is counted as start-up.
       expect(p.frames).toBe(9)
       expect(p.seconds).toBeGreaterThan(0)
@@ -336,6 +346,9 @@ describe('probeTimeline (real ffmpeg)', () => {
       expect(p.seconds).toBeLessThan(30)
       // ffmpeg's CPU seconds over its wall seconds (left out when no core stood idle beside it):
       // some of a core at least, at most every core and a margin.
+      // A busy run is one without a cores figure (on Linux, where both are measured).
+      expect(busy && p.cores !== undefined).toBe(false)
+      if (process.platform === 'linux') expect(busy).toBe(p.cores === undefined)
       if (p.cores !== undefined) {
         expect(p.cores).toBeGreaterThan(0)
         expect(p.cores).toBeLessThanOrEqual(os.cpus().length * 1.5)
@@ -343,7 +356,7 @@ describe('probeTimeline (real ffmpeg)', () => {
       expect(await readdir(work)).toEqual([])
       // A budget already spent still renders one point.
       const one = await probeTimeline({ timeline: loaded.snapshot, media: loaded.media, sources: loaded.sources, preset: resolvePreset('ffv1'), ffmpeg: tools.ffmpeg, tmpDir: work, framesPerPoint: 10, budgetMs: 0 })
-      expect(one.frames).toBe(9)
+      expect(one.result.frames).toBe(9)
       expect(await readdir(work)).toEqual([])
       // Past its overall limit it gives up (the owner then estimates from the benchmark alone).
       await expect(probeTimeline({ timeline: loaded.snapshot, media: loaded.media, sources: loaded.sources, preset: resolvePreset('ffv1'), ffmpeg: tools.ffmpeg, tmpDir: work, limitMs: 1 })).rejects.toThrow(/cancel/)
