@@ -59,7 +59,7 @@ export interface CoordinatorDeps {
   leaseMs?: number
   /** Render time a chunk should take on a typical node (coordinator/estimate.ts chunkCount). Default 30 s. */
   chunkSeconds?: number
-  /** Straggler backups: a chunk must have run this long first (default 10 s); 0 turns backups off. */
+  /** Straggler backups: a chunk must have run this long first (default 10 s); tail backups (a free node that would finish a copy well first, scheduler.ts tailBackups) do not wait for it; 0 turns all backups off. */
   speculateAfterMs?: number
   tickMs?: number
   /**
@@ -117,7 +117,9 @@ export class Coordinator {
   lead (term: number): void {
     this.term = term
     if (this.sched !== undefined) return
-    const sched = new Scheduler({ leaseMs: this.d.leaseMs ?? 15_000, speculateAfterMs: this.d.speculateAfterMs ?? 10_000 })
+    // Tail placement and tail backups on (decision 38): bench/sim measured them ahead of the plain
+    // fastest-free rule on every farm it simulates.
+    const sched = new Scheduler({ leaseMs: this.d.leaseMs ?? 15_000, speculateAfterMs: this.d.speculateAfterMs ?? 10_000, tailHold: true, tailBackups: true })
     this.records.clear()
     for (const rec of this.d.store.listJobs<JobRecord>(10_000)) {
       if (TERMINAL.has(rec.status)) continue

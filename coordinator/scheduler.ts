@@ -19,9 +19,16 @@
  * Placement. A node is eligible for a job when it is accepting, not paused, has a free slot
  * (slots − live leases), has one of the job's encoders, has a GPU if the job needs one, and has
  * not failed this job's chunks `maxFailuresPerNode` times. The fastest eligible node for the
- * job's preset (benchmark fps, missing = 0; then peerId) takes the next chunk, so a fast node
- * with several slots takes several. A job's chunks go out in index order; paused and failed
+ * job's preset (benchmark fps × pace, missing = 0; then peerId) takes the next chunk, so a fast
+ * node with several slots takes several. A job's chunks go out in index order; paused and failed
  * jobs get none.
+ *
+ * Pace. A benchmark is one moment: a workstation whose owner is working, or a machine shared with
+ * other agents, renders well below it. Each node's pace is the rate its latest lease's progress
+ * shows (`renew` with framesDone, once the lease has run PACE_AFTER_MS) over what its benchmark
+ * promised for that job, within [0.05, 4]; 1 until known, and not kept in snapshots (a successor
+ * learns it again within seconds). Placement, tail placement and the choice of a backup node use
+ * benchmark × pace; straggler detection compares progress with the benchmark alone.
  *
  * Tail placement (option `tailHold`, off by default). Near the end of the queue the fastest-free
  * rule can hand a slow node a chunk that it finishes long after every other node is done (a node
@@ -122,6 +129,8 @@ export interface SchedulerOptions {
   slowFactor?: number
   /** Tail placement (see the header): pass over a slow free node at the end of the queue when faster nodes would finish the work sooner. Default false. */
   tailHold?: boolean
+  /** Tail backups (see the header): at a job's tail, back up any chunk a free node would finish well before its holder, not only stragglers. Default false. */
+  tailBackups?: boolean
 }
 
 export class SchedulerError extends Error {
@@ -135,10 +144,28 @@ interface Chunk extends SchedChunk {
   doneToken?: string | undefined
 }
 interface Job extends Omit<SchedJob, 'chunks'> { chunks: Chunk[] }
-interface Issued { job: Job; chunk: Chunk; node: string }
+interface Issued {
+  job: Job
+  chunk: Chunk
+  node: string
+  /** The job fps the node's benchmark promised when this lease was given (pace samples compare progress with it). */
+  benchFps?: number
+}
+
+/** A node's job fps for this job by its benchmark alone (0 without one). */
+function benchFps (n: SchedNode, j: Job): number {
+  const f = n.fps[j.preset]
+  return f !== undefined && Number.isFinite(f) && f > 0 ? f * j.fpsScale : 0
+}
 
 const RANK: Record<Priority, number> = { urgent: 0, high: 1, normal: 2, low: 3 }
 const FORMAT = 'renderswarm.scheduler/1'
+
+/** A lease's progress says something about its node's pace once it has run this long (start-up is most of a shorter one). */
+export const PACE_AFTER_MS = 2000
+/** Paces are kept within these bounds (a node 20× off its benchmark is as good as stopped; 4× over it is a benchmark taken under load). */
+const PACE_MIN = 0.05
+const PACE_MAX = 4
 
 /** Tail placement: a faster node must finish a chunk this many times sooner for a slower free node to be passed over. */
 const TAIL_MARGIN = 1.1
@@ -198,9 +225,12 @@ export class Scheduler {
   readonly speculateAfterMs: number
   readonly slowFactor: number
   readonly tailHold: boolean
+  readonly tailBackups: boolean
   private readonly token: () => string
   private readonly byId = new Map<string, Job>()
   private readonly issued = new Map<string, Issued>()
+  /** Each node's observed pace: its progress rate over what its benchmark promised, from its latest lease that ran PACE_AFTER_MS (see the header). */
+  private readonly paces = new Map<string, number>()
 
   constructor (opts: SchedulerOptions = {}) {
     this.leaseMs = positiveInt('leaseMs', opts.leaseMs, 15_000)
@@ -210,6 +240,7 @@ export class Scheduler {
     this.speculateAfterMs = opts.speculateAfterMs ?? 10_000
     this.slowFactor = opts.slowFactor ?? 2
     this.tailHold = opts.tailHold === true
+    this.tailBackups = opts.tailBackups === true
     if (!(this.speculateAfterMs >= 0) || !(this.slowFactor >= 1)) throw new SchedulerError(`speculateAfterMs must be ≥ 0 and slowFactor ≥ 1 (got ${this.speculateAfterMs}, ${this.slowFactor})`)
   }
 
@@ -308,7 +339,7 @@ export class Scheduler {
       cursor.set(j.id, i)
       return j.chunks[i]
     }
-    const fpsOf = (n: SchedNode, j: Job): number => { const f = n.fps[j.preset]; return f !== undefined && Number.isFinite(f) ? f : 0 }
+    const fpsOf = (n: SchedNode, j: Job): number => { const f = n.fps[j.preset]; return f !== undefined && Number.isFinite(f) ? f * this.pace(n.peerId) : 0 }
     // Free nodes fastest first for each preset (then peerId): the first eligible one is the best.
     const sorted = new Map<string, SchedNode[]>()
     const byPreset = (j: Job): SchedNode[] => {
@@ -361,7 +392,7 @@ export class Scheduler {
       if (typeof token !== 'string' || token === '' || this.issued.has(token)) throw new SchedulerError(`assigning chunk ${chunk.id} of job ${job.id}: the token function returned an empty or reused token`)
       Object.assign(chunk, { status: 'leased', node: node.peerId, leaseToken: token, leaseExpiresMs: nowMs + this.leaseMs, term, framesDone: 0, leasedMs: nowMs })
       chunk.history.push({ token, node: node.peerId })
-      this.issued.set(token, { job, chunk, node: node.peerId })
+      this.issued.set(token, { job, chunk, node: node.peerId, benchFps: benchFps(node, job) })
       free.set(node.peerId, free.get(node.peerId)! - 1)
       live.set(job.id, live.get(job.id)! + 1)
       tail?.leased(job, chunk, node)
@@ -378,7 +409,7 @@ export class Scheduler {
    */
   private tailPlan (nodes: readonly SchedNode[], free: Map<string, number>, nowMs: number): { holdBack: (job: Job, chunk: Chunk, node: SchedNode, alt: (m: SchedNode) => boolean) => boolean; leased: (job: Job, chunk: Chunk, node: SchedNode) => void } {
     const byId = new Map(nodes.map((n) => [n.peerId, n]))
-    const fps = (n: SchedNode | undefined, j: Job): number => { const f = n?.fps[j.preset]; return f !== undefined && Number.isFinite(f) && f > 0 ? f * j.fpsScale : 0 }
+    const fps = (n: SchedNode | undefined, j: Job): number => n === undefined ? 0 : benchFps(n, j) * this.pace(n.peerId)
     let freeAt: Map<string, number> | undefined
     let drain: Map<string, number> | undefined
     /** Chunks queued in all jobs when drain was worked out, those leased in this call since, and verdicts reached in this call. */
@@ -400,7 +431,7 @@ export class Scheduler {
         }
         for (const [p, w] of work) {
           let cap = 0
-          for (const n of nodes) { const f = n.fps[p]; if (n.accepting && !n.paused && n.slots >= 1 && f !== undefined && Number.isFinite(f) && f > 0) cap += f }
+          for (const n of nodes) { const f = n.fps[p]; if (n.accepting && !n.paused && n.slots >= 1 && f !== undefined && Number.isFinite(f) && f > 0) cap += f * this.pace(n.peerId) }
           drain.set(p, cap > 0 ? w / cap : Number.POSITIVE_INFINITY)
         }
       }
@@ -480,41 +511,70 @@ export class Scheduler {
     const out: Lease[] = []
     // A backup needs a free slot; a busy farm has none to offer, whatever its jobs' state.
     if (![...free.values()].some((k) => k >= 1)) return out
+    const byId = new Map(nodes.map((n) => [n.peerId, n]))
     for (const job of this.ordered()) {
       if (job.paused || statusOf(job) !== 'running' || job.chunks.some((c) => c.status === 'queued')) continue
       const excluded = this.excludedNodes(job)
       const speed = (peerId: string): number => {
-        const f = nodes.find((n) => n.peerId === peerId)?.fps[job.preset]
-        return f !== undefined && Number.isFinite(f) && f > 0 ? f * job.fpsScale : 0
+        const n = byId.get(peerId)
+        return n === undefined ? 0 : benchFps(n, job)
       }
+      /** What a backup node is expected to do: its benchmark at the pace it has shown. */
+      const expected = (peerId: string): number => speed(peerId) * this.pace(peerId)
+      // The free nodes that may render this job, fastest (benchmark × pace) first; worked out once per job.
+      let candidates: Array<{ n: SchedNode; v: number }> | undefined
       for (const c of job.chunks) {
         if (c.status !== 'leased' || c.backup !== undefined || c.leasedMs === undefined) continue
         const elapsed = nowMs - c.leasedMs
-        if (elapsed < this.speculateAfterMs) continue
         const frames = c.end - c.start
-        const rate = c.framesDone / (elapsed / 1000) // frames per second so far
-        const remaining = rate > 0 ? (frames - c.framesDone) / rate : Number.POSITIVE_INFINITY
-        const predicted = speed(c.node!) > 0 ? frames / speed(c.node!) : undefined
-        if (predicted === undefined || elapsed / 1000 + remaining <= this.slowFactor * predicted) continue
-        let best: SchedNode | undefined
-        for (const n of nodes) {
-          if (n.peerId === c.node || (free.get(n.peerId) ?? 0) < 1 || excluded.has(n.peerId)) continue
-          if ((job.needsGpu && !n.gpu) || !job.encoders.some((e) => n.encoders.includes(e))) continue
-          if (best === undefined || speed(n.peerId) > speed(best.peerId)) best = n
+        let remaining: number
+        if (this.tailBackups) {
+          // From its progress once that says something, else from its holder's benchmark at its pace.
+          const rate = elapsed >= PACE_AFTER_MS && c.framesDone > 0 ? c.framesDone / (elapsed / 1000) : expected(c.node!)
+          remaining = rate > 0 ? (frames - c.framesDone) / rate - (elapsed >= PACE_AFTER_MS && c.framesDone > 0 ? 0 : elapsed / 1000) : Number.POSITIVE_INFINITY
+        } else {
+          if (elapsed < this.speculateAfterMs) continue
+          const rate = c.framesDone / (elapsed / 1000) // frames per second so far
+          remaining = rate > 0 ? (frames - c.framesDone) / rate : Number.POSITIVE_INFINITY
+          const predicted = speed(c.node!) > 0 ? frames / speed(c.node!) : undefined
+          if (predicted === undefined || elapsed / 1000 + remaining <= this.slowFactor * predicted) continue
         }
-        if (best === undefined || speed(best.peerId) <= 0) continue
+        candidates ??= nodes
+          .filter((n) => (free.get(n.peerId) ?? 0) >= 1 && !excluded.has(n.peerId) && (!job.needsGpu || n.gpu) && job.encoders.some((e) => n.encoders.includes(e)))
+          .map((n) => ({ n, v: expected(n.peerId) }))
+          .sort((a, b) => b.v - a.v || cmpStr(a.n.peerId, b.n.peerId))
+        let best: { n: SchedNode; v: number } | undefined
+        for (const x of candidates) {
+          if (x.n.peerId !== c.node && free.get(x.n.peerId)! >= 1) { best = x; break }
+        }
+        if (best === undefined || best.v <= 0) continue
         // The copy must be expected to win with room to spare, or it only burns a machine.
-        if (frames / speed(best.peerId) * 1.25 >= remaining) continue
+        if (frames / best.v * 1.25 >= remaining) continue
+        const bestNode = best.n
         const token = this.token()
         if (typeof token !== 'string' || token === '' || this.issued.has(token)) throw new SchedulerError(`speculating on chunk ${c.id}: the token function returned an empty or reused token`)
-        c.backup = { node: best.peerId, leaseToken: token, leaseExpiresMs: nowMs + this.leaseMs, term, leasedMs: nowMs, framesDone: 0 }
-        c.history.push({ token, node: best.peerId })
-        this.issued.set(token, { job, chunk: c, node: best.peerId })
-        free.set(best.peerId, free.get(best.peerId)! - 1)
+        c.backup = { node: bestNode.peerId, leaseToken: token, leaseExpiresMs: nowMs + this.leaseMs, term, leasedMs: nowMs, framesDone: 0 }
+        c.history.push({ token, node: bestNode.peerId })
+        this.issued.set(token, { job, chunk: c, node: bestNode.peerId, benchFps: speed(bestNode.peerId) })
+        free.set(bestNode.peerId, free.get(bestNode.peerId)! - 1)
         out.push(backupLeaseOf(job, c, c.backup))
       }
     }
     return out
+  }
+
+  /** A node's observed pace (1 until a lease of it has run PACE_AFTER_MS with progress). */
+  pace (peerId: string): number {
+    return this.paces.get(peerId) ?? 1
+  }
+
+  /** Progress on a lease that has run long enough: the node's pace is its rate over its benchmark's promise. */
+  private sample (hit: Issued, leasedMs: number | undefined, framesDone: number, nowMs: number): void {
+    if (hit.benchFps === undefined || !(hit.benchFps > 0) || leasedMs === undefined || framesDone <= 0) return
+    const elapsed = nowMs - leasedMs
+    if (!(elapsed >= PACE_AFTER_MS)) return
+    const pace = framesDone / (elapsed / 1000) / hit.benchFps
+    this.paces.set(hit.node, Math.min(PACE_MAX, Math.max(PACE_MIN, pace)))
   }
 
   /** Progress on a live lease: extends it to now + leaseMs. False when the token is not live. */
@@ -526,11 +586,13 @@ export class Scheduler {
     if (c.status === 'leased' && c.backup?.leaseToken === leaseToken && nowMs < c.backup.leaseExpiresMs) {
       c.backup.leaseExpiresMs = Math.max(c.backup.leaseExpiresMs, nowMs + this.leaseMs)
       c.backup.framesDone = frames() ?? c.backup.framesDone
+      this.sample(hit, c.backup.leasedMs, c.backup.framesDone, nowMs)
       return true
     }
     if (c.status !== 'leased' || c.leaseToken !== leaseToken || !(nowMs < c.leaseExpiresMs!)) return false
     c.leaseExpiresMs = Math.max(c.leaseExpiresMs!, nowMs + this.leaseMs)
     c.framesDone = frames() ?? c.framesDone
+    this.sample(hit, c.leasedMs, c.framesDone, nowMs)
     return true
   }
 

@@ -29,8 +29,10 @@ export interface FarmOptions {
   /** The runtime's lease (15 s) and straggler settings (10 s, ×2). */
   leaseMs?: number
   speculateAfterMs?: number
-  /** The scheduler's tail placement (coordinator/scheduler.ts tailHold). Default false, as the runtime. */
+  /** The scheduler's tail placement (coordinator/scheduler.ts tailHold). Default true, as the runtime (decision 38). */
   tailHold?: boolean
+  /** The scheduler's tail backups (coordinator/scheduler.ts tailBackups). Default true, as the runtime. */
+  tailBackups?: boolean
   /**
    * Chunk count floor. 'nodes' (the runtime, estimate.ts chunkCount): every usable node gets at least
    * one chunk of each job. 'share' (a proposal, not in the runtime): only the job's share of the farm,
@@ -47,7 +49,7 @@ export interface FarmOptions {
 /** The farm as agent/coordinator.ts runs it. */
 export function farmPolicy (opts: FarmOptions = {}): Policy {
   let tok = 0
-  const sched = new Scheduler({ leaseMs: opts.leaseMs ?? 15_000, speculateAfterMs: opts.speculateAfterMs ?? 10_000, tailHold: opts.tailHold === true, token: () => `f${++tok}` })
+  const sched = new Scheduler({ leaseMs: opts.leaseMs ?? 15_000, speculateAfterMs: opts.speculateAfterMs ?? 10_000, tailHold: opts.tailHold !== false, tailBackups: opts.tailBackups !== false, token: () => `f${++tok}` })
   const jobs = new Map<string, SimJob>()
   const ends = new Map<string, number>()
   const refusedUntil = new Map<string, number>()
@@ -89,7 +91,7 @@ export function farmPolicy (opts: FarmOptions = {}): Policy {
   }
 
   return {
-    name: `farm${opts.tailHold === true ? '+tail' : ''}${opts.floor === 'share' ? '+share' : ''}${opts.taper === true ? '+taper' : ''}`,
+    name: `farm${opts.tailHold === false ? '−tailHold' : ''}${opts.tailBackups === false ? '−tailBackups' : ''}${opts.floor === 'share' ? '+share' : ''}${opts.taper === true ? '+taper' : ''}`,
     submit (job, now, members) {
       // agent/coordinator.ts plan(): chunk count from the live members' job fps, keyframe-aligned ranges.
       let fps = members.map((m) => jobFps(m.benchFps, job.width, job.height)).filter((f) => f > 0)

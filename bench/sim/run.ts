@@ -5,9 +5,9 @@
  * Scheduler, planner, chunk sizing, failure detector, autoscaler, leasing at once as the runtime
  * does), equal split, and fixed-size chunks pulled FIFO; prints makespan over the lower bound
  * (engine.ts lowerBound) for each, and the BENCH line (last line of stdout) for bench/all.ts.
- * --proposal adds the farm with the Scheduler's opt-in tailHold on every scenario (the f+tail
- * column; its tail planning per pass makes it the costliest run) and, on 1,000 × 100, tailHold +
- * share floor + tapered tail + 10 s chunks.
+ * --proposal adds, on every scenario, the farm without the Scheduler's tail placement and tail
+ * backups (the plain column: the fastest-free rule the runtime used before decision 38) and, on
+ * 1,000 × 100, the runtime + share floor + tapered tail + 10 s chunks.
  */
 import os from 'node:os'
 import { coverageProblem, lowerBound, simulate, type Scenario, type SimResult } from './engine.ts'
@@ -20,9 +20,9 @@ export const FIXED_FRAMES = 120
 /** User + system CPU time since `from`, ms: on a shared machine this varies far less than wall time. */
 const cpuMs = (from: NodeJS.CpuUsage): number => { const d = process.cpuUsage(from); return (d.user + d.system) / 1000 }
 
-export interface Row { spec: ScenarioSpec; sc: Scenario; lb: number; farm: SimResult; tail?: SimResult | undefined; equal: SimResult; fixed: SimResult; farmWallMs: number; wallMs: number; cpuMs: number }
+export interface Row { spec: ScenarioSpec; sc: Scenario; lb: number; farm: SimResult; plain?: SimResult | undefined; equal: SimResult; fixed: SimResult; farmWallMs: number; wallMs: number; cpuMs: number }
 
-export function runScenario (spec: ScenarioSpec, withTail = false): Row {
+export function runScenario (spec: ScenarioSpec, withPlain = false): Row {
   const sc = makeScenario(spec)
   const t0 = performance.now()
   const c0 = process.cpuUsage()
@@ -30,15 +30,15 @@ export function runScenario (spec: ScenarioSpec, withTail = false): Row {
   const farmWallMs = performance.now() - t0
   // The others get the same machines, cloud ones included (as the farm's autoscaler rented them).
   const same: Scenario = { ...sc, nodes: farm.nodes.map((n) => ({ ...n })) }
-  const tail = withTail ? simulate(same, farmPolicy({ tailHold: true })) : undefined
+  const plain = withPlain ? simulate(same, farmPolicy({ tailHold: false, tailBackups: false })) : undefined
   const equal = simulate(same, equalSplit())
   const fixed = simulate(same, fixedChunks(FIXED_FRAMES))
-  for (const r of [farm, tail, equal, fixed]) {
+  for (const r of [farm, plain, equal, fixed]) {
     if (r === undefined) continue
     const bad = coverageProblem(sc.jobs, r.covered)
     if (bad !== undefined) throw new Error(`${sc.name} / ${r.policy}: ${bad}`)
   }
-  return { spec, sc, lb: lowerBound(farm.nodes, sc.jobs, sc.overheadS), farm, tail, equal, fixed, farmWallMs, wallMs: performance.now() - t0, cpuMs: cpuMs(c0) }
+  return { spec, sc, lb: lowerBound(farm.nodes, sc.jobs, sc.overheadS), farm, plain, equal, fixed, farmWallMs, wallMs: performance.now() - t0, cpuMs: cpuMs(c0) }
 }
 
 function main (): void {
@@ -56,7 +56,7 @@ function main (): void {
   const load0 = os.loadavg()[0]!
   const rows: Row[] = []
   const f = (x: number): string => x.toFixed(3)
-  const head = ['scenario', 'nodes', 'jobs', 'chunks', 'farm s', 'LB s', 'farm/LB', 'f+tail/LB', 'equal/LB', `fixed${FIXED_FRAMES}/LB`, 'lost', 'joined', 'farm wall s', 'wall s', 'cpu s']
+  const head = ['scenario', 'nodes', 'jobs', 'chunks', 'farm s', 'LB s', 'farm/LB', 'plain/LB', 'equal/LB', `fixed${FIXED_FRAMES}/LB`, 'lost', 'joined', 'farm wall s', 'wall s', 'cpu s']
   const w = [16, 6, 5, 7, 9, 9, 8, 9, 9, 12, 5, 7, 12, 7, 6]
   const line = (cells: string[]): string => cells.map((c, i) => i === 0 ? c.padEnd(w[i]!) : c.padStart(w[i]!)).join('  ')
   console.log(`seed ${seed}${quick ? ' (--quick)' : ''}`)
@@ -66,7 +66,7 @@ function main (): void {
     const r = runScenario(spec, withProposal)
     rows.push(r)
     console.log(line([spec.name, String(r.farm.nodes.length), String(spec.jobs), String(r.farm.chunksRendered), (r.farm.makespanMs / 1000).toFixed(1), (r.lb / 1000).toFixed(1),
-      f(r.farm.makespanMs / r.lb), r.tail !== undefined ? f(r.tail.makespanMs / r.lb) : '–', f(r.equal.makespanMs / r.lb), f(r.fixed.makespanMs / r.lb), String(r.farm.nodesLost), String(r.farm.nodes.filter((n) => n.joinMs > 0).length),
+      f(r.farm.makespanMs / r.lb), r.plain !== undefined ? f(r.plain.makespanMs / r.lb) : '–', f(r.equal.makespanMs / r.lb), f(r.fixed.makespanMs / r.lb), String(r.farm.nodesLost), String(r.farm.nodes.filter((n) => n.joinMs > 0).length),
       (r.farmWallMs / 1000).toFixed(2), (r.wallMs / 1000).toFixed(2), (r.cpuMs / 1000).toFixed(1)]))
   }
   // --proposal: the changes outside the scheduler that the simulator suggests (policies.ts FarmOptions), on the 1,000 × 100 farm.
@@ -75,11 +75,11 @@ function main (): void {
     const big = rows.find((r) => r.spec.nodes === 1000 && r.spec.jobs === 100)
     if (big !== undefined) {
       const t = performance.now()
-      const p = simulate({ ...big.sc, nodes: big.farm.nodes.map((n) => ({ ...n })) }, farmPolicy({ tailHold: true, floor: 'share', taper: true, chunkSeconds: 10 }))
+      const p = simulate({ ...big.sc, nodes: big.farm.nodes.map((n) => ({ ...n })) }, farmPolicy({ floor: 'share', taper: true, chunkSeconds: 10 }))
       const bad = coverageProblem(big.sc.jobs, p.covered)
       if (bad !== undefined) throw new Error(`proposal: ${bad}`)
       proposal = { name: `${big.spec.name} ${p.policy} (10 s chunks)`, ratio: p.makespanMs / big.lb, beatsBoth: p.makespanMs < big.equal.makespanMs && p.makespanMs < big.fixed.makespanMs }
-      console.log(`\nproposal on ${big.spec.name}: ${p.policy}, 10 s target chunks: ${p.chunksRendered} chunks, makespan ${(p.makespanMs / 1000).toFixed(1)} s = ${f(proposal.ratio)} × LB (farm ${f(big.farm.makespanMs / big.lb)}, farm+tail ${big.tail !== undefined ? f(big.tail.makespanMs / big.lb) : '–'}, equal ${f(big.equal.makespanMs / big.lb)}, fixed ${f(big.fixed.makespanMs / big.lb)}); ${((performance.now() - t) / 1000).toFixed(1)} s wall`)
+      console.log(`\nproposal on ${big.spec.name}: ${p.policy}, 10 s target chunks: ${p.chunksRendered} chunks, makespan ${(p.makespanMs / 1000).toFixed(1)} s = ${f(proposal.ratio)} × LB (farm ${f(big.farm.makespanMs / big.lb)}, plain ${big.plain !== undefined ? f(big.plain.makespanMs / big.lb) : '–'}, equal ${f(big.equal.makespanMs / big.lb)}, fixed ${f(big.fixed.makespanMs / big.lb)}); ${((performance.now() - t) / 1000).toFixed(1)} s wall`)
     }
   }
   const total = performance.now() - started
@@ -88,7 +88,7 @@ function main (): void {
   console.log(`\ntotal wall time ${(total / 1000).toFixed(1)} s, CPU time ${(totalCpu / 1000).toFixed(1)} s (${load})`)
   console.log(`
 method: discrete-event simulation on a simulated clock (bench/sim/engine.ts); seed ${seed}, every draw from one seeded PRNG per run.
-  farm = runtime defaults; f+tail (--proposal only) = the same with Scheduler option tailHold (opt-in; not yet on in agent/coordinator.ts). Both: the real coordinator/scheduler.ts (assign, renew, expire, nodeLost, speculate, complete, release), coordinator/planner.ts planChunks
+  farm = runtime defaults (Scheduler tailHold + tailBackups, pace from progress); plain (--proposal only) = the same without tailHold and tailBackups. Both: the real coordinator/scheduler.ts (assign, renew, expire, nodeLost, speculate, complete, release), coordinator/planner.ts planChunks
     with coordinator/estimate.ts chunkCount (target 30 s chunks, keyframe-aligned), coordinator/membership.ts MembershipTable (heartbeat 1 s,
     dead after 3.25 s), coordinator/autoscaler.ts decide every 10 s (churn scenario), lease 15 s. Dispatch as agent/coordinator.ts since 4e61342:
     a result or a new job is followed at once by an assign pass (requestTick → leaseFree); one pass at a time, so results within ${DISPATCH_MS} ms
@@ -104,7 +104,7 @@ method: discrete-event simulation on a simulated clock (bench/sim/engine.ts); se
     on the fastest node + ${OVERHEAD_S} s. Churn: the bound counts each node only while it is up (cloud nodes from when they joined), and
     ignores work lost with a crashed node, so it is optimistic there.
   lost = nodes crashed or interrupted (churn: 10 % of local nodes crash, half the spot machines are interrupted within the expected makespan); joined = nodes that joined after the start (late workstations, and cloud nodes the farm's
-    autoscaler rented; f+tail and the baselines get those same machines at the same times, without running the autoscaler).
+    autoscaler rented; plain and the baselines get those same machines at the same times, without running the autoscaler).
   makespan = last chunk result taken (the owner's join is the same for every policy and left out). Every run is checked: each job's frames
     taken exactly once. wall = this machine's time to simulate (farm alone, and all three, or four with --proposal); cpu = this process's CPU time for
     the row (the machine is shared: wall time grows with its load, CPU time much less).
@@ -116,30 +116,20 @@ machine: ${os.cpus()[0]?.model ?? 'unknown'}, ${os.cpus().length} cores, node ${
     const isBig = r === big
     const meets = (x: SimResult): boolean => x.makespanMs / r.lb <= 1.1 && x.makespanMs < r.equal.makespanMs && x.makespanMs < r.fixed.makespanMs
     bench.push({
-      figure: `${r.spec.name}: farm makespan / LB (${r.tail !== undefined ? 'farm+tailHold, ' : ''}equal split, fixed-${FIXED_FRAMES})`,
-      value: `${f(ratio)} (${r.tail !== undefined ? `${f(r.tail.makespanMs / r.lb)}, ` : ''}${f(r.equal.makespanMs / r.lb)}, ${f(r.fixed.makespanMs / r.lb)})`,
+      figure: `${r.spec.name}: farm makespan / LB (${r.plain !== undefined ? 'plain, ' : ''}equal split, fixed-${FIXED_FRAMES})`,
+      value: `${f(ratio)} (${r.plain !== undefined ? `${f(r.plain.makespanMs / r.lb)}, ` : ''}${f(r.equal.makespanMs / r.lb)}, ${f(r.fixed.makespanMs / r.lb)})`,
       target: isBig ? '≤ 1.10 × LB and < both baselines' : '',
       pass: isBig ? meets(r.farm) : null,
       method: `bench/sim seed ${seed}; ${r.farm.nodes.length} nodes, ${r.spec.jobs} jobs; farm = runtime defaults; LB = max(W/capacity over up time + overhead, one GOP on the fastest node)`
     })
-    if (isBig && r.tail !== undefined) {
-      const tail = r.tail
-      bench.push({
-        figure: `${r.spec.name}: farm with Scheduler tailHold, makespan / LB`,
-        value: f(tail.makespanMs / r.lb),
-        target: '≤ 1.10 × LB and < both baselines',
-        pass: meets(tail),
-        method: `bench/sim seed ${seed}; the same farm with the opt-in tail placement of coordinator/scheduler.ts`
-      })
-    }
   }
   if (proposal !== undefined) {
     bench.push({
       figure: `${proposal.name}: makespan / LB`, value: f(proposal.ratio), target: '≤ 1.10 × LB and < both baselines', pass: proposal.ratio <= 1.1 && proposal.beatsBoth,
-      method: `bench/sim --proposal seed ${seed}: tailHold + chunk floor = the job's share of the farm + tapered tail + 10 s target chunks (not in the runtime)`
+      method: `bench/sim --proposal seed ${seed}: the runtime + chunk floor = the job's share of the farm + tapered tail + 10 s target chunks (not in the runtime)`
     })
   }
-  if (big !== undefined) bench.push({ figure: `${big.spec.name}: simulation wall time (farm, ${big.tail !== undefined ? 'farm+tail, ' : ''}2 baselines)`, value: `${(big.wallMs / 1000).toFixed(1)} s (CPU ${(big.cpuMs / 1000).toFixed(1)} s)`, target: '< 60 s', pass: big.wallMs < 60_000, method: `performance.now() around the ${big.tail !== undefined ? 'four' : 'three'} runs, this machine, ${load}` })
+  if (big !== undefined) bench.push({ figure: `${big.spec.name}: simulation wall time (farm, ${big.plain !== undefined ? 'plain, ' : ''}2 baselines)`, value: `${(big.wallMs / 1000).toFixed(1)} s (CPU ${(big.cpuMs / 1000).toFixed(1)} s)`, target: '< 60 s', pass: big.wallMs < 60_000, method: `performance.now() around the ${big.plain !== undefined ? 'four' : 'three'} runs, this machine, ${load}` })
   bench.push({ figure: `whole ${quick ? '--quick' : 'default'} run wall time`, value: `${(total / 1000).toFixed(1)} s (CPU ${(totalCpu / 1000).toFixed(1)} s)`, target: '< 60 s', pass: total < 60_000, method: `all ${rows.length} scenarios${proposal !== undefined ? ' and --proposal' : ''}, performance.now(); ${load}` })
   console.log(`BENCH ${JSON.stringify({ script: 'bench/sim/run.ts', rows: bench })}`)
 }

@@ -97,7 +97,8 @@ describe('an agent\'s /metrics while it renders', () => {
   beforeAll(async () => {
     dir = await tmpDir('metrics')
     stateDir = path.join(dir, 'solo')
-    solo = await startSoloAgent(stateDir, ['--cost-per-hour', '0.5', '--chunk-seconds', '3'])
+    // 1 s chunks: the sample renders at about 200 frames/s here on a quiet machine, so its 600 frames make 3 chunks.
+    solo = await startSoloAgent(stateDir, ['--cost-per-hour', '0.5', '--chunk-seconds', '1'])
     ;({ api, log } = solo)
   }, 60_000)
 

@@ -623,3 +623,74 @@ describe('Scheduler: tail placement (tailHold)', () => {
     expect(who(s.assign(nodes(), 1, 5000))).toEqual(['j-c1@slow'])
   })
 })
+
+describe('Scheduler: pace (observed speed over the benchmark)', () => {
+  it('is 1 until a lease has run 2 s with progress, then the rate over the benchmark, within [0.05, 4]', () => {
+    const s = mk({ leaseMs: 60_000 })
+    s.addJob(job('j', { chunks: chunks('j', 3, 1000) }))
+    const [a] = s.assign([node('A')], 1, 0)
+    expect(s.pace('A')).toBe(1)
+    // 1.5 s in: start-up is most of that, nothing learned.
+    s.renew(a!.leaseToken, 1500, 10)
+    expect(s.pace('A')).toBe(1)
+    // 3 s in, 105 frames: 35 fps against a benchmark of 100.
+    s.renew(a!.leaseToken, 3000, 105)
+    expect(s.pace('A')).toBeCloseTo(0.35, 6)
+    s.renew(a!.leaseToken, 4000, 1000)
+    expect(s.pace('A')).toBe(2.5)
+    s.complete(a!.chunkId, a!.leaseToken)
+    const [b] = s.assign([node('A')], 1, 4000)
+    s.renew(b!.leaseToken, 10_000, 1)
+    expect(s.pace('A')).toBe(0.05)
+    expect(s.pace('nobody')).toBe(1)
+  })
+
+  it('places by benchmark × pace: a workstation in use at 0.35 of its benchmark ranks below a slower machine at full pace', () => {
+    const a = node('A', { fps: { h264: 100 } })
+    const b = node('B', { fps: { h264: 50 } })
+    const s = mk({ leaseMs: 60_000 })
+    s.addJob(job('j', { chunks: chunks('j', 3, 1000) }))
+    expect(who(s.assign([a], 1, 0))).toEqual(['j-c0@A'])
+    s.renew('t1', 3000, 105)
+    s.complete('j-c0', 't1')
+    // Both free, one chunk each: B (50 fps) now comes before A (100 × 0.35).
+    expect(who(s.assign([a, b], 1, 3000))).toEqual(['j-c1@B', 'j-c2@A'])
+    // Without a sample the benchmark decides.
+    const t = mk({ leaseMs: 60_000 })
+    t.addJob(job('k', { chunks: chunks('k', 1, 1000) }))
+    expect(who(t.assign([a, b], 1, 0))).toEqual(['k-c0@A'])
+  })
+})
+
+describe('Scheduler: tail backups (tailBackups)', () => {
+  const fast = node('fast', { fps: { h264: 100 } })
+  const slow = node('slow', { fps: { h264: 10 } })
+  it("at a job's tail, backs up a chunk a free node would finish well before its holder, without waiting for it to straggle", () => {
+    const s = mk({ leaseMs: 60_000, tailBackups: true })
+    s.addJob(job('j', { chunks: chunks('j', 2, 100) }))
+    expect(who(s.assign([fast, slow], 1, 0))).toEqual(['j-c0@fast', 'j-c1@slow'])
+    expect(s.complete('j-c0', 't1')).toBe('done')
+    // 0.5 s in, slow needs 9.5 s more by its benchmark; fast would take 1 s (×1.25 < 9.5).
+    expect(who(s.speculate([fast, slow], 1, 500))).toEqual(['j-c1@fast'])
+    // The default waits for speculateAfterMs and 2× its benchmark.
+    const d = mk({ leaseMs: 60_000 })
+    d.addJob(job('j', { chunks: chunks('j', 2, 100) }))
+    d.assign([fast, slow], 1, 0)
+    d.complete('j-c0', 't1')
+    expect(d.speculate([fast, slow], 1, 500)).toEqual([])
+  })
+
+  it('leaves a chunk alone when the free node would not win by the margin, or the job still has queued work', () => {
+    const s = mk({ leaseMs: 60_000, tailBackups: true })
+    const peer = node('peer', { fps: { h264: 90 } })
+    s.addJob(job('j', { chunks: chunks('j', 2, 100) }))
+    s.assign([fast, peer], 1, 0)
+    s.complete('j-c0', 't1')
+    // peer needs 100/90 − 0.2 ≈ 0.91 s more; fast 1 s × 1.25: no.
+    expect(s.speculate([fast, peer], 1, 200)).toEqual([])
+    const q = mk({ leaseMs: 60_000, tailBackups: true })
+    q.addJob(job('k', { chunks: chunks('k', 3, 100) }))
+    q.assign([slow], 1, 0)
+    expect(q.speculate([fast, slow], 1, 500)).toEqual([])
+  })
+})

@@ -4,10 +4,10 @@ import { equalSplit, farmPolicy, fixedChunks } from '../../bench/sim/policies.ts
 import { burstConfig, makeScenario } from '../../bench/sim/scenarios.ts'
 
 const small = (seed = 7): Scenario => makeScenario({ name: 'small', nodes: 8, jobs: 3, seed })
-const all = () => [farmPolicy(), farmPolicy({ tailHold: true }), equalSplit(), fixedChunks(120)]
+const all = () => [farmPolicy(), farmPolicy({ tailHold: false, tailBackups: false }), equalSplit(), fixedChunks(120)]
 
 describe('bench/sim: every policy on a small heterogeneous farm', () => {
-  for (const make of [() => farmPolicy(), () => farmPolicy({ tailHold: true }), () => equalSplit(), () => fixedChunks(120)]) {
+  for (const make of [() => farmPolicy(), () => farmPolicy({ tailHold: false, tailBackups: false }), () => equalSplit(), () => fixedChunks(120)]) {
     const name = make().name
     it(`${name}: takes every frame exactly once and never beats the lower bound`, () => {
       const sc = small()
@@ -81,7 +81,7 @@ describe('bench/sim: dispatch at once (agent/coordinator.ts requestTick → leas
     name: 'one', seed: 1, nodes: [{ id: 'n0', benchFps: 60, speed: 1, joinMs: 0 }],
     jobs: [{ id: 'j', frames, width: 1280, height: 720, submitMs: 0, align: 60 }], overheadS: 0.28, noise: 0, tickMs: 200, limitMs: 3_600_000
   })
-  for (const make of [() => farmPolicy(), () => farmPolicy({ tailHold: true }), () => fixedChunks(120)]) {
+  for (const make of [() => farmPolicy(), () => farmPolicy({ tailHold: false, tailBackups: false }), () => fixedChunks(120)]) {
     it(`${make().name}: a freed node gets its next chunk without waiting for the tick`, () => {
       const r = simulate(one(), make())
       expect(r.chunksRendered).toBeGreaterThan(1)
