@@ -466,7 +466,9 @@ export class Scheduler {
         if (!(t > drainOf(job.preset))) return false
         const queuedLeft = queued - leasedHere
         const at = init()
-        busy ??= nodes.filter((m) => free.get(m.peerId)! < 1 && m.accepting && !m.paused)
+        // Busy: a slot of its own and every slot taken (a node with no slots, an owner's workstation
+        // that does not render, is never going to take the work).
+        busy ??= nodes.filter((m) => m.slots >= 1 && free.get(m.peerId)! < 1 && m.accepting && !m.paused)
         const key = `${node.peerId}|${frames}|${job.preset}|${job.fpsScale}`
         const known = verdict.get(key)
         if (known !== undefined) return known

@@ -602,6 +602,16 @@ describe('Scheduler: tail placement (tailHold)', () => {
     expect(who(s.assign(nodes(), 1, 1000))).toEqual(['j-c1@fast'])
   })
 
+  it('a node with no slots (an owner that does not render) is not waited for, however fast its benchmark', () => {
+    const s = mk({ leaseMs: 60_000, tailHold: true })
+    s.addJob(job('j', { chunks: chunks('j', 2, 100) }))
+    // Three 10 fps nodes drain the 200 frames in 6.7 s; a chunk takes one 10 s. The owner's
+    // 1000 fps must not count as a busy node that would finish it sooner.
+    const owner = node('owner', { slots: 0, fps: { h264: 1000 } })
+    const ten = ['a', 'b', 'c'].map((id) => node(id, { fps: { h264: 10 } }))
+    expect(who(s.assign([owner, ...ten], 1, 0))).toEqual(['j-c0@a', 'j-c1@b'])
+  })
+
   it('without tailHold the slow node takes the chunk at once (the default)', () => {
     const s = mk({ leaseMs: 60_000 })
     s.addJob(job('j', { chunks: chunks('j', 2, 100) }))
