@@ -178,7 +178,8 @@ function printTable (outcomes: Array<{ s: Script; o: Outcome }>): void {
     if (o.kind !== 'ok') body.push(['(whole script)', o.kind === 'skipped' ? `skipped: ${o.why}` : o.kind, '—', '—', s.name])
   }
   const widths = header.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)))
-  const line = (cells: string[]): string => `| ${cells.map((c, i) => c.padEnd(widths[i]!)).join(' | ')} |`
+  // A | inside a cell is escaped, so the table stays a Markdown table (docs/benchmarks.md quotes it).
+  const line = (cells: string[]): string => `| ${cells.map((c, i) => c.replaceAll('|', '\\|').padEnd(widths[i]!)).join(' | ')} |`
   console.log('')
   console.log(line(header))
   console.log(`|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`)
