@@ -532,8 +532,9 @@ export class Scheduler {
         let remaining: number
         if (this.tailBackups) {
           // From its progress once that says something, else from its holder's benchmark at its pace.
-          const rate = elapsed >= PACE_AFTER_MS && c.framesDone > 0 ? c.framesDone / (elapsed / 1000) : expected(c.node!)
-          remaining = rate > 0 ? (frames - c.framesDone) / rate - (elapsed >= PACE_AFTER_MS && c.framesDone > 0 ? 0 : elapsed / 1000) : Number.POSITIVE_INFINITY
+          const measured = elapsed >= PACE_AFTER_MS && c.framesDone > 0
+          const rate = measured ? c.framesDone / (elapsed / 1000) : expected(c.node!)
+          remaining = rate > 0 ? (frames - c.framesDone) / rate - (measured ? 0 : elapsed / 1000) : Number.POSITIVE_INFINITY
         } else {
           if (elapsed < this.speculateAfterMs) continue
           const rate = c.framesDone / (elapsed / 1000) // frames per second so far
