@@ -231,11 +231,11 @@ export class Worker {
     // Fetching media (a machine that just joined has none) can outlast a lease: keep it alive
     // meanwhile. Once ffmpeg runs, only its own progress renews the lease, so a hung render
     // still loses it.
-    const keepAlive = setInterval(() => { void this.report({ type: 'progress', term: run.lease.term, jobId: lease.jobId, chunkId: lease.chunkId, leaseToken: run.lease.leaseToken, framesDone: 0, fps: 0 }) }, 3000)
+    const fetching = this.renewing(run, 0)
     try {
       for (const a of spec.assets) paths[a.sha256] = await this.d.fetchAsset(a.sha256, from, abort.signal)
     } finally {
-      clearInterval(keepAlive)
+      fetching()
     }
     await mkdir(run.workDir, { recursive: true })
     const segment = path.join(run.workDir, `segment${preset.ext}`)
@@ -252,13 +252,22 @@ export class Worker {
         void this.report({ type: 'progress', term: run.lease.term, jobId: lease.jobId, chunkId: lease.chunkId, leaseToken: run.lease.leaseToken, framesDone: Math.min(p.frames, lease.end - lease.start), fps: Math.max(0, p.fps) })
       }
     })
-    await validateOutput(this.d.tools.ffprobe, segment, { frames: lease.end - lease.start, fps: timeline.fps })
-    if (abort.signal.aborted) return
-    if (takeFault('segment-truncate')) await truncate(segment, Math.floor((await stat(segment)).size / 2))
-    // The job's per-job disk quota here, this segment included: over it, the attempt fails rather than keep it.
-    const over = jobQuotaReason(lease.jobId, await this.jobBytes(lease.jobId), this.jobDiskBytes)
-    if (over !== undefined) throw new RenderLimitError(`${over}; the segment was not kept`)
-    const sent = await this.handOver(run, spec.owner, segment)
+    // Checking the segment and sending it to the owner can outlast a lease too (a big segment on
+    // a slow link, a loaded machine): the render is done, so the lease is kept alive until the
+    // coordinator hears how it ended. Transfers have their own time limits.
+    const sending = this.renewing(run, lease.end - lease.start)
+    let sent: Awaited<ReturnType<Worker['handOver']>>
+    try {
+      await validateOutput(this.d.tools.ffprobe, segment, { frames: lease.end - lease.start, fps: timeline.fps })
+      if (abort.signal.aborted) return
+      if (takeFault('segment-truncate')) await truncate(segment, Math.floor((await stat(segment)).size / 2))
+      // The job's per-job disk quota here, this segment included: over it, the attempt fails rather than keep it.
+      const over = jobQuotaReason(lease.jobId, await this.jobBytes(lease.jobId), this.jobDiskBytes)
+      if (over !== undefined) throw new RenderLimitError(`${over}; the segment was not kept`)
+      sent = await this.handOver(run, spec.owner, segment)
+    } finally {
+      sending()
+    }
     const seconds = (performance.now() - began) / 1000
     this.rendered.push({ jobId: lease.jobId, chunkId: lease.chunkId, seconds })
     this.d.log(`chunk ${lease.chunkId} [${lease.start}, ${lease.end}) rendered in ${seconds.toFixed(1)} s, ${sent.result} at the owner`)
@@ -266,14 +275,24 @@ export class Worker {
   }
 
   /**
+   * Renews the run's lease every 3 s with `framesDone` until the returned function is called:
+   * for the parts of a run where ffmpeg's own progress says nothing.
+   */
+  private renewing (run: Running, framesDone: number): () => void {
+    const { lease } = run
+    const renew = (): void => { void this.report({ type: 'progress', term: run.lease.term, jobId: lease.jobId, chunkId: lease.chunkId, leaseToken: run.lease.leaseToken, framesDone, fps: 0 }) }
+    const t = setInterval(renew, 3000)
+    return () => { clearInterval(t) }
+  }
+
+  /**
    * Sends the segment to the owner; while the owner cannot be reached the segment is kept here
-   * (its slot freed, its lease renewed) and offered again, for up to holdMs.
+   * (its slot freed; the caller keeps its lease renewed) and offered again, for up to holdMs.
    */
   private async handOver (run: Running, owner: string, segment: string): Promise<{ result: 'stored' | 'duplicate'; sha256: string; bytes: number }> {
     const { lease, abort } = run
     const h = { jobId: lease.jobId, chunkId: lease.chunkId, index: lease.index, frames: lease.end - lease.start }
     const began = Date.now()
-    let lastRenew = 0
     for (let attempt = 0; ; attempt++) {
       try {
         const sent = await this.d.sendSegment(owner, h, segment, abort.signal)
@@ -291,11 +310,6 @@ export class Worker {
           this.d.log(`chunk ${lease.chunkId}: the owner cannot take the segment now (${(err as Error).message}); keeping it and offering it again`)
           this.d.onChange?.()
         }
-      }
-      // Keep the lease alive so the chunk is not rendered again while its segment waits here.
-      if (Date.now() - lastRenew >= 3000) {
-        lastRenew = Date.now()
-        void this.report({ type: 'progress', term: run.lease.term, jobId: lease.jobId, chunkId: lease.chunkId, leaseToken: run.lease.leaseToken, framesDone: h.frames, fps: 0 })
       }
       await new Promise<void>((resolve) => {
         const t = setTimeout(resolve, Math.min(RETRY_MS * (1 + Math.min(attempt, 4)), 10_000))

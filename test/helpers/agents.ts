@@ -174,12 +174,15 @@ export async function sizedFarmTimeline (net: NetnsFarm, chunks: number, min: nu
   await mkdir(sizing, { recursive: true })
   const probeFrames = 9000
   const probe = await writeColourText(sizing, probeFrames, text)
+  const t0 = Date.now()
   const est = await cli(farm.hosts[3]!.ns, ['estimate', probe, '--json', '--state-dir', farm.editor.stateDir])
   if (est.code !== 0) throw new Error(`estimate failed: ${est.stderr}`)
   const { chunks: got, framesPerSecond } = JSON.parse(est.stdout) as { chunks: number; framesPerSecond: number }
   const frames = Math.min(max, Math.max(min, Math.round(chunks * probeFrames / got)))
-  console.log(`a ${probeFrames}-frame timeline is cut into ${got} chunks here today (${framesPerSecond} frames/s in all): the test's job has ${frames} frames (about ${Math.max(1, Math.round(frames * got / probeFrames))} chunks)`)
-  return { ...await farmTimeline(dir, tools, frames, text), frames }
+  const t1 = Date.now()
+  const made = await farmTimeline(dir, tools, frames, text)
+  console.log(`a ${probeFrames}-frame timeline is cut into ${got} chunks here today (${framesPerSecond} frames/s in all): the test's job has ${frames} frames (about ${Math.max(1, Math.round(frames * got / probeFrames))} chunks); estimate ${((t1 - t0) / 1000).toFixed(1)} s, reference render ${((Date.now() - t1) / 1000).toFixed(1)} s`)
+  return { ...made, frames }
 }
 
 /** A test's own farm: startFarm on a fresh LAN of four namespaces, a temp dir, ffmpeg located. */
@@ -191,7 +194,10 @@ export async function startNetnsFarm (name: string, prefix: string, octet: numbe
   const tools = await locateFfmpeg()
   const lan = createLan(`${prefix}${process.pid % 100000}`, 4, `10.${octet}.${process.pid % 200}`)
   try {
-    return { dir, tools, lan, farm: await startFarm(lan.hosts, dir, extra) }
+    const t0 = Date.now()
+    const farm = await startFarm(lan.hosts, dir, extra)
+    console.log(`${name}: four agents up, members with benchmarks, in ${((Date.now() - t0) / 1000).toFixed(1)} s`)
+    return { dir, tools, lan, farm }
   } catch (err) {
     await killAll()
     destroyLan(lan)

@@ -25,7 +25,7 @@ const say = (line: string): void => { process.stdout.write(`${line}\n`) }
 const sleep = async (ms: number): Promise<void> => { await new Promise((r) => setTimeout(r, ms)) }
 const enc = new TextEncoder()
 
-interface Tally { opened: number; answered: number; refused: number; closedAtMs?: number; attemptsAfter: number; answeredAfter: number }
+interface Tally { opened: number; answered: number; refused: number; closedAtMs?: number; attemptsAfter: number; answeredAfter: number; /** The first few distinct reasons attempts failed, for the test's failure message. */ errors: string[] }
 
 async function main (): Promise<void> {
   const invite = parseInvite(args.token, Date.now())
@@ -43,10 +43,12 @@ async function main (): Promise<void> {
   const until = started + args.seconds * 1000
   say('flooding')
   const tallies = await Promise.all(args.targets.map(async (target): Promise<Tally> => {
-    const t: Tally = { opened: 0, answered: 0, refused: 0, attemptsAfter: 0, answeredAfter: 0 }
+    const t: Tally = { opened: 0, answered: 0, refused: 0, attemptsAfter: 0, answeredAfter: 0, errors: [] }
     const held: Stream[] = []
     const addrs = node.list().find((m) => m.peerId === target)?.addrs ?? []
-    // One request on a new stream, left open (never closed from this side): each holds a slot at the target.
+    // One request on a new stream, left open (never closed from this side): each holds a slot at
+    // the target. A slow target (a loaded machine) must not free the slot: opening waits up to
+    // 10 s, and a reply not yet come is not waited for beyond 2 s, nor is its stream let go.
     const once = async (): Promise<void> => {
       let conn = libp2p.getConnections().find((c) => c.remotePeer.toString() === target && c.status === 'open')
       if (conn === undefined && t.closedAtMs === undefined) { t.closedAtMs = Date.now() - started; say(`closed ${target} ${t.closedAtMs}`) }
@@ -54,16 +56,20 @@ async function main (): Promise<void> {
       if (after) t.attemptsAfter++
       try {
         if (conn === undefined) conn = await libp2p.dial(multiaddr(addrs[0]!.includes('/p2p/') ? addrs[0]! : `${addrs[0]!}/p2p/${target}`), { signal: AbortSignal.timeout(2000) })
-        const s = await conn.newStream(PROTOCOLS.submit, { maxOutboundStreams: 10_000, signal: AbortSignal.timeout(2000) })
+        const s = await conn.newStream(PROTOCOLS.submit, { maxOutboundStreams: 10_000, signal: AbortSignal.timeout(10_000) })
         if (!after) t.opened++
         held.push(s)
         const lp = lpStream(s)
-        await lp.write(enc.encode(JSON.stringify({ type: 'get-job', jobId: `flood-${t.opened}` })), { signal: AbortSignal.timeout(2000) })
-        await lp.read({ signal: AbortSignal.timeout(2000) })
-        if (after) t.answeredAfter++
-        else t.answered++
-      } catch {
+        await lp.write(enc.encode(JSON.stringify({ type: 'get-job', jobId: `flood-${t.opened}` })), { signal: AbortSignal.timeout(10_000) })
+        const reply = lp.read()
+        reply.catch(() => {})
+        const answered = await Promise.race([reply.then(() => true), sleep(2000).then(() => false)])
+        if (answered && after) t.answeredAfter++
+        else if (answered) t.answered++
+      } catch (err) {
         t.refused++
+        const m = String((err as Error | undefined)?.message ?? err).slice(0, 120)
+        if (t.errors.length < 5 && !t.errors.includes(m)) t.errors.push(m)
       }
     }
     // 16 at a time, as fast as they go; bounded in time and count.
