@@ -74,10 +74,14 @@ export interface CoordinatorDeps {
 }
 
 const TERMINAL = new Set(['done', 'failed', 'cancelled'])
-/** The estimate's measured fixed costs (decision 29, bench/estimate): a chunk's round beyond ffmpeg's start-up, submit to first lease beyond the owner's preparation, the owner's join/mux/validation. */
+/**
+ * The estimate's measured fixed costs (decisions 29 and 39, bench/estimate's phases): a chunk's
+ * round beyond ffmpeg's start-up, submit to first lease beyond the owner's preparation (measured
+ * 0.01–0.08 s over eight jobs), the owner's join/mux/validation (0.23–0.37 s).
+ */
 const CHUNK_ROUND_SECONDS = 0.3
-const SUBMIT_SECONDS = 0.3
-const FINISH_SECONDS = 0.6
+const SUBMIT_SECONDS = 0.05
+const FINISH_SECONDS = 0.3
 /** The software encoder of each preset: every chunk of a job uses the same one, so chunks match. */
 const ENCODER: Record<JobSpec['preset'], string> = { ffv1: 'ffv1', h264: 'libx264', hevc: 'libx265', prores: 'prores_ks' }
 
@@ -186,7 +190,7 @@ export class Coordinator {
         this.d.store.putJob(msg.job.id, record, now)
         // Every member holds the record before the owner hears "accepted".
         await this.d.broadcast({ type: 'job', term: this.term, record }, 2000)
-        this.d.log(`job ${msg.job.id} from ${peer}: ${record.chunks.length} chunk${record.chunks.length === 1 ? '' : 's'}, ${msg.job.priority}, estimate ${est.seconds.expected.toFixed(1)} s, $${est.cost.expected.toFixed(4)} (${est.framesPerSecond} frames/s on ${est.nodes} node${est.nodes === 1 ? '' : 's'}; probe ×${this.speedFactor(msg.job).toFixed(2)} the benchmark, ${msg.job.probe?.cores?.toFixed(2) ?? 'unmeasured'} cores a render)`)
+        this.d.log(`job ${msg.job.id} from ${peer}: ${record.chunks.length} chunk${record.chunks.length === 1 ? '' : 's'}, ${msg.job.priority}, estimate ${est.seconds.expected.toFixed(1)} s, $${est.cost.expected.toFixed(4)} (${est.framesPerSecond} frames/s on ${est.nodes} node${est.nodes === 1 ? '' : 's'}; probe ×${this.speedFactor(msg.job).toFixed(2)} the benchmark, ${msg.job.probe?.cores?.toFixed(2) ?? 'unmeasured'} cores a render, ${msg.job.probe?.together !== undefined ? `${msg.job.probe.together.renders} side by side worth ${msg.job.probe.together.worth.toFixed(2)}` : 'none measured side by side'})`)
         this.replicated.set(msg.job.id, { atMs: now, status: record.status })
         // Lease at once rather than on the next tick.
         this.requestTick()
@@ -327,7 +331,7 @@ export class Coordinator {
     // preparation plus submit and first lease, and the owner's join, mux and validation; the
     // cores a render keeps busy, so members on one host split its cores (coordinator/estimate.ts hostShares).
     const speedFactor = this.speedFactor(spec)
-    const calibrated = spec.probe !== undefined ? { speedFactor, chunkOverheadSeconds: spec.probe.startSeconds + CHUNK_ROUND_SECONDS, fixedSeconds: spec.probe.prepareSeconds + SUBMIT_SECONDS, joinSeconds: FINISH_SECONDS, renderCores: spec.probe.cores, owner: spec.owner } : {}
+    const calibrated = spec.probe !== undefined ? { speedFactor, chunkOverheadSeconds: spec.probe.startSeconds + CHUNK_ROUND_SECONDS, fixedSeconds: spec.probe.prepareSeconds + SUBMIT_SECONDS, joinSeconds: FINISH_SECONDS, renderCores: spec.probe.cores, together: spec.probe.together, owner: spec.owner } : {}
     let est: Estimate
     try {
       est = estimate({ frames: timeline.duration, width: timeline.width, height: timeline.height, preset: spec.preset, nodes, nowMs: now, align, ...calibrated, ...(this.d.chunkSeconds !== undefined ? { targetChunkSeconds: this.d.chunkSeconds } : {}) })

@@ -86,6 +86,8 @@ export interface OwnerDeps {
   coordinator: () => Promise<string>
   log: (line: string) => void
   onChange?: (jobId: string) => void
+  /** Render nodes (slots ≥ 1) on this machine, this one included: the estimate's probe renders as many side by side. */
+  coLocated?: () => number
 }
 
 interface Owned {
@@ -179,7 +181,7 @@ export class Owner {
     if (hit !== undefined) return hit.result
     try {
       await mkdir(this.d.jobsDir, { recursive: true })
-      const { result, busy } = await probeTimeline({ timeline: spec.timeline, media: spec.media, sources, preset, ffmpeg: this.d.tools.ffmpeg, tmpDir: this.d.jobsDir })
+      const { result, busy } = await probeTimeline({ timeline: spec.timeline, media: spec.media, sources, preset, ffmpeg: this.d.tools.ffmpeg, tmpDir: this.d.jobsDir, together: this.d.coLocated?.() ?? 1 })
       // A probe on a machine with no idle core (this agent's own start-up benchmark, another
       // render) undersells it: used for this estimate only, measured again next time.
       if (busy) {

@@ -121,14 +121,26 @@ async function repeatTimeline (file: string, times: number): Promise<string> {
 }
 
 /** What the owner's probe measured for a job (JobSpec.probe), from the first agent's own store. */
-function probeOf (stateDir: string, jobId: string): { cores?: number; frames: number; seconds: number } | undefined {
+interface Stored { spec: { probe?: { cores?: number; together?: { renders: number; worth: number }; frames: number; seconds: number; startSeconds: number; prepareSeconds: number } }; acceptedMs?: number; completedMs?: number; chunks: Array<{ startedMs?: number; endedMs?: number }> }
+/** The job's record as the farm stored it: the probe it was estimated with, and when its phases began and ended. */
+function recordOf (stateDir: string, jobId: string): Stored | undefined {
   const db = new Database(path.join(stateDir, 'state.db'), { readonly: true, fileMustExist: true })
   try {
     const row = db.prepare('SELECT record FROM jobs WHERE id = ?').get(jobId) as { record: string } | undefined
-    return row === undefined ? undefined : (JSON.parse(row.record) as { spec: { probe?: { cores?: number; frames: number; seconds: number } } }).spec.probe
+    return row === undefined ? undefined : JSON.parse(row.record) as Stored
   } finally {
     db.close()
   }
+}
+
+/** Where a job's time went, from its record and the submit time: to the first chunk's start, chunks, last chunk to done. */
+function phases (r: Stored | undefined, submittedMs: number): string {
+  const starts = (r?.chunks ?? []).map((c) => c.startedMs).filter((x): x is number => x !== undefined)
+  const ends = (r?.chunks ?? []).map((c) => c.endedMs).filter((x): x is number => x !== undefined)
+  if (r?.completedMs === undefined || starts.length === 0 || ends.length === 0) return 'phases ?'
+  const s = (ms: number): string => (ms / 1000).toFixed(2)
+  const p = r.spec.probe
+  return `phases ${s(Math.min(...starts) - submittedMs)} + ${s(Math.max(...ends) - Math.min(...starts))} + ${s(r.completedMs - Math.max(...ends))} s${p !== undefined ? ` (probe: ${(p.frames / p.seconds).toFixed(0)} fps, start-up ${p.startSeconds.toFixed(2)} s, preparation ${p.prepareSeconds.toFixed(2)} s)` : ''}`
 }
 
 interface Farm { name: string; size: number; first: string; farm: RenderFarm }
@@ -181,7 +193,7 @@ async function writeColourTextIn (dir: string, frames: number): Promise<string> 
   return await writeColourText(dir, frames, 'nothing lost')
 }
 
-interface Pair { farm: string; timeline: string; rep: number; predS: number; measS: number; predUsd: number; measUsd: number; chunks: number; others: number; quietBefore: number; cores: number | undefined; tries: number }
+interface Pair { farm: string; timeline: string; rep: number; predS: number; measS: number; predUsd: number; measUsd: number; chunks: number; others: number; quietBefore: number; cores: number | undefined; together: { renders: number; worth: number } | undefined; phases: string; tries: number }
 
 /** What the summary needs; set once the farms are up, so a stopped run still reports what it measured. */
 interface Run { pairs: Pair[]; farms: string[]; timelines: Array<[string, number]>; reps: number; sizes: number[]; quietWait: number; loadBefore: number; began: number }
@@ -281,14 +293,16 @@ async function main (): Promise<void> {
       const file = path.join(out, `${name}-${f.size}-${rep}.mkv`)
       const m0 = meter()
       const t0 = performance.now()
+      const submittedMs = Date.now()
       const job = await f.farm.submit({ timeline, output: file, preset: 'ffv1', name: `bench ${name}` })
       const final = await f.farm.wait(job.jobId, { signal: AbortSignal.timeout(300_000), pollMs: 200 })
       const measS = (performance.now() - t0) / 1000
       const load = usage(m0)
       if (final.status !== 'done') throw new Error(`job ${name} on ${f.name}: ${final.status} ${final.error ?? ''}`)
       await rm(file, { force: true })
-      const probe = probeOf(f.first, job.jobId)
-      return { farm: f.name, timeline: name, rep, predS: e.seconds.expected, measS, predUsd: e.cost.expected, measUsd: final.actualCost, chunks: final.chunks.length, others: load.others, quietBefore, cores: probe?.cores, tries }
+      const record = recordOf(f.first, job.jobId)
+      const probe = record?.spec.probe
+      return { farm: f.name, timeline: name, rep, predS: e.seconds.expected, measS, predUsd: e.cost.expected, measUsd: final.actualCost, chunks: final.chunks.length, others: load.others, quietBefore, cores: probe?.cores, together: probe?.together, phases: phases(record, submittedMs), tries }
     }
     for (let rep = 1; rep <= reps; rep++) {
       for (const f of farms) {
@@ -300,7 +314,7 @@ async function main (): Promise<void> {
             p = q.others < p.others ? q : { ...p, tries: 2 }
           }
           pairs.push(p)
-          console.log(`rep ${rep}  ${f.name.padEnd(9)} ${name.padEnd(12)} ${String(p.chunks).padStart(2)} chunks  time ${p.predS.toFixed(2).padStart(6)} s vs ${p.measS.toFixed(2).padStart(6)} s (${pct(p.predS / p.measS - 1)})  cost $${p.predUsd.toFixed(6)} vs $${p.measUsd.toFixed(6)} (${pct(p.predUsd / p.measUsd - 1)})  others ${p.others.toFixed(2)} cores${p.tries > 1 ? ' (2 tries)' : ''}  probe ${p.cores ?? '?'} cores`)
+          console.log(`rep ${rep}  ${f.name.padEnd(9)} ${name.padEnd(12)} ${String(p.chunks).padStart(2)} chunks  time ${p.predS.toFixed(2).padStart(6)} s vs ${p.measS.toFixed(2).padStart(6)} s (${pct(p.predS / p.measS - 1)})  cost $${p.predUsd.toFixed(6)} vs $${p.measUsd.toFixed(6)} (${pct(p.predUsd / p.measUsd - 1)})  others ${p.others.toFixed(2)} cores${p.tries > 1 ? ' (2 tries)' : ''}  probe ${p.cores ?? "?"} cores, ${p.together !== undefined ? `${p.together.renders} together worth ${p.together.worth}` : "none together"}  ${p.phases}`)
         }
       }
     }

@@ -40,8 +40,11 @@
  * hash of the machine, boot and CPU set, and the cores it may use; agent/hardware.ts). A render
  * keeps `renderCores` cores busy (the probe measured ffmpeg's CPU seconds over wall seconds;
  * without it, a render is taken to fill its host). When k of the nodes put to work share a host
- * of C cores, each gets share = min(1, C / (k × min(renderCores, C))) of its benchmark speed
- * (hostShares); a chunk's fixed cost is not shared (the start-ups overlap the others' rendering). One agent per machine (a studio
+ * of C cores, each gets share = min(1, capacity / k) of its benchmark speed, capacity being the
+ * renders' worth of work the host gets done: min(k, C / min(renderCores, C)) from the cores,
+ * scaled, when the probe measured m renders side by side (`together`: worth w), by w over what the
+ * cores said for m (hostShares): on a 2-core host, 1.3 cores a render said ×1.5 for three agents,
+ * and they measured ×0.75–1; a chunk's fixed cost is not shared (the start-ups overlap the others' rendering). One agent per machine (a studio
  * farm) gives share 1: nothing changes. Nodes on one host are one machine, so they render at one
  * speed alone: the owner's (the probe's) when it is on that host, else the median of their
  * benchmarks (hostSpeeds), which differ only by what else ran while each was taken.
@@ -94,6 +97,8 @@ export interface EstimateInput {
   fixedSeconds?: number | undefined
   /** Cores one render of this job keeps busy (the probe's CPU seconds / wall seconds). Default: all of its host's. */
   renderCores?: number | undefined
+  /** What renders side by side got done on the owner's machine (the probe's `together`). Default: as renderCores says. */
+  together?: { renders: number; worth: number } | undefined
   /** The owner's peer id: nodes on its host render at its speed (hostSpeeds). */
   owner?: string | undefined
 }
@@ -183,19 +188,28 @@ export function probeSpeedFactor (probe: { frames: number; seconds: number } | u
 
 /**
  * Each node's share of its own speed when `nodes` all render at once: nodes with the same host id
- * split that host's cores, a render wanting min(renderCores, cores) of them (the module comment).
+ * split that host's capacity, from the cores a render wants (min(renderCores, cores)) and, when
+ * measured, what renders side by side did (`together`; the module comment).
  * 1 for a node alone on its host or without a host; renderCores undefined = a render fills its host.
  */
-export function hostShares (nodes: ReadonlyArray<{ host?: { id: string; cores: number } | undefined }>, renderCores?: number): number[] {
+export function hostShares (nodes: ReadonlyArray<{ host?: { id: string; cores: number } | undefined }>, renderCores?: number, together?: { renders: number; worth: number }): number[] {
   if (renderCores !== undefined && !(Number.isFinite(renderCores) && renderCores > 0)) throw new EstimateError(`renderCores must be a number > 0 (got ${renderCores})`)
+  if (together !== undefined && !(Number.isInteger(together.renders) && together.renders >= 2 && Number.isFinite(together.worth) && together.worth > 0 && together.worth <= together.renders)) {
+    throw new EstimateError(`together must be 2 or more renders that got more than 0 and at most as many renders' worth done (got ${JSON.stringify(together)})`)
+  }
   const count = new Map<string, number>()
   for (const n of nodes) if (n.host !== undefined) count.set(n.host.id, (count.get(n.host.id) ?? 0) + 1)
   return nodes.map((n) => {
     if (n.host === undefined) return 1
     const k = count.get(n.host.id)!
+    if (k === 1) return 1
     const cores = Math.max(1, n.host.cores)
     const want = Math.min(renderCores ?? cores, cores)
-    return Math.min(1, cores / (k * want))
+    // Renders' worth of work the host gets done with k at it: by the cores, k up to cores / want;
+    // scaled by how the measured renders side by side did against what the cores said for them.
+    const byCores = (m: number): number => Math.min(m, Math.max(1, cores / want))
+    const capacity = together === undefined ? byCores(k) : byCores(k) * together.worth / byCores(together.renders)
+    return Math.min(1, capacity / k)
   })
 }
 
@@ -296,11 +310,11 @@ export function estimate (input: EstimateInput): Estimate {
   }
   // Chunks are sized on the speeds the nodes will have while all of them render at once: a chunk
   // of "2 s" on each of three agents sharing one machine's cores takes about 2 s, not 6.
-  const allShares = hostShares(usable.map((u) => u.node), input.renderCores)
+  const allShares = hostShares(usable.map((u) => u.node), input.renderCores, input.together)
   const chunks = chunkCount({ frames, fpsPerNode: usable.map((u, i) => u.fps * allShares[i]!), targetChunkSeconds: input.targetChunkSeconds, align: input.align })
   const used = usable.slice(0, Math.min(usable.length, chunks))
   // Nodes on one host split its cores (hostShares).
-  const shares = hostShares(used.map((u) => u.node), input.renderCores)
+  const shares = hostShares(used.map((u) => u.node), input.renderCores, input.together)
   const usedFps = used.map((u, i) => u.fps * shares[i]!)
   const fps = usedFps.reduce((s, f) => s + f, 0)
   // A chunk's fixed cost is not slowed by the share: measured with bench/estimate on a quiet

@@ -66,7 +66,9 @@ export const JobSpecSchema = z.object({
     startSeconds: z.number().nonnegative().max(600),
     prepareSeconds: z.number().nonnegative().max(3600),
     /** Cores the probe's renders kept busy (ffmpeg's CPU seconds / wall seconds; optional, added within major 1): co-located agents split their host's cores by it. */
-    cores: z.number().positive().max(1024).optional()
+    cores: z.number().positive().max(1024).optional(),
+    /** `renders` renders side by side on the owner's machine got `worth` renders' worth of work done (optional, added within major 1): co-located agents are sized by it. */
+    together: z.object({ renders: z.number().int().min(2).max(64), worth: z.number().min(0.1).max(64) }).strict().optional()
   }).strict().optional()
 }).strict()
 export type JobSpec = z.infer<typeof JobSpecSchema>
