@@ -7,44 +7,21 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
-import { generateKeyPair } from '@libp2p/crypto/keys'
-import { peerIdFromPrivateKey } from '@libp2p/peer-id'
-import { FarmNode } from '../../agent/node.ts'
 import { freeDiskBytes } from '../../agent/render/limits.ts'
 import { Worker } from '../../agent/worker.ts'
 import type { FfmpegCapabilities, FfmpegTools } from '../../agent/ffmpeg.ts'
-import { generateFarmKey, issueCertificate, type FarmSecrets } from '../../protocol/farm-key.ts'
 import { PROTOCOLS } from '../../protocol/ids.ts'
 import { LeaseReplySchema } from '../../protocol/messages/jobs.ts'
+import { memberPair, stopMembers } from '../helpers/members.ts'
 import { waitFor } from '../helpers/wait.ts'
 
-const nodes: FarmNode[] = []
 const dirs: string[] = []
 afterEach(async () => {
-  await Promise.all(nodes.splice(0).map((n) => n.stop().catch(() => {})))
+  await stopMembers()
   for (const d of dirs.splice(0)) await rm(d, { recursive: true, force: true })
 })
 
-async function makeNode (farm: FarmSecrets, name: string): Promise<FarmNode> {
-  const privateKey = await generateKeyPair('Ed25519')
-  const peerId = peerIdFromPrivateKey(privateKey).toString()
-  const node = new FarmNode({ privateKey, name, listen: ['/ip4/127.0.0.1/tcp/0'], farm: { publicKey: farm.publicKey, psk: farm.psk }, heartbeatMs: 250, certificate: issueCertificate(farm, { peerId, name, issuedAtMs: Date.now() }) })
-  await node.start()
-  nodes.push(node)
-  return node
-}
-
 const lease = (i: number): Record<string, unknown> => ({ type: 'lease', lease: { jobId: 'job-disk', chunkId: `job-disk-${i}`, index: i, start: i * 10, end: i * 10 + 10, term: 1, leaseToken: `token-${i}-0123456789`, expiresAt: Date.now() + 15_000 } })
-
-/** A worker and a coordinator of one new farm, members of each other. */
-async function memberPair (): Promise<{ w: FarmNode; c: FarmNode }> {
-  const farm = generateFarmKey()
-  const w = await makeNode(farm, 'worker')
-  const c = await makeNode(farm, 'coordinator')
-  await c.dial(w.addrs()[0]!)
-  await waitFor(() => c.isMember(w.peerId.toString()) && w.isMember(c.peerId.toString()) ? true : undefined, 5000, 'membership')
-  return { w, c }
-}
 
 describe('a worker on a nearly full disk', () => {
   it('refuses leases with the free space and the floor, logs it once, and reports itself low on disk', async () => {

@@ -10,42 +10,25 @@ import os from 'node:os'
 import path from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { z } from 'zod'
-import { generateKeyPair } from '@libp2p/crypto/keys'
-import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { locateFfmpeg, probeFfmpeg } from '../../agent/ffmpeg.ts'
-import { FarmNode } from '../../agent/node.ts'
 import { Worker } from '../../agent/worker.ts'
-import { generateFarmKey, issueCertificate, type FarmSecrets } from '../../protocol/farm-key.ts'
 import { PROTOCOLS } from '../../protocol/ids.ts'
 import { LeaseReplySchema, type JobSpec } from '../../protocol/messages/jobs.ts'
+import { memberPair, stopMembers } from '../helpers/members.ts'
 import { waitFor } from '../helpers/wait.ts'
 
-const nodes: FarmNode[] = []
 const dirs: string[] = []
 afterEach(async () => {
-  await Promise.all(nodes.splice(0).map((n) => n.stop().catch(() => {})))
+  await stopMembers()
   for (const d of dirs.splice(0)) await rm(d, { recursive: true, force: true })
 })
-
-async function makeNode (farm: FarmSecrets, name: string): Promise<FarmNode> {
-  const privateKey = await generateKeyPair('Ed25519')
-  const peerId = peerIdFromPrivateKey(privateKey).toString()
-  const node = new FarmNode({ privateKey, name, listen: ['/ip4/127.0.0.1/tcp/0'], farm: { publicKey: farm.publicKey, psk: farm.psk }, heartbeatMs: 250, certificate: issueCertificate(farm, { peerId, name, issuedAtMs: Date.now() }) })
-  await node.start()
-  nodes.push(node)
-  return node
-}
 
 const FRAMES = 25
 const HOLD_MS = 7000
 
 describe('a worker handing over a segment', () => {
   it('renews its lease while the segment is checked and sent, then reports it done', async () => {
-    const farm = generateFarmKey()
-    const w = await makeNode(farm, 'worker')
-    const c = await makeNode(farm, 'coordinator')
-    await c.dial(w.addrs()[0]!)
-    await waitFor(() => c.isMember(w.peerId.toString()) && w.isMember(c.peerId.toString()) ? true : undefined, 5000, 'membership')
+    const { w, c } = await memberPair()
     // The stand-in coordinator: every report, with the time it came.
     const heard: Array<{ at: number; type: string; framesDone?: number }> = []
     await c.serve(PROTOCOLS.submit, 64 * 1024, z.object({ type: z.string(), framesDone: z.number().optional() }).passthrough(), async (msg) => {
