@@ -168,7 +168,6 @@ export async function probeTimeline (input: ProbeInput): Promise<ProbeRun> {
     // to 176 frames/s between five probes (docs/benchmarks.md).
     let n = input.framesPerPoint ?? DEFAULT_FRAMES_PER_POINT
     const points: Array<{ frames: number; seconds: number; range: { start: number; end: number }; one: number }> = []
-    const starts: number[] = []
     const point = async (r: { start: number; end: number }): Promise<(typeof points)[number]> => {
       // Start-up differs along a timeline (which inputs are open, how far they seek): measured at each point.
       const one = await render({ start: r.start, end: r.start + 1 })
@@ -188,11 +187,11 @@ export async function probeTimeline (input: ProbeInput): Promise<ProbeRun> {
         const longer = probeRanges(timeline.duration, n)[i]
         if (longer !== undefined && longer.end - longer.start > r.end - r.start) p = await point(longer)
       }
-      starts.push(p.one)
       points.push(p)
     }
     const mid = medianPoint(points)
-    const startSeconds = [...starts].sort((a, b) => a - b)[(starts.length - 1) >> 1]!
+    const starts = points.map((p) => p.one).sort((a, b) => a - b)
+    const startSeconds = starts[(starts.length - 1) >> 1]!
     const idleCores = allTicks > 0 ? idleTicks / allTicks * os.cpus().length : 0
     const busy = cpuKnown && allTicks > 0 && idleCores < 0.25
     const cores = cpuKnown && wallS > 0 && cpuS > 0 && !busy && allTicks > 0 ? Math.round(cpuS / wallS * 100) / 100 : undefined

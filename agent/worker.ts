@@ -249,7 +249,7 @@ export class Worker {
         const now = performance.now()
         if (now - lastReport < 500) return
         lastReport = now
-        void this.report({ type: 'progress', term: run.lease.term, jobId: lease.jobId, chunkId: lease.chunkId, leaseToken: run.lease.leaseToken, framesDone: Math.min(p.frames, lease.end - lease.start), fps: Math.max(0, p.fps) })
+        this.progress(run, Math.min(p.frames, lease.end - lease.start), Math.max(0, p.fps))
       }
     })
     // Checking the segment and sending it to the owner can outlast a lease too (a big segment on
@@ -279,10 +279,14 @@ export class Worker {
    * for the parts of a run where ffmpeg's own progress says nothing.
    */
   private renewing (run: Running, framesDone: number): () => void {
-    const { lease } = run
-    const renew = (): void => { void this.report({ type: 'progress', term: run.lease.term, jobId: lease.jobId, chunkId: lease.chunkId, leaseToken: run.lease.leaseToken, framesDone, fps: 0 }) }
-    const t = setInterval(renew, 3000)
+    const t = setInterval(() => { this.progress(run, framesDone, 0) }, 3000)
     return () => { clearInterval(t) }
+  }
+
+  /** Tells the coordinator how far the run is; it renews the lease. */
+  private progress (run: Running, framesDone: number, fps: number): void {
+    const { lease } = run
+    void this.report({ type: 'progress', term: lease.term, jobId: lease.jobId, chunkId: lease.chunkId, leaseToken: lease.leaseToken, framesDone, fps })
   }
 
   /**
