@@ -25,7 +25,7 @@
  *
  * Pace. A benchmark is one moment: a workstation whose owner is working, or a machine shared with
  * other agents, renders well below it. Each node's pace is the rate its latest lease's progress
- * shows (`renew` with framesDone, once the lease has run PACE_AFTER_MS) over what its benchmark
+ * shows (`renew` with new frames done, once the lease has run PACE_AFTER_MS) over what its benchmark
  * promised for that job, within [0.05, 4]; 1 until known, and not kept in snapshots (a successor
  * learns it again within seconds). Placement, tail placement and the choice of a backup node use
  * benchmark × pace; straggler detection compares progress with the benchmark alone.
@@ -587,15 +587,19 @@ export class Scheduler {
     const c = hit.chunk
     const frames = (): number | undefined => framesDone !== undefined && Number.isFinite(framesDone) ? Math.min(c.end - c.start, Math.max(0, Math.floor(framesDone))) : undefined
     if (c.status === 'leased' && c.backup?.leaseToken === leaseToken && nowMs < c.backup.leaseExpiresMs) {
+      const before = c.backup.framesDone
       c.backup.leaseExpiresMs = Math.max(c.backup.leaseExpiresMs, nowMs + this.leaseMs)
       c.backup.framesDone = frames() ?? c.backup.framesDone
-      this.sample(hit, c.backup.leasedMs, c.backup.framesDone, nowMs)
+      if (c.backup.framesDone > before) this.sample(hit, c.backup.leasedMs, c.backup.framesDone, nowMs)
       return true
     }
     if (c.status !== 'leased' || c.leaseToken !== leaseToken || !(nowMs < c.leaseExpiresMs!)) return false
+    const before = c.framesDone
     c.leaseExpiresMs = Math.max(c.leaseExpiresMs!, nowMs + this.leaseMs)
     c.framesDone = frames() ?? c.framesDone
-    this.sample(hit, c.leasedMs, c.framesDone, nowMs)
+    // Only new frames say how fast the node renders: a renewal that keeps a lease alive while
+    // media is fetched or the segment is handed over (agent/worker.ts) is not a pace sample.
+    if (c.framesDone > before) this.sample(hit, c.leasedMs, c.framesDone, nowMs)
     return true
   }
 
