@@ -127,8 +127,8 @@ export class Coordinator {
     this.records.clear()
     for (const rec of this.d.store.listJobs<JobRecord>(10_000)) {
       if (TERMINAL.has(rec.status)) continue
-      const open = rec.chunks.filter((c) => c.status !== 'done')
-      if (open.length === 0) { this.records.set(rec.spec.id, rec); continue }
+      // Every open job, its chunks all finished or not: an owner that lost segments can still
+      // have them reopened (a job that is only waiting for its owner's join included).
       sched.addJob({ ...schedJob(rec.spec, this.speedFactor(rec.spec)), chunks: rec.chunks.map((c) => ({ id: c.id, index: c.index, start: c.start, end: c.end })) })
       // Chunks finished under an earlier coordinator stay finished.
       for (const c of rec.chunks) if (c.status === 'done') sched.markDone(c.id, rec.spec.id)

@@ -11,7 +11,10 @@
  * - Owner: the jobs submitted here; receives segments, joins, writes the output (agent/owner.ts).
  * - Assets and segments move between members by hash (agent/transfer.ts).
  * - Every member keeps each job record the coordinator pushes ('/renderswarm/status/1') in
- *   SQLite and passes job events to its local API's SSE stream.
+ *   SQLite and passes job events to its local API's SSE stream. A push can be lost (a cut link,
+ *   a frozen or restarting member), so a record that is still open here and has not been heard
+ *   of for REFRESH_MS is asked of the coordinator ('get-job'): a job does not look running
+ *   forever on a member that missed its end.
  */
 import path from 'node:path'
 import { WireError } from '../protocol/errors.ts'
@@ -54,6 +57,12 @@ export interface FarmServicesDeps {
 export const PROVISIONAL_FPS = 5
 const withProvisional = (bench: Record<string, number>): Record<string, number> => ({ ffv1: PROVISIONAL_FPS, h264: PROVISIONAL_FPS, hevc: PROVISIONAL_FPS, prores: PROVISIONAL_FPS, ...bench })
 
+/** An open record not pushed here for this long is asked of the coordinator. */
+const REFRESH_MS = 10_000
+/** Records asked for per round (every REFRESH_MS / 2). */
+const REFRESH_BATCH = 20
+const TERMINAL = new Set(['done', 'failed', 'cancelled'])
+
 export interface JobProgressView { jobId: string; framesDone: number; frames: number; fps: number; chunks: Array<{ id: string; status: string; node?: string | undefined; framesDone: number }>; atMs: number }
 
 export class FarmServices {
@@ -71,6 +80,10 @@ export class FarmServices {
   /** Lease accepted → ffmpeg started, ms (the last 1000). */
   private readonly dispatchMs: number[] = []
   private pausedPeers = new Set<string>()
+  /** Open (not terminal) job records in this member's store, and when (this clock) each was last pushed or fetched. */
+  private readonly open = new Map<string, number>()
+  private refreshTimer: NodeJS.Timeout | undefined
+  private refreshing = false
 
   constructor (private readonly d: FarmServicesDeps) {
     const { node, store, log } = d
@@ -121,7 +134,7 @@ export class FarmServices {
   async start (): Promise<void> {
     const { node } = this.d
     // Jobs this member owned before a restart, before any worker can offer their segments.
-    await this.owner.resume()
+    await this.owner.start()
     await node.serve(PROTOCOLS.status, MAX_FRAME_BYTES.status * 64, StatusPushSchema, async (msg) => { await this.onStatus(msg); return { ok: true } })
     await this.assets.start()
     await this.segments.start()
@@ -133,15 +146,47 @@ export class FarmServices {
       else this.coordinator.follow()
       this.d.emit('leader', { term, leader: leader ?? null })
       if (leader !== undefined) void this.owner.reportSegments(leader)
+      this.loadOpen()
     })
     node.addEventListener('member', (e) => {
       const t = (e as CustomEvent<{ peerId: string; to: string }>).detail
       if (t.to === 'dead') this.coordinator.nodeLost(t.peerId)
     })
     await this.leadership.start()
+    this.loadOpen()
+    this.refreshTimer = setInterval(() => {
+      if (this.refreshing) return
+      this.refreshing = true
+      void this.refreshReplicas().finally(() => { this.refreshing = false })
+    }, REFRESH_MS / 2)
+    this.refreshTimer.unref()
+  }
+
+  /** Notes the open records in the store (at start, and when the coordinator changes). */
+  private loadOpen (): void {
+    for (const rec of this.d.store.listJobs<JobRecord>(10_000)) if (!TERMINAL.has(rec.status) && !this.open.has(rec.spec.id)) this.open.set(rec.spec.id, 0)
+  }
+
+  /** Asks the coordinator for the open records not heard of for REFRESH_MS (the coordinator's own are the truth). */
+  private async refreshReplicas (): Promise<void> {
+    const leader = this.leadership.leader
+    if (leader === undefined || this.leadership.isLeader) return
+    const now = Date.now()
+    const due = [...this.open].filter(([, at]) => now - at > REFRESH_MS).slice(0, REFRESH_BATCH)
+    for (const [jobId] of due) {
+      this.open.set(jobId, now)
+      try {
+        const reply = await this.d.node.request(leader, PROTOCOLS.submit, { type: 'get-job', jobId }, JobReplySchema, { maxBytes: MAX_FRAME_BYTES.submit, timeoutMs: 5000 })
+        if (reply.record !== undefined) await this.applyRecord(reply.record)
+      } catch (err) {
+        this.d.log(`asking the coordinator for job ${jobId}: ${(err as Error).message}`)
+        return
+      }
+    }
   }
 
   async stop (): Promise<void> {
+    clearInterval(this.refreshTimer)
     this.leadership.stop()
     this.coordinator.stop()
     await this.worker.stopAll()
@@ -180,13 +225,7 @@ export class FarmServices {
   private async onStatus (msg: StatusPush): Promise<void> {
     this.leadership.checkTerm(msg.term)
     if (msg.type === 'job') {
-      const rec = msg.record
-      if (this.d.store.putJob(rec.spec.id, rec, rec.updatedMs)) {
-        this.d.emit('job', summary(rec, this.d.store.jobOutput(rec.spec.id)))
-        if (rec.status === 'done' || rec.status === 'failed' || rec.status === 'cancelled') this.progress.delete(rec.spec.id)
-        await this.owner.recordChanged(rec)
-        if (rec.status === 'cancelled' || rec.status === 'failed') await this.worker.cancel(rec.spec.id)
-      }
+      await this.applyRecord(msg.record)
     } else if (msg.type === 'progress') {
       const view = { jobId: msg.jobId, framesDone: msg.framesDone, frames: msg.frames, fps: msg.fps, chunks: msg.chunks, atMs: Date.now() }
       this.progress.set(msg.jobId, view)
@@ -194,6 +233,19 @@ export class FarmServices {
     } else {
       this.pausedPeers = new Set(msg.peers)
       this.d.emit('paused', { peers: msg.peers })
+    }
+  }
+
+  /** A record from the coordinator (pushed, or fetched by refreshReplicas): stored if newer, and acted on. */
+  private async applyRecord (rec: JobRecord): Promise<void> {
+    if (this.open.has(rec.spec.id)) this.open.set(rec.spec.id, Date.now())
+    if (this.d.store.putJob(rec.spec.id, rec, rec.updatedMs)) {
+      if (TERMINAL.has(rec.status)) this.open.delete(rec.spec.id)
+      else this.open.set(rec.spec.id, Date.now())
+      this.d.emit('job', summary(rec, this.d.store.jobOutput(rec.spec.id)))
+      if (TERMINAL.has(rec.status)) this.progress.delete(rec.spec.id)
+      await this.owner.recordChanged(rec)
+      if (rec.status === 'cancelled' || rec.status === 'failed') await this.worker.cancel(rec.spec.id)
     }
   }
 

@@ -18,6 +18,12 @@
  * jobs up again (`resume`): the job's record from its store, the verified segments in its job
  * dir, the audio rendered anew; the coordinator hears which segments it holds and which it
  * lost, and workers that kept segments while it was away hand them over.
+ *
+ * What the coordinator must hear from the owner is kept until it is acknowledged, and offered
+ * again every few seconds (`start()`): the segments a new coordinator should know about (above
+ * all, the ones a restarted owner lost, which would otherwise never be rendered again) and a
+ * written (or failed) job's outcome, which is stored first so that a restart neither loses it nor
+ * renders the job again.
  */
 import { createHash, randomUUID } from 'node:crypto'
 import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises'
@@ -102,7 +108,17 @@ interface Owned {
   error?: string
   /** Taken up again after a restart: the next report to the coordinator lists the lost segments. */
   resumed?: boolean
+  /** The coordinator (a new one, or one this owner restarted under) has yet to hear which segments are here. */
+  report?: boolean
 }
+
+/** A job's outcome the coordinator has not acknowledged yet (kept in the store under UNREPORTED). */
+interface Outcome { ok: boolean; error?: string; again?: boolean }
+/** Outcomes acknowledged this recently are told to a new coordinator too (its replica may have missed the end). */
+const RECENT_MS = 600_000
+const UNREPORTED = 'owner-unreported'
+/** How often unacknowledged reports are offered again. */
+const SYNC_MS = 3000
 
 const TERMINAL = new Set(['done', 'failed', 'cancelled'])
 
@@ -112,8 +128,23 @@ export class Owner {
   private readonly written = new Set<string>()
   /** The estimate's probe of each timeline+preset (agent/probe.ts), kept 10 minutes so a submit after an estimate does not probe again (unless it ran on a busy machine). */
   private readonly probes = new Map<string, { at: number; result: ProbeResult }>()
+  /** Outcomes of written (or failed) jobs the coordinator has not acknowledged; stored, so a restart keeps them. */
+  private readonly unreported: Map<string, Outcome>
+  /** Acknowledged outcomes, by when: the newest, for a coordinator that takes over. */
+  private readonly recent = new Map<string, { outcome: Outcome; at: number }>()
+  private timer: NodeJS.Timeout | undefined
+  private syncing: Promise<void> | undefined
 
-  constructor (private readonly d: OwnerDeps) {}
+  constructor (private readonly d: OwnerDeps) {
+    this.unreported = new Map(Object.entries(d.store.getJson<Record<string, Outcome>>(UNREPORTED) ?? {}))
+  }
+
+  /** Takes up this member's unfinished jobs (resume) and keeps offering what the coordinator has not acknowledged. */
+  async start (): Promise<void> {
+    await this.resume()
+    this.timer = setInterval(() => { this.syncing ??= this.sync().finally(() => { this.syncing = undefined }) }, SYNC_MS)
+    this.timer.unref()
+  }
 
   /** Checks a request and builds the job's spec; throws JobRequestError before anything exists. */
   async prepare (body: unknown, opts: { needOutput: boolean }): Promise<{ spec: JobSpec; preset: Preset; output: string | undefined; sources: Record<string, string> }> {
@@ -249,7 +280,7 @@ export class Owner {
   acceptSegment (h: { jobId: string; chunkId: string; index: number; frames: number }): { path: string } | { refuse: 'not-found' | 'duplicate'; message: string } {
     const job = this.jobs.get(h.jobId)
     // A late copy of a chunk (a worker that was cut off, a speculative copy) after the output is written.
-    if (job === undefined && this.written.has(h.jobId)) return { refuse: 'duplicate', message: `job ${h.jobId} is already written` }
+    if (job === undefined && (this.written.has(h.jobId) || this.unreported.has(h.jobId))) return { refuse: 'duplicate', message: `job ${h.jobId} is already written` }
     if (job === undefined) {
       const rec = this.d.store.getJob<JobRecord>(h.jobId)
       if (rec !== undefined && TERMINAL.has(rec.status)) return { refuse: 'duplicate', message: `job ${h.jobId} is ${rec.status}; its segments are no longer needed` }
@@ -291,7 +322,9 @@ export class Owner {
   async recordChanged (record: JobRecord): Promise<void> {
     const job = this.jobs.get(record.spec.id)
     if (job === undefined) return
-    if (record.status === 'cancelled' || (record.status === 'failed' && !job.finishing)) {
+    // 'done' while this owner has not joined it: a copy taken up after a restart whose end was
+    // decided meanwhile (its output was written before the restart).
+    if (record.status === 'cancelled' || ((record.status === 'failed' || record.status === 'done') && !job.finishing)) {
       job.abort.abort()
       this.jobs.delete(record.spec.id)
       await job.audio.catch(() => {})
@@ -305,17 +338,58 @@ export class Owner {
    * them rendered again (a worker's own report may have died with the previous coordinator).
    */
   async reportSegments (coordinator: string): Promise<void> {
+    for (const job of this.jobs.values()) job.report = true
+    const now = Date.now()
+    for (const [jobId, { outcome, at }] of this.recent) {
+      if (now - at > RECENT_MS) this.recent.delete(jobId)
+      else if (!this.unreported.has(jobId)) this.unreported.set(jobId, { ...outcome, again: true })
+    }
+    await this.sync(coordinator)
+  }
+
+  /**
+   * Offers the coordinator what it has not acknowledged: the segments held (and, after a restart,
+   * lost) for each job marked to report, and the outcome of each written job. What fails stays
+   * marked and is offered again on the next round.
+   */
+  private async sync (coordinator?: string): Promise<void> {
     for (const [jobId, job] of this.jobs) {
+      if (job.report !== true && job.resumed !== true) continue
       const held = [...job.chunks].filter(([, c]) => c.file !== undefined && c.sha256 !== undefined).map(([chunkId, c]) => ({ chunkId, sha256: c.sha256! }))
       const missing = job.resumed === true ? [...job.chunks].filter(([, c]) => c.file === undefined).map(([chunkId]) => chunkId) : []
-      if (held.length === 0 && missing.length === 0) continue
+      if (held.length === 0 && missing.length === 0) { job.report = false; continue }
       try {
-        await this.d.node.request(coordinator, PROTOCOLS.submit, { type: 'segments', jobId, chunks: held, ...(missing.length > 0 ? { missing } : {}) }, AckSchema, { timeoutMs: 5000 })
+        const to = coordinator ?? await this.d.coordinator()
+        await this.d.node.request(to, PROTOCOLS.submit, { type: 'segments', jobId, chunks: held, ...(missing.length > 0 ? { missing } : {}) }, AckSchema, { timeoutMs: 5000 })
         job.resumed = false
+        job.report = false
       } catch (err) {
-        this.d.log(`telling the coordinator which segments of job ${jobId} are here: ${(err as Error).message}`)
+        this.d.log(`telling the coordinator which segments of job ${jobId} are here: ${(err as Error).message}; trying again`)
       }
     }
+    for (const [jobId, outcome] of this.unreported) {
+      // The coordinator's record already says so (its acknowledgement was what got lost), unless
+      // this is a new coordinator's turn to hear it.
+      const rec = outcome.again === true ? undefined : this.d.store.getJob<JobRecord>(jobId)
+      if (outcome.again !== true && (rec === undefined || TERMINAL.has(rec.status))) { this.reported(jobId); continue }
+      try {
+        const to = coordinator ?? await this.d.coordinator()
+        await this.d.node.request(to, PROTOCOLS.submit, { type: 'job-finished', jobId, ok: outcome.ok, ...(outcome.error !== undefined ? { error: outcome.error } : {}) }, AckSchema, { timeoutMs: 5000 })
+        this.reported(jobId)
+      } catch (err) {
+        this.d.log(`telling the coordinator job ${jobId} finished: ${(err as Error).message}; trying again`)
+      }
+    }
+  }
+
+  private reported (jobId: string): void {
+    const outcome = this.unreported.get(jobId)
+    if (outcome === undefined) return
+    this.unreported.delete(jobId)
+    if (outcome.again === true) return
+    this.recent.set(jobId, { outcome, at: Date.now() })
+    if (this.recent.size > 1000) this.recent.delete(this.recent.keys().next().value!)
+    this.d.store.setJson(UNREPORTED, Object.fromEntries([...this.unreported].filter(([, o]) => o.again !== true)))
   }
 
   /**
@@ -326,7 +400,8 @@ export class Owner {
     const self = this.d.node.peerId.toString()
     for (const rec of this.d.store.listJobs<JobRecord>(10_000)) {
       const id = rec.spec.id
-      if (rec.spec.owner !== self || TERMINAL.has(rec.status) || this.jobs.has(id)) continue
+      // A job whose output is written and whose outcome waits to be reported is not rendered again.
+      if (rec.spec.owner !== self || TERMINAL.has(rec.status) || this.jobs.has(id) || this.unreported.has(id)) continue
       const output = this.outputOf(id)
       if (output !== undefined && this.d.store.jobOutput(id) === undefined) { this.d.store.setJobOutput(id, output); this.d.store.deleteKey(`submitting:${id}`) }
       let preset: Preset
@@ -377,6 +452,7 @@ export class Owner {
   }
 
   async stop (): Promise<void> {
+    clearInterval(this.timer)
     for (const job of this.jobs.values()) job.abort.abort()
     await Promise.all([...this.jobs.values()].map((j) => j.audio.catch(() => {})))
   }
@@ -406,21 +482,15 @@ export class Owner {
     } catch (err) {
       error = (err as Error).message
       this.d.log(`job ${spec.id} failed at the join: ${error}`)
-    } finally {
-      await rm(partial, { force: true })
-      await rm(job.dir, { recursive: true, force: true })
-      this.jobs.delete(spec.id)
     }
-    for (let attempt = 0; attempt < 10; attempt++) {
-      try {
-        const to = await this.d.coordinator()
-        await this.d.node.request(to, PROTOCOLS.submit, { type: 'job-finished', jobId: spec.id, ok: error === undefined, ...(error !== undefined ? { error: error.replace(/[\u0000-\u001f\u007f]/g, ' ').slice(0, 500) } : {}) }, AckSchema)
-        return
-      } catch (err) {
-        this.d.log(`telling the coordinator job ${spec.id} finished: ${(err as Error).message}; retrying`)
-        await new Promise((r) => setTimeout(r, 1000))
-      }
-    }
+    // The outcome is stored before the segments go: from here a restart reports it instead of
+    // rendering the job again; it is offered until the coordinator acknowledges it.
+    this.unreported.set(spec.id, { ok: error === undefined, ...(error !== undefined ? { error: error.replace(/[\u0000-\u001f\u007f]/g, ' ').slice(0, 500) } : {}) })
+    this.d.store.setJson(UNREPORTED, Object.fromEntries([...this.unreported].filter(([, o]) => o.again !== true)))
+    await rm(partial, { force: true })
+    await rm(job.dir, { recursive: true, force: true })
+    this.jobs.delete(spec.id)
+    this.syncing ??= this.sync().finally(() => { this.syncing = undefined })
   }
 }
 

@@ -122,16 +122,20 @@ describe.skipIf(!canRun)('seeded chaos on a farm of real agents', () => {
     console.log(`chaos: ${events.length} faults in ${((Date.now() - t0) / 1000).toFixed(0)} s\n  ${events.join('\n  ')}`)
     await allAlive(farm, via('editor'))
 
-    // Every job ends, as every member that owns one sees it.
+    // Every job ends, as every member that owns one sees it. On a timeout the jobs still open
+    // are printed with their chunks, so a stuck job names itself.
+    let open: string[] = []
     const settled = await waitFor(async () => {
       const out: FarmJob[] = []
-      for (const j of jobs) {
+      open = []
+      for (const [k, j] of jobs.entries()) {
         const rec = await jobOf(via(j.owner), j.jobId!)
-        if (rec === undefined || !['done', 'failed', 'cancelled'].includes(rec.status)) return undefined
-        out.push(rec)
+        if (rec === undefined || !['done', 'failed', 'cancelled'].includes(rec.status)) {
+          open.push(`job${k} ${j.jobId} on ${j.owner}: ${rec === undefined ? 'not found' : `${rec.status}; chunks ${rec.chunks.map((c, n) => `${n}:${c.status}${c.node !== undefined ? `@${c.node.slice(-6)}` : ''}`).join(' ')}`}`)
+        } else out.push(rec)
       }
-      return out
-    }, 420_000, 'every job to end', 1000)
+      return open.length === 0 ? out : undefined
+    }, 420_000, 'every job to end', 1000).catch((err: Error) => { throw new Error(`${err.message}; still open:\n  ${open.join('\n  ')}`) })
     const summary = settled.map((r, k) => `job${k} ${r.status}${r.error !== undefined ? ` (${r.error})` : ''}, ${r.chunks.reduce((n, c) => n + c.attempts, 0)} failed attempt(s)`)
     console.log(`after the storm (${((Date.now() - t0) / 1000).toFixed(0)} s since it began):\n  ${summary.join('\n  ')}`)
     for (const [k, rec] of settled.entries()) {

@@ -9,7 +9,7 @@ import path from 'node:path'
 import type { FfmpegTools } from '../../agent/ffmpeg.ts'
 import { frameHashes, run } from '../helpers/media.ts'
 import { canUseNetns } from '../helpers/netns.ts'
-import { jobEnd, jobOf, logTime, renders, sizedFarmTimeline, startAgent, startNetnsFarm, statusOf, stopNetnsFarm, submitDetached, viaOf, type AgentProc, type NetnsFarm, type TestFarm, type Via } from '../helpers/agents.ts'
+import { jobEnd, jobOf, logTime, renders, sizedFarmTimeline, startAgent, startNetnsFarm, statusOf, stopNetnsFarm, submitDetached, viaOf, type AgentProc, type FarmJob, type NetnsFarm, type TestFarm, type Via } from '../helpers/agents.ts'
 import { waitFor } from '../helpers/wait.ts'
 
 const canRun = canUseNetns()
@@ -103,20 +103,25 @@ describe.skipIf(!canRun)('failures on a farm of real agents', () => {
     expect(twice).toEqual([])
   }, 400_000)
 
-  it("a worker's link cut for 10 s mid-chunk, then restored: the job completes identical and its late work is ignored", async () => {
+  it("a worker's link cut mid-chunk until the job is done, then restored: the job completes identical, its late work is ignored, and it learns the job ended", async () => {
     const out = path.join(dir, 'link-cut.mkv')
     const { jobId, victim } = await submitAndPickVictim(out)
     const ns = hostOf(victim).ns
     const cutAt = Date.now()
     await run('ip', ['netns', 'exec', ns, 'ip', 'link', 'set', 'eth0', 'down'])
+    let done: FarmJob
     try {
+      // At least 10 s, and until the job has ended without it: the cut-off member misses the push of its end.
       await new Promise((r) => setTimeout(r, 10_000))
+      done = await jobEnd(editor(), jobId, 240_000)
     } finally {
       await run('ip', ['netns', 'exec', ns, 'ip', 'link', 'set', 'eth0', 'up'])
     }
-    const done = await jobEnd(editor(), jobId, 240_000)
     expect(done.status, done.status === 'failed' ? JSON.stringify(done) : '').toBe('done')
     expect(await frameHashes(tools.ffmpeg, out)).toEqual(reference)
+    // Its own copy of the record said the job was running when the link came back; it asks the coordinator.
+    const learned = await waitFor(async () => { const j = await jobOf(viaOf(farm, victim), jobId); return j?.status === 'done' ? Date.now() : undefined }, 40_000, `${victim.name} to learn the job ended`, 500)
+    console.log(`${victim.name} learned the job ended ${((learned - cutAt) / 1000).toFixed(1)} s after its link was cut`)
     // The cut-off worker's late results were refused or ignored, never joined twice.
     const late = victim.log.filter((l) => logTime(l) > cutAt && /duplicate at the owner|no longer live|stale|refused/.test(l))
     console.log(`link cut on ${victim.name}: job done; its late work: ${late.length === 0 ? 'none reached anyone' : late.map((l) => l.slice(l.indexOf(' ') + 1)).join(' | ')}`)
