@@ -177,7 +177,8 @@ export class FarmServices {
       this.open.set(jobId, now)
       try {
         const reply = await this.d.node.request(leader, PROTOCOLS.submit, { type: 'get-job', jobId }, JobReplySchema, { maxBytes: MAX_FRAME_BYTES.submit, timeoutMs: 5000 })
-        if (reply.record !== undefined) await this.applyRecord(reply.record)
+        // Unchanged since it was stored: nothing to apply (and no event for the API's listeners).
+        if (reply.record !== undefined && reply.record.updatedMs > (this.d.store.jobUpdated(jobId) ?? -1)) await this.applyRecord(reply.record)
       } catch (err) {
         this.d.log(`asking the coordinator for job ${jobId}: ${(err as Error).message}`)
         return

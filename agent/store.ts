@@ -104,6 +104,12 @@ export class Store {
     return row === undefined ? undefined : JSON.parse(row.record) as T
   }
 
+  /** When the stored copy of a job record was last updated (the record's updatedMs), or undefined. */
+  jobUpdated (id: string): number | undefined {
+    const row = this.db.prepare('SELECT updated FROM jobs WHERE id = ?').get(id) as { updated: number } | undefined
+    return row?.updated
+  }
+
   listJobs<T> (limit = 500): T[] {
     const rows = this.db.prepare('SELECT record FROM jobs ORDER BY updated DESC LIMIT ?').all(limit) as Array<{ record: string }>
     return rows.map((r) => JSON.parse(r.record) as T)

@@ -26,6 +26,18 @@ describe('Store (real SQLite)', () => {
     b.close()
   })
 
+  it('keeps the newest copy of a job record and says when it was updated', async () => {
+    const s = Store.open(path.join(await tmpDir('store-jobs'), 'state.db'))
+    expect(s.jobUpdated('j1')).toBeUndefined()
+    expect(s.putJob('j1', { status: 'running' }, 100)).toBe(true)
+    expect(s.putJob('j1', { status: 'queued' }, 50)).toBe(false)
+    expect(s.getJob('j1')).toEqual({ status: 'running' })
+    expect(s.jobUpdated('j1')).toBe(100)
+    expect(s.putJob('j1', { status: 'done' }, 200)).toBe(true)
+    expect([s.getJob('j1'), s.jobUpdated('j1')]).toEqual([{ status: 'done' }, 200])
+    s.close()
+  })
+
   it('rolls back a failed transaction', async () => {
     const s = Store.open(path.join(await tmpDir('store-tx'), 'state.db'))
     s.setJson('k', 1)
