@@ -133,7 +133,8 @@ export class Owner {
   /** Acknowledged outcomes, by when: the newest, for a coordinator that takes over. */
   private readonly recent = new Map<string, { outcome: Outcome; at: number }>()
   private timer: NodeJS.Timeout | undefined
-  private syncing: Promise<void> | undefined
+  private syncing = false
+  private syncAgain = false
 
   constructor (private readonly d: OwnerDeps) {
     this.unreported = new Map(Object.entries(d.store.getJson<Record<string, Outcome>>(UNREPORTED) ?? {}))
@@ -142,7 +143,7 @@ export class Owner {
   /** Takes up this member's unfinished jobs (resume) and keeps offering what the coordinator has not acknowledged. */
   async start (): Promise<void> {
     await this.resume()
-    this.timer = setInterval(() => { this.syncing ??= this.sync().finally(() => { this.syncing = undefined }) }, SYNC_MS)
+    this.timer = setInterval(() => { if (!this.syncing) this.syncSoon() }, SYNC_MS)
     this.timer.unref()
   }
 
@@ -382,6 +383,16 @@ export class Owner {
     }
   }
 
+  /** Starts a sync unless one is running (then one more follows it, so nothing new waits for the timer). */
+  private syncSoon (): void {
+    if (this.syncing) { this.syncAgain = true; return }
+    this.syncing = true
+    void this.sync().finally(() => {
+      this.syncing = false
+      if (this.syncAgain) { this.syncAgain = false; this.syncSoon() }
+    })
+  }
+
   private reported (jobId: string): void {
     const outcome = this.unreported.get(jobId)
     if (outcome === undefined) return
@@ -490,7 +501,7 @@ export class Owner {
     await rm(partial, { force: true })
     await rm(job.dir, { recursive: true, force: true })
     this.jobs.delete(spec.id)
-    this.syncing ??= this.sync().finally(() => { this.syncing = undefined })
+    this.syncSoon()
   }
 }
 

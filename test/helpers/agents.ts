@@ -186,7 +186,7 @@ export async function sizedFarmTimeline (net: NetnsFarm, chunks: number, min: nu
 }
 
 /** A test's own farm: startFarm on a fresh LAN of four namespaces, a temp dir, ffmpeg located. */
-export interface NetnsFarm { dir: string; tools: FfmpegTools; farm: TestFarm; lan: Lan }
+export interface NetnsFarm { dir: string; tools: FfmpegTools; farm: TestFarm; lan: Lan; /** Log lines of each member's earlier runs (restartMember). */ earlier?: Record<string, string[]> }
 
 /** `prefix` names the namespaces, `octet` the 10.octet.x.0/24 subnet: each test file picks its own. */
 export async function startNetnsFarm (name: string, prefix: string, octet: number, extra: string[]): Promise<NetnsFarm> {
@@ -207,7 +207,7 @@ export async function startNetnsFarm (name: string, prefix: string, octet: numbe
 
 /** Ends every agent, removes the namespaces and temp dirs; with RS_DEBUG_NETNS=1 each agent's log is kept as /tmp/rs-debug-<tag>-<name>.log. */
 export async function stopNetnsFarm (f: NetnsFarm | undefined, tag: string): Promise<void> {
-  if (f !== undefined && process.env.RS_DEBUG_NETNS === '1') for (const a of [...f.farm.workers, f.farm.editor]) await writeFile(`/tmp/rs-debug-${tag}-${a.name}.log`, a.log.join('\n'))
+  if (f !== undefined && process.env.RS_DEBUG_NETNS === '1') for (const a of [...f.farm.workers, f.farm.editor]) await writeFile(`/tmp/rs-debug-${tag}-${a.name}.log`, [...(f.earlier?.[a.name] ?? []), ...a.log].join('\n'))
   // Links back up in case a test stopped mid-cut (destroyLan removes them anyway).
   if (f !== undefined) for (const h of f.lan.hosts) await run('ip', ['netns', 'exec', h.ns, 'ip', 'link', 'set', 'eth0', 'up']).catch(() => {})
   await killAll()
@@ -218,6 +218,9 @@ export async function stopNetnsFarm (f: NetnsFarm | undefined, tag: string): Pro
 /** Starts a member again on its host with the same state dir (same identity and membership); the editor keeps --slots 0. */
 export function restartMember (f: NetnsFarm, name: string, extra: string[], env: Record<string, string> = {}): AgentProc {
   const i = name === 'editor' ? 3 : f.farm.workers.findIndex((w) => w.name === name)
+  const before = name === 'editor' ? f.farm.editor : f.farm.workers[i]!
+  f.earlier ??= {}
+  f.earlier[name] = [...(f.earlier[name] ?? []), ...before.log, `${Date.now()} --- ${name} restarted ---`]
   const a = startAgent(f.farm.hosts[i]!, f.dir, name, name === 'editor' ? ['--slots', '0', ...extra] : extra, env)
   if (name === 'editor') f.farm.editor = a
   else f.farm.workers[i] = a
