@@ -100,7 +100,7 @@ export class FarmServices {
     this.owner = new Owner({
       node, store, cache: this.cache, tools: d.tools, caps: d.caps, jobsDir: path.join(d.stateDir, 'jobs'), log,
       coordinator: async () => await this.leadership.waitForLeader(15_000),
-      coLocated: () => d.info.host === undefined ? 1 : this.nodes().filter((n) => n.slots > 0 && n.host?.id === d.info.host!.id).length
+      coLocated: () => d.info.host === undefined ? 1 : Math.max(1, this.nodes().filter((n) => n.slots > 0 && n.accepting && n.host?.id === d.info.host!.id).length)
     })
     this.segments = new SegmentService(node, {
       accept: (h) => this.owner.acceptSegment(h),

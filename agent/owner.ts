@@ -92,7 +92,7 @@ export interface OwnerDeps {
   coordinator: () => Promise<string>
   log: (line: string) => void
   onChange?: (jobId: string) => void
-  /** Render nodes (slots ≥ 1) on this machine, this one included: the estimate's probe renders as many side by side. */
+  /** Render nodes (slots ≥ 1, taking work now) on this machine, this one included: the estimate's probe renders as many side by side. */
   coLocated?: () => number
 }
 
