@@ -22,7 +22,7 @@
  */
 import { WireError } from '../protocol/errors.ts'
 import { MAX_FRAME_BYTES, PROTOCOLS } from '../protocol/ids.ts'
-import { CoordinatorRequestSchema, LeaseReplySchema, AckSchema, type ChunkRecord, type CoordinatorRequest, type JobRecord, type JobSpec, type StatusPush } from '../protocol/messages/jobs.ts'
+import { CoordinatorRequestSchema, LeaseReplySchema, AckSchema, MAX_LISTED_JOBS, type ChunkRecord, type CoordinatorRequest, type JobRecord, type JobSpec, type StatusPush } from '../protocol/messages/jobs.ts'
 import { parseSnapshot, TimelineError } from '../protocol/timeline.ts'
 import { checkMaxCost, CostExceededError, estimate, EstimateError, jobFps, probeSpeedFactor, type Estimate, type EstimateNode } from '../coordinator/estimate.ts'
 import type { SchedChunk } from '../coordinator/scheduler.ts'
@@ -197,6 +197,13 @@ export class Coordinator {
         return { record }
       }
       case 'get-job': this.settle(msg.jobId); return { record: this.records.get(msg.jobId) ?? this.d.store.getJob<JobRecord>(msg.jobId) }
+      case 'list-jobs': {
+        // The open records as they are now (the store may hold an older copy), then the store's.
+        const listed = new Map<string, number>()
+        for (const rec of this.records.values()) if (rec.updatedMs >= msg.sinceMs && listed.size < MAX_LISTED_JOBS) listed.set(rec.spec.id, rec.updatedMs)
+        for (const j of this.d.store.jobsSince(msg.sinceMs, MAX_LISTED_JOBS)) if (!listed.has(j.jobId) && listed.size < MAX_LISTED_JOBS) listed.set(j.jobId, j.updatedMs)
+        return { jobs: [...listed].map(([jobId, updatedMs]) => ({ jobId, updatedMs })) }
+      }
       case 'cancel': {
         const rec = this.records.get(msg.jobId)
         if (rec === undefined) throw new WireError('not-found', `no running job ${msg.jobId}`)

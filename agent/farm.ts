@@ -14,12 +14,15 @@
  *   SQLite and passes job events to its local API's SSE stream. A push can be lost (a cut link,
  *   a frozen or restarting member), so a record that is still open here and has not been heard
  *   of for REFRESH_MS is asked of the coordinator ('get-job'): a job does not look running
- *   forever on a member that missed its end.
+ *   forever on a member that missed its end. A member also catches up on jobs it never heard
+ *   of (submitted while it was restarting or cut off, and perhaps ended before it was back):
+ *   it asks which jobs changed lately ('list-jobs') when it learns the coordinator and every
+ *   CATCH_UP_MS, and fetches those it lacks or holds an older copy of.
  */
 import path from 'node:path'
 import { WireError } from '../protocol/errors.ts'
 import { MAX_FRAME_BYTES, PROTOCOLS } from '../protocol/ids.ts'
-import { AckSchema, JobReplySchema, StatusPushSchema, type JobRecord, type JobSpec, type StatusPush } from '../protocol/messages/jobs.ts'
+import { AckSchema, JobListReplySchema, JobReplySchema, StatusPushSchema, type JobRecord, type JobSpec, type StatusPush } from '../protocol/messages/jobs.ts'
 import type { NodeInfo } from '../protocol/messages/membership.ts'
 import { AssetCache } from './assets.ts'
 import { Coordinator, type NodeView } from './coordinator.ts'
@@ -62,6 +65,11 @@ const REFRESH_MS = 10_000
 /** Records asked for per round (every REFRESH_MS / 2). */
 const REFRESH_BATCH = 20
 const TERMINAL = new Set(['done', 'failed', 'cancelled'])
+/** How often a member asks which jobs changed, and how far back: a day when it learns a coordinator, CATCH_UP_WINDOW_MS otherwise. */
+const CATCH_UP_MS = 60_000
+const CATCH_UP_WINDOW_MS = 15 * 60_000
+const CATCH_UP_START_WINDOW_MS = 24 * 3600_000
+const CATCH_UP_BATCH = 100
 
 export interface JobProgressView { jobId: string; framesDone: number; frames: number; fps: number; chunks: Array<{ id: string; status: string; node?: string | undefined; framesDone: number }>; atMs: number }
 
@@ -84,6 +92,9 @@ export class FarmServices {
   private readonly open = new Map<string, number>()
   private refreshTimer: NodeJS.Timeout | undefined
   private refreshing = false
+  private catchUpTimer: NodeJS.Timeout | undefined
+  private catchingUp = false
+  private catchUpSoon: NodeJS.Timeout | undefined
 
   constructor (private readonly d: FarmServicesDeps) {
     const { node, store, log } = d
@@ -147,10 +158,16 @@ export class FarmServices {
       this.d.emit('leader', { term, leader: leader ?? null })
       if (leader !== undefined) void this.owner.reportSegments(leader)
       this.loadOpen()
+      if (leader !== undefined && !self) void this.catchUp(CATCH_UP_START_WINDOW_MS)
     })
     node.addEventListener('member', (e) => {
       const t = (e as CustomEvent<{ peerId: string; to: string }>).detail
       if (t.to === 'dead') this.coordinator.nodeLost(t.peerId)
+      // Members coming (back) alive: this member may be the one that was away. Catch up shortly after.
+      if (t.to === 'alive' && this.catchUpSoon === undefined) {
+        this.catchUpSoon = setTimeout(() => { this.catchUpSoon = undefined; void this.catchUp(CATCH_UP_START_WINDOW_MS) }, 2000)
+        this.catchUpSoon.unref()
+      }
     })
     await this.leadership.start()
     this.loadOpen()
@@ -160,6 +177,32 @@ export class FarmServices {
       void this.refreshReplicas().finally(() => { this.refreshing = false })
     }, REFRESH_MS / 2)
     this.refreshTimer.unref()
+    this.catchUpTimer = setInterval(() => { void this.catchUp(CATCH_UP_WINDOW_MS) }, CATCH_UP_MS)
+    this.catchUpTimer.unref()
+  }
+
+  /** Fetches the jobs that changed in the last windowMs which this member lacks or holds an older copy of. */
+  private async catchUp (windowMs: number): Promise<void> {
+    const leader = this.leadership.leader
+    if (leader === undefined || this.leadership.isLeader || this.catchingUp) return
+    this.catchingUp = true
+    try {
+      const { jobs } = await this.d.node.request(leader, PROTOCOLS.submit, { type: 'list-jobs', sinceMs: Math.max(0, Date.now() - windowMs) }, JobListReplySchema, { timeoutMs: 5000 })
+      let fetched = 0
+      for (const j of jobs) {
+        if ((this.d.store.jobUpdated(j.jobId) ?? -1) >= j.updatedMs) continue
+        // Paced and bounded, well inside the coordinator's per-peer stream rate (peer-limits.ts): the rest on the next round.
+        if (fetched >= CATCH_UP_BATCH) break
+        if (fetched > 0) await new Promise((resolve) => setTimeout(resolve, 20))
+        const reply = await this.d.node.request(leader, PROTOCOLS.submit, { type: 'get-job', jobId: j.jobId }, JobReplySchema, { maxBytes: MAX_FRAME_BYTES.submit, timeoutMs: 5000 })
+        if (reply.record !== undefined && reply.record.spec.id === j.jobId) { await this.applyRecord(reply.record); fetched++ }
+      }
+      if (fetched > 0) this.d.log(`caught up on ${fetched} job record(s) from the coordinator`)
+    } catch (err) {
+      this.d.log(`catching up on job records from the coordinator: ${(err as Error).message}`)
+    } finally {
+      this.catchingUp = false
+    }
   }
 
   /** Notes the open records in the store (at start, and when the coordinator changes). */
@@ -188,6 +231,8 @@ export class FarmServices {
 
   async stop (): Promise<void> {
     clearInterval(this.refreshTimer)
+    clearInterval(this.catchUpTimer)
+    clearTimeout(this.catchUpSoon)
     this.leadership.stop()
     this.coordinator.stop()
     await this.worker.stopAll()

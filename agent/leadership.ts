@@ -33,6 +33,8 @@ export interface LeadershipDeps {
   startupGraceMs?: number
   /** How long a member that went silent still counts toward the majority needed to stand. Default 30 s. */
   rosterMs?: number
+  /** After seeing no majority, how long a member listens for the farm's coordinator before it may stand. Default 3 s. */
+  rejoinGraceMs?: number
   now?: () => number
 }
 
@@ -115,9 +117,16 @@ export class Leadership extends EventTarget {
     // A member cut off from most of the farm it saw a moment ago does not elect itself: it
     // waits to hear the majority's coordinator again (no second coordinator in a partition).
     // Members silent for rosterMs leave the roster, so a farm that really shrank elects again.
-    if (!e.isLeader && live.length * 2 <= this.roster.size) return
+    if (!e.isLeader && live.length * 2 <= this.roster.size) { this.isolatedMs = now; return }
+    // Back from such a cut: listen for the farm's coordinator first (it announces every 0.8 s).
+    // Standing at once, with the old leader long silent here, would win a newer term and unseat
+    // a coordinator that lived on in the majority, with this member's stale copy of the jobs.
+    if (this.isolatedMs !== undefined && now - this.isolatedMs < (this.d.rejoinGraceMs ?? 3000)) return
     await this.run(e.tick(now, live))
   }
+
+  /** The last tick at which this member saw no majority of its roster. */
+  private isolatedMs: number | undefined
 
   /** Members seen alive within rosterMs (self included), by when. */
   private readonly roster = new Map<string, number>()

@@ -110,6 +110,11 @@ export class Store {
     return row?.updated
   }
 
+  /** Ids of the jobs updated at or after sinceMs, newest first, with when. */
+  jobsSince (sinceMs: number, limit: number): Array<{ jobId: string; updatedMs: number }> {
+    return this.db.prepare('SELECT id AS jobId, updated AS updatedMs FROM jobs WHERE updated >= ? ORDER BY updated DESC LIMIT ?').all(sinceMs, limit) as Array<{ jobId: string; updatedMs: number }>
+  }
+
   listJobs<T> (limit = 500): T[] {
     const rows = this.db.prepare('SELECT record FROM jobs ORDER BY updated DESC LIMIT ?').all(limit) as Array<{ record: string }>
     return rows.map((r) => JSON.parse(r.record) as T)

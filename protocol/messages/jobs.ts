@@ -137,6 +137,8 @@ export const CoordinatorRequestSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('estimate'), job: JobSpecSchema }).strict(),
   z.object({ type: z.literal('cancel'), jobId: id }).strict(),
   z.object({ type: z.literal('get-job'), jobId: id }).strict(),
+  /** Which jobs changed since sinceMs (the coordinator's clock), newest first: a member back from a restart or a cut catches up. */
+  z.object({ type: z.literal('list-jobs'), sinceMs: epochMs }).strict(),
   z.object({ type: z.literal('progress'), term, jobId: id, chunkId: id, leaseToken: id, framesDone: count(), fps: z.number().nonnegative().max(1e6) }).strict(),
   z.object({ type: z.literal('chunk-done'), term, jobId: id, chunkId: id, leaseToken: id, sha256, frames: count() }).strict(),
   z.object({ type: z.literal('chunk-failed'), term, jobId: id, chunkId: id, leaseToken: id, error: text(500) }).strict(),
@@ -183,4 +185,7 @@ export const AckSchema = z.object({ ok: z.literal(true) }).strict().or(z.null())
 export const SubmitReplySchema = z.object({ record: JobRecordSchema }).strict()
 export const EstimateReplySchema = z.object({ estimate: EstimateSchema }).strict()
 export const JobReplySchema = z.object({ record: JobRecordSchema.optional() }).strict()
+/** At most this many jobs in a list-jobs reply. */
+export const MAX_LISTED_JOBS = 500
+export const JobListReplySchema = z.object({ jobs: z.array(z.object({ jobId: id, updatedMs: epochMs }).strict()).max(MAX_LISTED_JOBS) }).strict()
 export const LeaseReplySchema = z.object({ accepted: z.boolean(), reason: text(200).optional() }).strict()

@@ -5,6 +5,7 @@
  * except under CI=true where it must run.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import type { FfmpegTools } from '../../agent/ffmpeg.ts'
 import { frameHashes, run } from '../helpers/media.ts'
@@ -103,17 +104,23 @@ describe.skipIf(!canRun)('failures on a farm of real agents', () => {
     expect(twice).toEqual([])
   }, 400_000)
 
-  it("a worker's link cut mid-chunk until the job is done, then restored: the job completes identical, its late work is ignored, and it learns the job ended", async () => {
+  it("a worker's link cut mid-chunk until the job is done, then restored: the job completes identical, its late work is ignored, and it learns the job ended and of a job submitted while it was away", async () => {
     const out = path.join(dir, 'link-cut.mkv')
     const { jobId, victim } = await submitAndPickVictim(out)
     const ns = hostOf(victim).ns
     const cutAt = Date.now()
     await run('ip', ['netns', 'exec', ns, 'ip', 'link', 'set', 'eth0', 'down'])
     let done: FarmJob
+    let awayId: string
     try {
-      // At least 10 s, and until the job has ended without it: the cut-off member misses the push of its end.
+      // A small job submitted and finished while the member is away: it never hears of it.
+      const small = path.join(dir, 'while-away.json')
+      await writeFile(small, JSON.stringify({ schema: 'farm.timeline/1', fps: { num: 25, den: 1 }, width: 320, height: 180, duration: 50, assets: {}, video: [{ clips: [{ id: 'c', type: 'color', color: '#446688', start: 0, length: 50 }] }] }))
+      awayId = await submitDetached(editor(), small, path.join(dir, 'while-away.mkv'))
+      // At least 10 s, and until both jobs have ended without it: the cut-off member misses the push of their ends.
       await new Promise((r) => setTimeout(r, 10_000))
       done = await jobEnd(editor(), jobId, 240_000)
+      expect((await jobEnd(editor(), awayId, 60_000)).status).toBe('done')
     } finally {
       await run('ip', ['netns', 'exec', ns, 'ip', 'link', 'set', 'eth0', 'up'])
     }
@@ -121,7 +128,9 @@ describe.skipIf(!canRun)('failures on a farm of real agents', () => {
     expect(await frameHashes(tools.ffmpeg, out)).toEqual(reference)
     // Its own copy of the record said the job was running when the link came back; it asks the coordinator.
     const learned = await waitFor(async () => { const j = await jobOf(viaOf(farm, victim), jobId); return j?.status === 'done' ? Date.now() : undefined }, 40_000, `${victim.name} to learn the job ended`, 500)
-    console.log(`${victim.name} learned the job ended ${((learned - cutAt) / 1000).toFixed(1)} s after its link was cut`)
+    // The job it never heard of: it asks which jobs changed while it was away.
+    const caught = await waitFor(async () => { const j = await jobOf(viaOf(farm, victim), awayId); return j?.status === 'done' ? Date.now() : undefined }, 40_000, `${victim.name} to catch up on the job submitted while it was away`, 500)
+    console.log(`${victim.name} learned the job ended ${((learned - cutAt) / 1000).toFixed(1)} s after its link was cut, and of the job submitted while it was away ${((caught - cutAt) / 1000).toFixed(1)} s after`)
     // The cut-off worker's late results were refused or ignored, never joined twice.
     const late = victim.log.filter((l) => logTime(l) > cutAt && /duplicate at the owner|no longer live|stale|refused/.test(l))
     console.log(`link cut on ${victim.name}: job done; its late work: ${late.length === 0 ? 'none reached anyone' : late.map((l) => l.slice(l.indexOf(' ') + 1)).join(' | ')}`)

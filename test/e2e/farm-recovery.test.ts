@@ -129,15 +129,20 @@ describe.skipIf(!canRun)('recovery on a farm of real agents', () => {
     const victim = worker('gamma')
     let slowing = true
     // ffmpeg on the victim runs 50 ms in every 1000: about a twentieth of its speed (on a quiet machine a
-    // chunk here takes under 2 s, so a tenth would still beat the 10 s a backup waits for). Bounded by
-    // the test's own time limit.
+    // chunk here takes under 2 s, so a tenth would still beat the 10 s a backup waits for). While
+    // stopped, the victim's processes are looked at every 100 ms, so an ffmpeg that starts meanwhile
+    // is stopped at once rather than running free until the next round (on a loaded machine that
+    // once let the chunk finish before a backup was worth it). Bounded by the test's own time limit.
     const slow = (async () => {
       const until = Date.now() + 300_000
       while (slowing && Date.now() < until) {
         for (const pid of ffmpegsOf(victim)) try { process.kill(pid, 'SIGCONT') } catch {}
         await sleep(50)
-        for (const pid of ffmpegsOf(victim)) try { process.kill(pid, 'SIGSTOP') } catch {}
-        await sleep(950)
+        const resumeAt = Date.now() + 950
+        while (slowing && Date.now() < resumeAt) {
+          for (const pid of ffmpegsOf(victim)) try { process.kill(pid, 'SIGSTOP') } catch {}
+          await sleep(100)
+        }
       }
       for (const pid of ffmpegsOf(victim)) try { process.kill(pid, 'SIGCONT') } catch {}
     })()

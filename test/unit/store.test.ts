@@ -35,6 +35,11 @@ describe('Store (real SQLite)', () => {
     expect(s.jobUpdated('j1')).toBe(100)
     expect(s.putJob('j1', { status: 'done' }, 200)).toBe(true)
     expect([s.getJob('j1'), s.jobUpdated('j1')]).toEqual([{ status: 'done' }, 200])
+    s.putJob('j2', { status: 'queued' }, 150)
+    s.putJob('j3', { status: 'queued' }, 300)
+    expect(s.jobsSince(150, 10)).toEqual([{ jobId: 'j3', updatedMs: 300 }, { jobId: 'j1', updatedMs: 200 }, { jobId: 'j2', updatedMs: 150 }])
+    expect(s.jobsSince(201, 10)).toEqual([{ jobId: 'j3', updatedMs: 300 }])
+    expect(s.jobsSince(0, 1)).toEqual([{ jobId: 'j3', updatedMs: 300 }])
     s.close()
   })
 
