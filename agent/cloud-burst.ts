@@ -31,7 +31,7 @@ import { bundledPrices, findPrice } from '../coordinator/cloud/prices.ts'
 import { PROVIDERS, type CloudProvider, type Instance, type PriceRow, type ProviderName } from '../coordinator/cloud/provider.ts'
 import { Meter } from '../coordinator/cost.ts'
 import { probeSpeedFactor } from '../coordinator/estimate.ts'
-import type { JobRecord } from '../protocol/messages/jobs.ts'
+import { TERMINAL_STATUSES as TERMINAL, type JobRecord } from '../protocol/messages/jobs.ts'
 
 /** A member as /v1/nodes shows it (the fields the controller reads). */
 export interface BurstMember {
@@ -87,7 +87,6 @@ export const ScaleRequestSchema = z.object({
   spot: z.boolean().default(false)
 }).strict()
 
-const TERMINAL = new Set(['done', 'failed', 'cancelled'])
 const round6 = (x: number): number => Math.round(x * 1e6) / 1e6
 
 export class BurstController {

@@ -22,7 +22,7 @@
  */
 import { WireError } from '../protocol/errors.ts'
 import { MAX_FRAME_BYTES, PROTOCOLS } from '../protocol/ids.ts'
-import { CoordinatorRequestSchema, LeaseReplySchema, AckSchema, MAX_LISTED_JOBS, type ChunkRecord, type CoordinatorRequest, type JobRecord, type JobSpec, type StatusPush } from '../protocol/messages/jobs.ts'
+import { CoordinatorRequestSchema, LeaseReplySchema, AckSchema, MAX_LISTED_JOBS, TERMINAL_STATUSES as TERMINAL, type ChunkRecord, type CoordinatorRequest, type JobRecord, type JobSpec, type StatusPush } from '../protocol/messages/jobs.ts'
 import { parseSnapshot, TimelineError } from '../protocol/timeline.ts'
 import { checkMaxCost, CostExceededError, estimate, EstimateError, jobFps, probeSpeedFactor, type Estimate, type EstimateNode } from '../coordinator/estimate.ts'
 import type { SchedChunk } from '../coordinator/scheduler.ts'
@@ -73,7 +73,6 @@ export interface CoordinatorDeps {
   now?: () => number
 }
 
-const TERMINAL = new Set(['done', 'failed', 'cancelled'])
 /**
  * The estimate's measured fixed costs (decisions 29 and 39, bench/estimate's phases): a chunk's
  * round beyond ffmpeg's start-up, submit to first lease beyond the owner's preparation (measured

@@ -22,7 +22,7 @@
 import path from 'node:path'
 import { WireError } from '../protocol/errors.ts'
 import { MAX_FRAME_BYTES, PROTOCOLS } from '../protocol/ids.ts'
-import { AckSchema, JobListReplySchema, JobReplySchema, StatusPushSchema, type JobRecord, type JobSpec, type StatusPush } from '../protocol/messages/jobs.ts'
+import { AckSchema, JobListReplySchema, JobReplySchema, StatusPushSchema, TERMINAL_STATUSES as TERMINAL, type JobRecord, type JobSpec, type StatusPush } from '../protocol/messages/jobs.ts'
 import type { NodeInfo } from '../protocol/messages/membership.ts'
 import { AssetCache } from './assets.ts'
 import { Coordinator, type NodeView } from './coordinator.ts'
@@ -64,7 +64,6 @@ const withProvisional = (bench: Record<string, number>): Record<string, number> 
 const REFRESH_MS = 10_000
 /** Records asked for per round (every REFRESH_MS / 2). */
 const REFRESH_BATCH = 20
-const TERMINAL = new Set(['done', 'failed', 'cancelled'])
 /** How often a member asks which jobs changed, and how far back: a day when it learns a coordinator, CATCH_UP_WINDOW_MS otherwise. */
 const CATCH_UP_MS = 60_000
 const CATCH_UP_WINDOW_MS = 15 * 60_000
@@ -171,11 +170,7 @@ export class FarmServices {
     })
     await this.leadership.start()
     this.loadOpen()
-    this.refreshTimer = setInterval(() => {
-      if (this.refreshing) return
-      this.refreshing = true
-      void this.refreshReplicas().finally(() => { this.refreshing = false })
-    }, REFRESH_MS / 2)
+    this.refreshTimer = setInterval(() => { void this.refreshReplicas() }, REFRESH_MS / 2)
     this.refreshTimer.unref()
     this.catchUpTimer = setInterval(() => { void this.catchUp(CATCH_UP_WINDOW_MS) }, CATCH_UP_MS)
     this.catchUpTimer.unref()
@@ -194,8 +189,7 @@ export class FarmServices {
         // Paced and bounded, well inside the coordinator's per-peer stream rate (peer-limits.ts): the rest on the next round.
         if (fetched >= CATCH_UP_BATCH) break
         if (fetched > 0) await new Promise((resolve) => setTimeout(resolve, 20))
-        const reply = await this.d.node.request(leader, PROTOCOLS.submit, { type: 'get-job', jobId: j.jobId }, JobReplySchema, { maxBytes: MAX_FRAME_BYTES.submit, timeoutMs: 5000 })
-        if (reply.record !== undefined && reply.record.spec.id === j.jobId) { await this.applyRecord(reply.record); fetched++ }
+        if (await this.fetchNewer(leader, j.jobId)) fetched++
       }
       if (fetched > 0) this.d.log(`caught up on ${fetched} job record(s) from the coordinator`)
     } catch (err) {
@@ -213,20 +207,28 @@ export class FarmServices {
   /** Asks the coordinator for the open records not heard of for REFRESH_MS (the coordinator's own are the truth). */
   private async refreshReplicas (): Promise<void> {
     const leader = this.leadership.leader
-    if (leader === undefined || this.leadership.isLeader) return
-    const now = Date.now()
-    const due = [...this.open].filter(([, at]) => now - at > REFRESH_MS).slice(0, REFRESH_BATCH)
-    for (const [jobId] of due) {
-      this.open.set(jobId, now)
-      try {
-        const reply = await this.d.node.request(leader, PROTOCOLS.submit, { type: 'get-job', jobId }, JobReplySchema, { maxBytes: MAX_FRAME_BYTES.submit, timeoutMs: 5000 })
-        // Unchanged since it was stored: nothing to apply (and no event for the API's listeners).
-        if (reply.record !== undefined && reply.record.updatedMs > (this.d.store.jobUpdated(jobId) ?? -1)) await this.applyRecord(reply.record)
-      } catch (err) {
-        this.d.log(`asking the coordinator for job ${jobId}: ${(err as Error).message}`)
-        return
+    if (leader === undefined || this.leadership.isLeader || this.refreshing) return
+    this.refreshing = true
+    try {
+      const now = Date.now()
+      const due = [...this.open].filter(([, at]) => now - at > REFRESH_MS).slice(0, REFRESH_BATCH)
+      for (const [jobId] of due) {
+        this.open.set(jobId, now)
+        await this.fetchNewer(leader, jobId)
       }
+    } catch (err) {
+      this.d.log(`asking the coordinator for job records: ${(err as Error).message}`)
+    } finally {
+      this.refreshing = false
     }
+  }
+
+  /** Asks the coordinator for a job's record and applies it when it is newer than the copy here (an unchanged one raises no event). True when applied. */
+  private async fetchNewer (leader: string, jobId: string): Promise<boolean> {
+    const { record } = await this.d.node.request(leader, PROTOCOLS.submit, { type: 'get-job', jobId }, JobReplySchema, { maxBytes: MAX_FRAME_BYTES.submit, timeoutMs: 5000 })
+    if (record === undefined || record.spec.id !== jobId || record.updatedMs <= (this.d.store.jobUpdated(jobId) ?? -1)) return false
+    await this.applyRecord(record)
+    return true
   }
 
   async stop (): Promise<void> {
@@ -286,10 +288,11 @@ export class FarmServices {
   private async applyRecord (rec: JobRecord): Promise<void> {
     if (this.open.has(rec.spec.id)) this.open.set(rec.spec.id, Date.now())
     if (this.d.store.putJob(rec.spec.id, rec, rec.updatedMs)) {
-      if (TERMINAL.has(rec.status)) this.open.delete(rec.spec.id)
-      else this.open.set(rec.spec.id, Date.now())
+      if (TERMINAL.has(rec.status)) {
+        this.open.delete(rec.spec.id)
+        this.progress.delete(rec.spec.id)
+      } else this.open.set(rec.spec.id, Date.now())
       this.d.emit('job', summary(rec, this.d.store.jobOutput(rec.spec.id)))
-      if (TERMINAL.has(rec.status)) this.progress.delete(rec.spec.id)
       await this.owner.recordChanged(rec)
       if (rec.status === 'cancelled' || rec.status === 'failed') await this.worker.cancel(rec.spec.id)
     }

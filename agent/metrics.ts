@@ -22,6 +22,7 @@
  * newest 200). Costs use each member's `--cost-per-hour` until cloud metering lands.
  */
 import { Counter, Gauge, type Registry } from 'prom-client'
+import { TERMINAL_STATUSES as TERMINAL } from '../protocol/messages/jobs.ts'
 
 /** A job as `/v1/jobs` shows it (the fields the figures use). */
 export interface JobFacts {
@@ -96,7 +97,6 @@ export interface Figures {
 }
 
 const JOB_STATES = ['queued', 'running', 'joining', 'paused', 'done', 'failed', 'cancelled'] as const
-const TERMINAL = new Set(['done', 'failed', 'cancelled'])
 /** Jobs and chunks remembered for counting; the oldest are forgotten past this (a job list shows the newest 200). */
 const MAX_TRACKED = 20_000
 

@@ -31,7 +31,7 @@ import path from 'node:path'
 import { z } from 'zod'
 import { WireError } from '../protocol/errors.ts'
 import { MAX_FRAME_BYTES, PROTOCOLS } from '../protocol/ids.ts'
-import { AckSchema, EstimateReplySchema, PRIORITY_NAMES, SubmitReplySchema, type JobRecord, type JobSpec } from '../protocol/messages/jobs.ts'
+import { AckSchema, EstimateReplySchema, PRIORITY_NAMES, SubmitReplySchema, TERMINAL_STATUSES as TERMINAL, type JobRecord, type JobSpec } from '../protocol/messages/jobs.ts'
 import { framesToSeconds, TimelineError } from '../protocol/timeline.ts'
 import type { AssetCache } from './assets.ts'
 import type { FfmpegCapabilities, FfmpegTools } from './ffmpeg.ts'
@@ -120,7 +120,6 @@ const UNREPORTED = 'owner-unreported'
 /** How often unacknowledged reports are offered again. */
 const SYNC_MS = 3000
 
-const TERMINAL = new Set(['done', 'failed', 'cancelled'])
 
 export class Owner {
   private readonly jobs = new Map<string, Owned>()
@@ -371,8 +370,10 @@ export class Owner {
     for (const [jobId, outcome] of this.unreported) {
       // The coordinator's record already says so (its acknowledgement was what got lost), unless
       // this is a new coordinator's turn to hear it.
-      const rec = outcome.again === true ? undefined : this.d.store.getJob<JobRecord>(jobId)
-      if (outcome.again !== true && (rec === undefined || TERMINAL.has(rec.status))) { this.reported(jobId); continue }
+      if (outcome.again !== true) {
+        const rec = this.d.store.getJob<JobRecord>(jobId)
+        if (rec === undefined || TERMINAL.has(rec.status)) { this.reported(jobId); continue }
+      }
       try {
         const to = coordinator ?? await this.d.coordinator()
         await this.d.node.request(to, PROTOCOLS.submit, { type: 'job-finished', jobId, ok: outcome.ok, ...(outcome.error !== undefined ? { error: outcome.error } : {}) }, AckSchema, { timeoutMs: 5000 })
@@ -400,6 +401,11 @@ export class Owner {
     if (outcome.again === true) return
     this.recent.set(jobId, { outcome, at: Date.now() })
     if (this.recent.size > 1000) this.recent.delete(this.recent.keys().next().value!)
+    this.saveUnreported()
+  }
+
+  /** Stores the outcomes still to report (those only retold to a new coordinator are already acknowledged). */
+  private saveUnreported (): void {
     this.d.store.setJson(UNREPORTED, Object.fromEntries([...this.unreported].filter(([, o]) => o.again !== true)))
   }
 
@@ -497,7 +503,7 @@ export class Owner {
     // The outcome is stored before the segments go: from here a restart reports it instead of
     // rendering the job again; it is offered until the coordinator acknowledges it.
     this.unreported.set(spec.id, { ok: error === undefined, ...(error !== undefined ? { error: error.replace(/[\u0000-\u001f\u007f]/g, ' ').slice(0, 500) } : {}) })
-    this.d.store.setJson(UNREPORTED, Object.fromEntries([...this.unreported].filter(([, o]) => o.again !== true)))
+    this.saveUnreported()
     await rm(partial, { force: true })
     await rm(job.dir, { recursive: true, force: true })
     this.jobs.delete(spec.id)

@@ -21,6 +21,8 @@ import { peerId } from './membership.ts'
 export const PRIORITY_NAMES = ['low', 'normal', 'high', 'urgent'] as const
 /** 'paused': waiting for its owner, which is offline (the job goes on when the owner is back). */
 export const JOB_STATUSES = ['queued', 'running', 'joining', 'done', 'failed', 'cancelled', 'paused'] as const
+/** The statuses a job does not leave. */
+export const TERMINAL_STATUSES: ReadonlySet<string> = new Set<string>(['done', 'failed', 'cancelled'])
 export const CHUNK_STATUSES = ['queued', 'leased', 'done', 'failed'] as const
 
 const ID = /^[A-Za-z0-9_-]{1,64}$/
