@@ -22,12 +22,12 @@
  */
 import { WireError } from '../protocol/errors.ts'
 import { MAX_FRAME_BYTES, PROTOCOLS } from '../protocol/ids.ts'
-import { CoordinatorRequestSchema, LeaseReplySchema, AckSchema, MAX_LISTED_JOBS, TERMINAL_STATUSES as TERMINAL, type ChunkRecord, type CoordinatorRequest, type JobRecord, type JobSpec, type StatusPush } from '../protocol/messages/jobs.ts'
+import { CoordinatorRequestSchema, LeaseReplySchema, AckSchema, MAX_LISTED_JOBS, pieceId, plannedChunkId, TERMINAL_STATUSES as TERMINAL, type ChunkRecord, type CoordinatorRequest, type JobRecord, type JobSpec, type StatusPush } from '../protocol/messages/jobs.ts'
 import { parseSnapshot, TimelineError } from '../protocol/timeline.ts'
 import { checkMaxCost, CostExceededError, estimate, EstimateError, jobFps, probeSpeedFactor, type Estimate, type EstimateNode } from '../coordinator/estimate.ts'
 import type { SchedChunk } from '../coordinator/scheduler.ts'
 import { planChunks } from '../coordinator/planner.ts'
-import { Scheduler, type Lease, type SchedNode } from '../coordinator/scheduler.ts'
+import { DEFAULT_SPLIT_MIN_MS, Scheduler, type Lease, type SchedNode } from '../coordinator/scheduler.ts'
 import type { FarmNode } from './node.ts'
 import { gopFrames, resolvePreset } from './render/presets.ts'
 import type { Store } from './store.ts'
@@ -59,6 +59,8 @@ export interface CoordinatorDeps {
   leaseMs?: number
   /** Render time a chunk should take on a typical node (coordinator/estimate.ts chunkCount). Default 30 s. */
   chunkSeconds?: number
+  /** The shortest piece, in its node's time, a chunk is cut to when leased (coordinator/scheduler.ts split, decision 41); 0 never cuts. Default 4 s. */
+  minPieceSeconds?: number
   /** Straggler backups: a chunk must have run this long first (default 10 s); tail backups (a free node that would finish a copy well first, scheduler.ts tailBackups) do not wait for it; 0 turns all backups off. */
   speculateAfterMs?: number
   tickMs?: number
@@ -121,8 +123,8 @@ export class Coordinator {
     this.term = term
     if (this.sched !== undefined) return
     // Tail placement and tail backups on (decision 38): bench/sim measured them ahead of the plain
-    // fastest-free rule on every farm it simulates.
-    const sched = new Scheduler({ leaseMs: this.d.leaseMs ?? 15_000, speculateAfterMs: this.d.speculateAfterMs ?? 10_000, tailHold: true, tailBackups: true })
+    // fastest-free rule on every farm it simulates; so is splitting at lease time (decision 41).
+    const sched = new Scheduler({ leaseMs: this.d.leaseMs ?? 15_000, speculateAfterMs: this.d.speculateAfterMs ?? 10_000, tailHold: true, tailBackups: true, ...(this.d.minPieceSeconds !== 0 ? { split: { minMs: this.d.minPieceSeconds !== undefined ? this.d.minPieceSeconds * 1000 : DEFAULT_SPLIT_MIN_MS, id: pieceId } } : {}) })
     this.records.clear()
     for (const rec of this.d.store.listJobs<JobRecord>(10_000)) {
       if (TERMINAL.has(rec.status)) continue
@@ -182,7 +184,7 @@ export class Coordinator {
         const now = this.now()
         const record: JobRecord = {
           spec: msg.job, status: 'queued', estimate: est, acceptedMs: now, framesDone: 0, fps: 0, actualCost: 0, updatedMs: now,
-          chunks: ranges.map((r) => ({ id: `${msg.job.id.slice(0, 36)}-${r.index}`, index: r.index, start: r.start, end: r.end, status: 'queued', attempts: 0, framesDone: 0 }))
+          chunks: ranges.map((r) => ({ id: plannedChunkId(msg.job.id, r.index), index: r.index, start: r.start, end: r.end, status: 'queued', attempts: 0, framesDone: 0 }))
         }
         sched.addJob({ ...schedJob(msg.job, this.speedFactor(msg.job)), chunks: record.chunks.map((c) => ({ id: c.id, index: c.index, start: c.start, end: c.end })) })
         this.records.set(msg.job.id, record)
@@ -340,7 +342,7 @@ export class Coordinator {
     const calibrated = spec.probe !== undefined ? { speedFactor, chunkOverheadSeconds: spec.probe.startSeconds + CHUNK_ROUND_SECONDS, fixedSeconds: spec.probe.prepareSeconds + SUBMIT_SECONDS, joinSeconds: FINISH_SECONDS, renderCores: spec.probe.cores, together: spec.probe.together, owner: spec.owner } : {}
     let est: Estimate
     try {
-      est = estimate({ frames: timeline.duration, width: timeline.width, height: timeline.height, preset: spec.preset, nodes, nowMs: now, align, ...calibrated, ...(this.d.chunkSeconds !== undefined ? { targetChunkSeconds: this.d.chunkSeconds } : {}) })
+      est = estimate({ frames: timeline.duration, width: timeline.width, height: timeline.height, preset: spec.preset, nodes, nowMs: now, align, chunkFloor: this.chunkFloor(spec, nodes.length), ...calibrated, ...(this.d.chunkSeconds !== undefined ? { targetChunkSeconds: this.d.chunkSeconds } : {}) })
     } catch (err) {
       if (err instanceof EstimateError) throw new WireError('invalid-job', err.message)
       throw err
@@ -379,7 +381,9 @@ export class Coordinator {
     const nodes: SchedNode[] = live.map((n) => ({ peerId: n.peerId, slots: n.slots, encoders: n.encoders, gpu: n.gpu, fps: n.fps, accepting: n.accepting && (this.refusedUntil.get(n.peerId) ?? 0) <= now, paused: this.paused.has(n.peerId) }))
     const sched = this.sched
     if (sched === undefined) return nodes
-    for (const lease of sched.assign(nodes, this.term, now)) {
+    const leases = sched.assign(nodes, this.term, now)
+    this.applySplits(sched)
+    for (const lease of leases) {
       const rec = this.records.get(lease.jobId)
       // Records list chunks in index order: no search per lease.
       const at = rec?.chunks[lease.index]
@@ -486,6 +490,41 @@ export class Coordinator {
     }
     for (const id of this.stale) this.copyFromScheduler(id)
     this.stale.clear()
+  }
+
+  /**
+   * A job's share of the nodes, as its chunk floor (decision 41): nodes × its work / (its work +
+   * the work still open in the farm's other jobs), in benchmark-seconds-comparable units (frames
+   * over each job's speed scale). An idle farm: every node. A job behind others gets fewer, bigger
+   * chunks; the scheduler cuts them as the farm drains.
+   */
+  private chunkFloor (spec: JobSpec, nodes: number): number | undefined {
+    if (nodes < 1) return undefined
+    const work = (s: JobSpec, frames: number): number => { const k = schedJob(s, this.speedFactor(s)).fpsScale ?? 1; return frames / (k > 0 ? k : 1) }
+    const mine = work(spec, (spec.timeline as { duration: number }).duration)
+    let open = 0
+    for (const rec of this.records.values()) {
+      if (TERMINAL.has(rec.status) || rec.spec.id === spec.id) continue
+      let frames = 0
+      for (const c of rec.chunks) if (c.status !== 'done') frames += Math.max(0, c.end - c.start - c.framesDone)
+      if (frames > 0) open += work(rec.spec, frames)
+    }
+    return Math.max(1, Math.min(nodes, Math.ceil(nodes * mine / (mine + open))))
+  }
+
+  /**
+   * Chunks the scheduler cut when it leased them (decision 41): each is replaced in its record by
+   * its two pieces, in place, so that the record stays in frame order and is replicated with them.
+   */
+  private applySplits (sched: Scheduler): void {
+    for (const sp of sched.takeSplits()) {
+      const rec = this.records.get(sp.jobId)
+      const at = rec?.chunks.findIndex((c) => c.id === sp.from) ?? -1
+      if (rec === undefined || at < 0) continue
+      const was = rec.chunks[at]!
+      rec.chunks.splice(at, 1, ...sp.into.map((p): ChunkRecord => ({ id: p.id, index: p.index, start: p.start, end: p.end, status: 'queued', attempts: was.attempts, framesDone: 0, ...(was.errors !== undefined ? { errors: [...was.errors] } : {}) })))
+      this.syncJob(sp.jobId)
+    }
   }
 
   /** Copies the scheduler's view of a job's chunks into its record. */
@@ -638,8 +677,11 @@ export class Coordinator {
 }
 
 /** The scheduler's view of a job; fpsScale = frame-size scaling × the probe's speed factor (straggler checks use it). */
-function schedJob (spec: JobSpec, speedFactor: number): { id: string; priority: JobSpec['priority']; deadlineMs?: number; createdMs: number; preset: string; encoders: string[]; needsGpu: boolean; fpsScale: number } {
+function schedJob (spec: JobSpec, speedFactor: number): { id: string; align: number; priority: JobSpec['priority']; deadlineMs?: number; createdMs: number; preset: string; encoders: string[]; needsGpu: boolean; fpsScale: number } {
   const { width, height } = spec.timeline as { width: number; height: number }
   const fpsScale = jobFps(1, width, height) * speedFactor
-  return { id: spec.id, priority: spec.priority, ...(spec.deadlineMs !== undefined ? { deadlineMs: spec.deadlineMs } : {}), createdMs: spec.createdMs, preset: spec.preset, encoders: [ENCODER[spec.preset]], needsGpu: false, ...(fpsScale > 0 ? { fpsScale } : {}) } as ReturnType<typeof schedJob>
+  // Pieces cut at lease time keep to the keyframe grid the plan used (decision 41).
+  let align = 1
+  try { align = gopFrames(resolvePreset(spec.preset), spec.timeline.fps) ?? 1 } catch { /* a preset this build lacks: frame-exact cuts */ }
+  return { id: spec.id, align, priority: spec.priority, ...(spec.deadlineMs !== undefined ? { deadlineMs: spec.deadlineMs } : {}), createdMs: spec.createdMs, preset: spec.preset, encoders: [ENCODER[spec.preset]], needsGpu: false, ...(fpsScale > 0 ? { fpsScale } : {}) } as ReturnType<typeof schedJob>
 }

@@ -63,6 +63,8 @@ export interface AgentOptions {
   leaseMs?: number
   /** When this agent coordinates: the render time a chunk should take on a typical node. Default 30 s. */
   chunkSeconds?: number
+  /** When this agent coordinates: the shortest piece (of its node's time) a chunk is cut to when leased; 0 never cuts. Default 4 s. */
+  minPieceSeconds?: number
   /** Where this machine is (`--location`): the studio LAN (default) or a rented cloud machine. */
   location?: 'lan' | 'cloud'
   /** When this agent coordinates: a straggling chunk gets a backup copy after running this long (0: never). Default 10 s. */
@@ -200,6 +202,7 @@ export class Agent {
       accepting: () => this.availability().accepting, log, emit: (type, data) => { this.emitEvent(type, data) },
       ...(this.opts.leaseMs !== undefined ? { leaseMs: this.opts.leaseMs } : {}),
       ...(this.opts.chunkSeconds !== undefined ? { chunkSeconds: this.opts.chunkSeconds } : {}),
+      ...(this.opts.minPieceSeconds !== undefined ? { minPieceSeconds: this.opts.minPieceSeconds } : {}),
       ...(this.opts.speculateAfterMs !== undefined ? { speculateAfterMs: this.opts.speculateAfterMs } : {})
     })
     await this.farm.start()

@@ -50,6 +50,7 @@ export interface FarmServicesDeps {
   emit: (type: string, data: unknown) => void
   leaseMs?: number
   chunkSeconds?: number
+  minPieceSeconds?: number
   speculateAfterMs?: number
 }
 
@@ -105,6 +106,7 @@ export class FarmServices {
       broadcast: async (msg, timeoutMs) => { await this.broadcast(msg, timeoutMs) },
       ...(d.leaseMs !== undefined ? { leaseMs: d.leaseMs } : {}),
       ...(d.chunkSeconds !== undefined ? { chunkSeconds: d.chunkSeconds } : {}),
+      ...(d.minPieceSeconds !== undefined ? { minPieceSeconds: d.minPieceSeconds } : {}),
       ...(d.speculateAfterMs !== undefined ? { speculateAfterMs: d.speculateAfterMs } : {})
     })
     this.owner = new Owner({

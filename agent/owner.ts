@@ -14,7 +14,9 @@
  * was when anything fails.
  *
  * Every arriving segment is checked (frame count and timestamps) before it counts; a bad one is
- * refused ('invalid-segment') and rendered again. An owner that restarts takes its unfinished
+ * refused ('invalid-segment') and rendered again. A segment is a frame range: a planned chunk, or a
+ * piece the coordinator cut from one when it leased it (its id names its range; decision 41). The
+ * job is joined once the segments here cover every frame, one after another. An owner that restarts takes its unfinished
  * jobs up again (`resume`): the job's record from its store, the verified segments in its job
  * dir, the audio rendered anew; the coordinator hears which segments it holds and which it
  * lost, and workers that kept segments while it was away hand them over.
@@ -31,7 +33,8 @@ import path from 'node:path'
 import { z } from 'zod'
 import { WireError } from '../protocol/errors.ts'
 import { MAX_FRAME_BYTES, PROTOCOLS } from '../protocol/ids.ts'
-import { AckSchema, EstimateReplySchema, PRIORITY_NAMES, SubmitReplySchema, TERMINAL_STATUSES as TERMINAL, type JobRecord, type JobSpec } from '../protocol/messages/jobs.ts'
+import { AckSchema, EstimateReplySchema, pieceId, pieceRange, PRIORITY_NAMES, SubmitReplySchema, TERMINAL_STATUSES as TERMINAL, type JobRecord, type JobSpec } from '../protocol/messages/jobs.ts'
+import { tileRanges } from '../coordinator/planner.ts'
 import { framesToSeconds, TimelineError } from '../protocol/timeline.ts'
 import type { AssetCache } from './assets.ts'
 import type { FfmpegCapabilities, FfmpegTools } from './ffmpeg.ts'
@@ -101,16 +104,23 @@ interface Owned {
   preset: Preset
   output: string
   dir: string
-  chunks: Map<string, { index: number; frames: number; file: string | undefined; sha256?: string | undefined }>
+  /** Planned chunks (from the record) and pieces (from their ids) by id; a file once its segment is here. */
+  chunks: Map<string, Segment>
   audio: Promise<string>
   abort: AbortController
   finishing: boolean
+  /** How many chunks the record planned (pieces beyond them are bounded by MAX_PIECES). */
+  planned: number
   error?: string
   /** Taken up again after a restart: the next report to the coordinator lists the lost segments. */
   resumed?: boolean
   /** The coordinator (a new one, or one this owner restarted under) has yet to hear which segments are here. */
   report?: boolean
 }
+
+interface Segment { start: number; end: number; file: string | undefined; sha256?: string | undefined }
+/** Pieces one job may hold beyond its planned chunks (each is a segment on disk): a bound on what a member can make an owner keep. */
+const MAX_PIECES = 10_000
 
 /** A job's outcome the coordinator has not acknowledged yet (kept in the store under UNREPORTED). */
 interface Outcome { ok: boolean; error?: string; again?: boolean }
@@ -262,8 +272,8 @@ export class Owner {
     }
     const abort = new AbortController()
     const owned: Owned = {
-      spec, preset, output: output!, dir, abort, finishing: false,
-      chunks: new Map(record.chunks.map((c) => [c.id, { index: c.index, frames: c.end - c.start, file: undefined }])),
+      spec, preset, output: output!, dir, abort, finishing: false, planned: record.chunks.length,
+      chunks: new Map(record.chunks.map((c) => [c.id, { start: c.start, end: c.end, file: undefined }])),
       audio: this.renderAudio(spec, preset, dir, abort.signal)
     }
     owned.audio.catch(() => {})
@@ -291,28 +301,39 @@ export class Owner {
       }
     }
     if (job === undefined) return { refuse: 'not-found', message: `this member owns no running job ${h.jobId}` }
-    const chunk = job.chunks.get(h.chunkId)
-    if (chunk === undefined || chunk.index !== h.index || chunk.frames !== h.frames) return { refuse: 'not-found', message: `job ${h.jobId} has no chunk ${h.chunkId} #${h.index} of ${h.frames} frames` }
+    const chunk = this.segmentOf(job, h.chunkId)
+    if (chunk === undefined || chunk.end - chunk.start !== h.frames) return { refuse: 'not-found', message: `job ${h.jobId} has no chunk ${h.chunkId} of ${h.frames} frames` }
     if (chunk.file !== undefined) return { refuse: 'duplicate', message: `chunk ${h.chunkId} is already here` }
-    return { path: path.join(job.dir, `seg-${String(chunk.index).padStart(5, '0')}${job.preset.ext}`) }
+    if (!job.chunks.has(h.chunkId) && job.chunks.size >= MAX_PIECES + job.planned) return { refuse: 'not-found', message: `job ${h.jobId} already holds ${MAX_PIECES} pieces beyond its plan` }
+    return { path: segmentPath(job.dir, chunk, job.preset.ext) }
+  }
+
+  /** A planned chunk, or a piece of this job named by its id (not kept until its segment is). */
+  private segmentOf (job: Owned, chunkId: string): Segment | undefined {
+    const known = job.chunks.get(chunkId)
+    if (known !== undefined) return known
+    const r = pieceRange(job.spec.id, chunkId)
+    return r !== undefined && r.end <= job.spec.timeline.duration ? { ...r, file: undefined } : undefined
   }
 
   /** A verified segment is stored: when it is the last one, join. */
   async segmentStored (h: { jobId: string; chunkId: string; sha256: string }, file: string): Promise<void> {
     const job = this.jobs.get(h.jobId)
-    const chunk = job?.chunks.get(h.chunkId)
+    const chunk = job === undefined ? undefined : this.segmentOf(job, h.chunkId)
     if (job === undefined || chunk === undefined || chunk.file !== undefined) return
     // The worker checked it too; the owner does not take a segment on trust (a bad disk, a bad worker).
     try {
-      await validateOutput(this.d.tools.ffprobe, file, { frames: chunk.frames, fps: job.spec.timeline.fps })
+      await validateOutput(this.d.tools.ffprobe, file, { frames: chunk.end - chunk.start, fps: job.spec.timeline.fps })
     } catch (err) {
       await rm(file, { force: true })
-      throw new WireError('invalid-segment', `segment #${chunk.index} of job ${h.jobId}: ${(err as Error).message.replace(file, 'the segment')}`)
+      throw new WireError('invalid-segment', `segment [${chunk.start}, ${chunk.end}) of job ${h.jobId}: ${(err as Error).message.replace(file, 'the segment')}`)
     }
-    if (chunk.file !== undefined) return
-    chunk.file = file
-    chunk.sha256 = h.sha256
-    if ([...job.chunks.values()].every((c) => c.file !== undefined) && !job.finishing) {
+    const entry = job.chunks.get(h.chunkId) ?? chunk
+    if (entry.file !== undefined) return
+    entry.file = file
+    entry.sha256 = h.sha256
+    job.chunks.set(h.chunkId, entry)
+    if (!job.finishing && tiling(job) !== undefined) {
       job.finishing = true
       void this.finish(job)
     }
@@ -432,32 +453,36 @@ export class Owner {
       const dir = path.join(this.d.jobsDir, id)
       await mkdir(dir, { recursive: true })
       for (const f of await readdir(dir)) if (f.endsWith('.part') || f.startsWith('audio') || f === 'segments.ffconcat') await rm(path.join(dir, f), { recursive: true, force: true })
-      const chunks: Owned['chunks'] = new Map()
+      // The record's chunks (pieces included, as far as this replica knows them), and any other
+      // piece whose segment is here.
+      const chunks: Owned['chunks'] = new Map(rec.chunks.map((c) => [c.id, { start: c.start, end: c.end, file: undefined }]))
+      const recorded = new Map(rec.chunks.map((c) => [`${c.start}-${c.end}`, c]))
       let kept = 0
-      for (const c of rec.chunks) {
-        const file = path.join(dir, `seg-${String(c.index).padStart(5, '0')}${preset.ext}`)
-        const entry: { index: number; frames: number; file: string | undefined; sha256?: string | undefined } = { index: c.index, frames: c.end - c.start, file: undefined }
-        chunks.set(c.id, entry)
-        if (await stat(file).catch(() => undefined) === undefined) continue
+      for (const f of await readdir(dir)) {
+        const m = /^seg-(\d{9})-(\d{9})\./.exec(f)
+        if (m === null || !f.endsWith(preset.ext)) continue
+        const start = Number(m[1]); const end = Number(m[2])
+        const c = recorded.get(`${start}-${end}`)
+        const file = path.join(dir, f)
         try {
+          if (!(start < end && end <= rec.spec.timeline.duration)) throw new Error(`[${start}, ${end}) is not a range of this job`)
           const sha = await sha256File(file)
-          if (c.sha256 !== undefined && c.sha256 !== sha) throw new Error(`hash ${sha.slice(0, 12)}… is not the recorded ${c.sha256.slice(0, 12)}…`)
-          await validateOutput(this.d.tools.ffprobe, file, { frames: entry.frames, fps: rec.spec.timeline.fps })
-          entry.file = file
-          entry.sha256 = sha
+          if (c?.sha256 !== undefined && c.sha256 !== sha) throw new Error(`hash ${sha.slice(0, 12)}… is not the recorded ${c.sha256.slice(0, 12)}…`)
+          await validateOutput(this.d.tools.ffprobe, file, { frames: end - start, fps: rec.spec.timeline.fps })
+          chunks.set(c?.id ?? pieceId(id, start, end), { start, end, file, sha256: sha })
           kept++
         } catch (err) {
-          this.d.log(`job ${id}: segment #${c.index} in the job dir is unusable (${(err as Error).message}); it will be rendered again`)
+          this.d.log(`job ${id}: segment [${start}, ${end}) in the job dir is unusable (${(err as Error).message}); it will be rendered again`)
           await rm(file, { force: true })
         }
       }
       if (this.jobs.has(id)) continue // its submit's answer arrived meanwhile
       const abort = new AbortController()
-      const owned: Owned = { spec: rec.spec, preset, output: output!, dir, abort, finishing: false, resumed: true, chunks, audio: this.renderAudio(rec.spec, preset, dir, abort.signal) }
+      const owned: Owned = { spec: rec.spec, preset, output: output!, dir, abort, finishing: false, resumed: true, chunks, planned: rec.chunks.length, audio: this.renderAudio(rec.spec, preset, dir, abort.signal) }
       owned.audio.catch(() => {})
       this.jobs.set(id, owned)
-      this.d.log(`job ${id} taken up again after a restart: ${kept} of ${chunks.size} segments already here`)
-      if (kept === chunks.size) { owned.finishing = true; void this.finish(owned) }
+      this.d.log(`job ${id} taken up again after a restart: ${kept} segment(s) already here${tiling(owned) !== undefined ? ', every frame' : ''}`)
+      if (tiling(owned) !== undefined) { owned.finishing = true; void this.finish(owned) }
     }
   }
 
@@ -489,7 +514,7 @@ export class Owner {
     let error: string | undefined
     try {
       const audio = await job.audio
-      const segments = [...job.chunks.values()].sort((a, b) => a.index - b.index).map((c) => ({ file: c.file!, frames: c.frames }))
+      const segments = tiling(job)!.map((c) => ({ file: c.file!, frames: c.end - c.start }))
       await runInvocation(compileJoin({ segments, fps: spec.timeline.fps, audio, preset, listFile: path.join(job.dir, 'segments.ffconcat'), outFile: partial, frames: spec.timeline.duration }), { ffmpeg: this.d.tools.ffmpeg, signal: job.abort.signal })
       await validateOutput(this.d.tools.ffprobe, partial, { frames: spec.timeline.duration, fps: spec.timeline.fps, audioSeconds: framesToSeconds(spec.timeline.duration, spec.timeline.fps) })
       await rename(partial, job.output)
@@ -509,6 +534,16 @@ export class Owner {
     this.jobs.delete(spec.id)
     this.syncSoon()
   }
+}
+
+/** The segments here that cover the job's frames one after another, or undefined while some are missing. */
+function tiling (job: Owned): Segment[] | undefined {
+  return tileRanges([...job.chunks.values()].filter((c) => c.file !== undefined), job.spec.timeline.duration)
+}
+
+/** Where a segment is kept in its job dir: named by its range, so that a restart finds pieces it has no record of. */
+function segmentPath (dir: string, c: { start: number; end: number }, ext: string): string {
+  return path.join(dir, `seg-${String(c.start).padStart(9, '0')}-${String(c.end).padStart(9, '0')}${ext}`)
 }
 
 function asRequestError (err: unknown): Error {

@@ -53,7 +53,9 @@
  * each fps after its host share with every usable node at work (they all render at once):
  * a chunk takes about the target time (30 s) on a typical node, which keeps the ~0.3 s fixed
  * cost of a chunk (spawn, seek, upload) near 1 %, and the median ignores one very fast or very
- * slow machine; every usable node gets at least one chunk; there are never more chunks than
+ * slow machine; every usable node gets at least one chunk (or, with `chunkFloor`, that many: a job
+ * queued behind others gets only its share of the nodes, nodes × its work / all open work, since
+ * the coordinator cuts chunks smaller when it leases them as the farm drains, decision 41); there are never more chunks than
  * whole GOPs (align = keyframe interval of an inter-frame codec, 1 otherwise), nor more than
  * MAX_CHUNKS, nor fewer than one. The upper bounds win over "one chunk per node".
  */
@@ -89,6 +91,8 @@ export interface EstimateInput {
   joinSeconds?: number
   /** Default 30 s. */
   targetChunkSeconds?: number
+  /** At least this many chunks (a job's share of the farm's nodes); default, and at most, one per usable node. */
+  chunkFloor?: number | undefined
   /** Keyframe interval in frames for inter-frame codecs (chunk boundaries fall on keyframes). */
   align?: number | undefined
   /** Multiplies every node's job fps: this timeline's speed relative to the benchmark (probeSpeedFactor). Default 1. */
@@ -156,18 +160,19 @@ function median (xs: readonly number[]): number {
 }
 
 /** How many chunks to cut a job into (formula in the module comment). */
-export function chunkCount (input: { frames: number; fpsPerNode: readonly number[]; targetChunkSeconds?: number | undefined; align?: number | undefined }): number {
+export function chunkCount (input: { frames: number; fpsPerNode: readonly number[]; targetChunkSeconds?: number | undefined; align?: number | undefined; floor?: number | undefined }): number {
   const { frames } = input
   const target = input.targetChunkSeconds ?? 30
   const align = input.align ?? 1
   if (!Number.isInteger(frames) || frames < 1) throw new EstimateError(`frames must be a whole number ≥ 1 (got ${frames})`)
   if (!Number.isFinite(target) || target <= 0) throw new EstimateError(`targetChunkSeconds must be a number > 0 (got ${target})`)
   if (!Number.isInteger(align) || align < 1) throw new EstimateError(`alignment must be a whole number ≥ 1 (got ${align})`)
+  if (input.floor !== undefined && !(Number.isInteger(input.floor) && input.floor >= 1)) throw new EstimateError(`the chunk floor must be a whole number ≥ 1 (got ${input.floor})`)
   const fps = input.fpsPerNode.filter((f) => Number.isFinite(f) && f > 0)
   if (fps.length === 0) throw new EstimateError('sizing chunks: no node has a speed for this job')
   const byTarget = Math.ceil(frames / (median(fps) * target))
   const most = Math.max(1, Math.min(MAX_CHUNKS, Math.floor(frames / align)))
-  return Math.min(most, Math.max(byTarget, fps.length))
+  return Math.min(most, Math.max(byTarget, Math.min(fps.length, input.floor ?? fps.length)))
 }
 
 /** The probe's speed factor is kept within these bounds (a probe of a few frames can mislead; a factor past them is noise). */
@@ -311,7 +316,7 @@ export function estimate (input: EstimateInput): Estimate {
   // Chunks are sized on the speeds the nodes will have while all of them render at once: a chunk
   // of "2 s" on each of three agents sharing one machine's cores takes about 2 s, not 6.
   const allShares = hostShares(usable.map((u) => u.node), input.renderCores, input.together)
-  const chunks = chunkCount({ frames, fpsPerNode: usable.map((u, i) => u.fps * allShares[i]!), targetChunkSeconds: input.targetChunkSeconds, align: input.align })
+  const chunks = chunkCount({ frames, fpsPerNode: usable.map((u, i) => u.fps * allShares[i]!), targetChunkSeconds: input.targetChunkSeconds, align: input.align, floor: input.chunkFloor })
   const used = usable.slice(0, Math.min(usable.length, chunks))
   // Nodes on one host split its cores (hostShares).
   const shares = hostShares(used.map((u) => u.node), input.renderCores, input.together)

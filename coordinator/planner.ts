@@ -41,3 +41,21 @@ export function planChunks (duration: number, count: number, opts: PlanOptions =
   for (let i = 0; i + 1 < edges.length; i++) out.push({ index: i, start: edges[i]!, end: edges[i + 1]! })
   return out
 }
+
+/**
+ * A chain of ranges that covers [0, duration) exactly, each next one starting where the last
+ * ended, in frame order; undefined when there is none. Ranges may overlap (an owner can hold a
+ * whole chunk and pieces of it, cut by two coordinators): any chain will do, as a range's frames
+ * are the same whoever rendered it. Linear after the sort.
+ */
+export function tileRanges<R extends { start: number; end: number }> (ranges: readonly R[], duration: number): R[] | undefined {
+  const sorted = [...ranges].sort((a, b) => a.start - b.start || b.end - a.end)
+  const via = new Map<number, R>()
+  const reached = new Set<number>([0])
+  // A range is only reachable from ranges that start before it: one pass in start order decides them all.
+  for (const r of sorted) if (reached.has(r.start) && r.end > r.start && !reached.has(r.end)) { reached.add(r.end); via.set(r.end, r) }
+  if (!reached.has(duration)) return undefined
+  const out: R[] = []
+  for (let at = duration; at > 0;) { const r = via.get(at)!; out.push(r); at = r.start }
+  return out.reverse()
+}

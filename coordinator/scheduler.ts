@@ -39,6 +39,20 @@
  * size before this node would finish one, ×1.1. It then stays idle (or takes other work) and is
  * asked again on the next call. bench/sim measures the effect.
  *
+ * Splitting (option `split`, off by default; decision 41). Chunks are planned at submit for
+ * the whole job, but which work is left at the farm's end is only known then: the longest jobs
+ * are still cutting planned-size chunks, and a slow node's last chunk holds up the finish. With
+ * split, a chunk never leased before is cut when it is leased, so that the node gets about half
+ * the farm's drain time for that preset (guided self-scheduling: big pieces while there is much
+ * to do, small ones at the end), never less than `split.minMs` of its time and never off the
+ * job's `align` grid (keyframe interval). The rest goes back into the queue as a new chunk right
+ * after it. Both pieces get new ids from `split.id(jobId, start, end)`: an id names one frame
+ * range, so a successor whose copy of the job split it elsewhere cannot confuse the two.
+ * A chunk leased before (a retry, a reopened one) is not cut, nor is one leased to a node that
+ * is half the farm's speed or more on its own (the rest would wait for that node anyway), nor any
+ * chunk of a job that already has 20,000. `takeSplits()` hands the caller each split to apply to
+ * its own records.
+ *
  * Leases and retries (one policy, in `retry`). A lease lasts `leaseMs` from when it was given
  * or last renewed; it is live while now < expiresAt. A failure report, or an expiry swept by
  * `expire`, counts one attempt and one failure against that node; a chunk that has failed
@@ -100,6 +114,8 @@ export interface SchedJob {
   paused: boolean
   /** This job's frames per second on a node = the node's benchmark fps for the preset × fpsScale (resolution). Default 1. */
   fpsScale: number
+  /** Chunk boundaries only on multiples of this many frames (the keyframe interval); a split keeps to it. Default 1. */
+  align: number
   chunks: SchedChunk[]
 }
 
@@ -108,9 +124,10 @@ export interface SchedNode { peerId: string; slots: number; encoders: string[]; 
 export interface Lease { jobId: string; chunkId: string; index: number; start: number; end: number; node: string; term: number; leaseToken: string; expiresAt: number }
 
 /** What addJob takes: a job's scheduling fields and its planned chunk ranges. */
-export type JobInput = Omit<SchedJob, 'paused' | 'chunks' | 'fpsScale'> & {
+export type JobInput = Omit<SchedJob, 'paused' | 'chunks' | 'fpsScale' | 'align'> & {
   paused?: boolean | undefined
   fpsScale?: number | undefined
+  align?: number | undefined
   chunks: ReadonlyArray<{ id: string; index: number; start: number; end: number }>
 }
 
@@ -131,7 +148,19 @@ export interface SchedulerOptions {
   tailHold?: boolean
   /** Tail backups (see the header): at a job's tail, back up any chunk a free node would finish well before its holder, not only stragglers. Default false. */
   tailBackups?: boolean
+  /** Splitting at lease time (see the header). Default off. */
+  split?: SplitOptions
 }
+
+export interface SplitOptions {
+  /** No piece shorter than this much of its node's time (per-chunk start-up is paid once per piece). */
+  minMs: number
+  /** The id of a piece [start, end) of a job: the same range must always get the same id, and no planned chunk may have it. */
+  id: (jobId: string, start: number, end: number) => string
+}
+
+/** A chunk cut at lease time: `from` is gone, `into` (in frame order) replaces it. */
+export interface Split { jobId: string; from: string; into: [{ id: string; index: number; start: number; end: number }, { id: string; index: number; start: number; end: number }] }
 
 export class SchedulerError extends Error {
   override readonly name = 'SchedulerError'
@@ -169,6 +198,18 @@ const PACE_MAX = 4
 
 /** Tail placement: a faster node must finish a chunk this many times sooner for a slower free node to be passed over. */
 const TAIL_MARGIN = 1.1
+/** Splitting: the runtime's floor on a piece, in its node's time (per-chunk start-up is about 0.3 s; docs/benchmarks.md). */
+export const DEFAULT_SPLIT_MIN_MS = 4000
+/** Splitting: a piece is about the drain time over this (guided self-scheduling; bench/sim: 2 left 1,000 × 10 at 1.68 × LB, 3 gives 1.41, 4 gives 1.32 but 1,000 × 100 1.093). */
+const SPLIT_SHARE = 3
+/** Splitting: a node's first piece (its pace unknown) is at most this many times split.minMs. */
+const PROBATION = 2
+/** The open work behind the drain time is summed again after this long (ms of the caller's clock). */
+const WORK_TTL_MS = 1000
+/** Splitting: a job with this many chunks is not cut further (a job record holds at most 100,000). */
+const SPLIT_MAX_CHUNKS = 20_000
+/** Splitting: only a chunk this many times the piece it would leave is cut (a small remainder is not worth a second start-up). */
+const SPLIT_SLACK = 1.5
 const cmpStr = (a: string, b: string): number => a < b ? -1 : a > b ? 1 : 0
 const deadlineOf = (j: Job): number => j.deadlineMs ?? Number.POSITIVE_INFINITY
 const sameClass = (a: Job, b: Job): boolean => a.priority === b.priority && deadlineOf(a) === deadlineOf(b)
@@ -226,7 +267,12 @@ export class Scheduler {
   readonly slowFactor: number
   readonly tailHold: boolean
   readonly tailBackups: boolean
+  readonly split: SplitOptions | undefined
   private readonly token: () => string
+  /** Splits made since the last takeSplits(). */
+  private splits: Split[] = []
+  /** Open work per preset (reference frames) as last summed, and when (drainPlan). */
+  private work: { atMs: number; byPreset: Map<string, number> } | undefined
   private readonly byId = new Map<string, Job>()
   private readonly issued = new Map<string, Issued>()
   /** Each node's observed pace: its progress rate over what its benchmark promised, from its latest lease that ran PACE_AFTER_MS (see the header). */
@@ -241,6 +287,8 @@ export class Scheduler {
     this.slowFactor = opts.slowFactor ?? 2
     this.tailHold = opts.tailHold === true
     this.tailBackups = opts.tailBackups === true
+    this.split = opts.split
+    if (this.split !== undefined && !(Number.isFinite(this.split.minMs) && this.split.minMs > 0)) throw new SchedulerError(`split.minMs must be a positive number of milliseconds (got ${this.split.minMs})`)
     if (!(this.speculateAfterMs >= 0) || !(this.slowFactor >= 1)) throw new SchedulerError(`speculateAfterMs must be ≥ 0 and slowFactor ≥ 1 (got ${this.speculateAfterMs}, ${this.slowFactor})`)
   }
 
@@ -255,6 +303,7 @@ export class Scheduler {
     if (input.encoders.length === 0) throw new SchedulerError(`${what}: no encoders given, so no node could render it`)
     if (input.chunks.length === 0) throw new SchedulerError(`${what}: it has no chunks`)
     if (input.fpsScale !== undefined && !(Number.isFinite(input.fpsScale) && input.fpsScale > 0)) throw new SchedulerError(`${what}: fpsScale must be a positive number`)
+    if (input.align !== undefined && !(Number.isInteger(input.align) && input.align >= 1)) throw new SchedulerError(`${what}: align must be a whole number ≥ 1`)
     const ids = new Set<string>()
     const indices = new Set<number>()
     for (const c of input.chunks) {
@@ -263,12 +312,16 @@ export class Scheduler {
       if (!Number.isInteger(c.start) || !Number.isInteger(c.end) || c.start < 0 || c.end <= c.start) throw new SchedulerError(`${what}: chunk "${c.id}" must span whole frames with start < end (got [${c.start}, ${c.end}))`)
       ids.add(c.id); indices.add(c.index)
     }
-    const chunks: Chunk[] = [...input.chunks].sort((a, b) => a.index - b.index).map((c) => ({
+    // In frame order (a split piece's index is only unique, not in order), and not overlapping.
+    const sorted = [...input.chunks].sort((a, b) => a.start - b.start)
+    for (let i = 1; i < sorted.length; i++) if (sorted[i]!.start < sorted[i - 1]!.end) throw new SchedulerError(`${what}: chunks "${sorted[i - 1]!.id}" and "${sorted[i]!.id}" overlap`)
+    const chunks: Chunk[] = sorted.map((c) => ({
       id: c.id, jobId: input.id, index: c.index, start: c.start, end: c.end, status: 'queued', attempts: 0, framesDone: 0, failedOn: [], history: []
     }))
+    this.work = undefined
     this.byId.set(input.id, {
       id: input.id, priority: input.priority, deadlineMs: input.deadlineMs, createdMs: input.createdMs, preset: input.preset,
-      encoders: [...input.encoders], needsGpu: input.needsGpu, paused: input.paused === true, fpsScale: input.fpsScale ?? 1, chunks
+      encoders: [...input.encoders], needsGpu: input.needsGpu, paused: input.paused === true, fpsScale: input.fpsScale ?? 1, align: input.align ?? 1, chunks
     })
   }
 
@@ -279,6 +332,7 @@ export class Scheduler {
     const live = job.chunks.flatMap((c) => liveLeases(job, c))
     for (const c of job.chunks) for (const h of c.history) this.issued.delete(h.token)
     this.byId.delete(jobId)
+    this.work = undefined
     return live
   }
 
@@ -353,15 +407,21 @@ export class Scheduler {
     }
     const eligible = (n: SchedNode, j: Job): boolean => !excluded.get(j.id)!.has(n.peerId) && (!j.needsGpu || n.gpu) && j.encoders.some((e) => n.encoders.includes(e))
     const held = new Map<string, Set<string>>()
+    // Within one call a node only ever drops out for a job (its slots fill, the job holds it back;
+    // eligibility does not change), so each job's scan of the sorted nodes resumes where it stopped:
+    // at the end of a big farm's queue, with most nodes free and held back, rescanning from the
+    // start for every pick cost seconds per call.
+    const nodeAt = new Map<string, number>()
     const bestNode = (j: Job): SchedNode | undefined => {
       const h = held.get(j.id)
-      for (const n of byPreset(j)) {
-        if (free.get(n.peerId)! < 1 || h?.has(n.peerId) === true) continue
-        if (eligible(n, j)) return n
-      }
-      return undefined
+      const list = byPreset(j)
+      let i = nodeAt.get(j.id) ?? 0
+      while (i < list.length && (free.get(list[i]!.peerId)! < 1 || h?.has(list[i]!.peerId) === true || !eligible(list[i]!, j))) i++
+      nodeAt.set(j.id, i)
+      return list[i]
     }
-    const tail = this.tailHold ? this.tailPlan(nodes, free, nowMs) : undefined
+    const { drainOf, capacityOf } = this.drainPlan(nodes, nowMs)
+    const tail = this.tailHold ? this.tailPlan(nodes, free, nowMs, drainOf) : undefined
     const out: Lease[] = []
     for (;;) {
       let pick: { job: Job; chunk: Chunk; node: SchedNode } | undefined
@@ -380,13 +440,20 @@ export class Scheduler {
         i = k
       }
       if (pick === undefined) return out
-      const { job, chunk, node } = pick
+      const { job, node } = pick
+      let chunk = pick.chunk
       if (tail !== undefined && tail.holdBack(job, chunk, node, (m) => m.peerId !== node.peerId && eligible(m, job))) {
         // Every chunk this job has left goes sooner to a faster node once it frees up.
         let h = held.get(job.id)
         if (h === undefined) { h = new Set(); held.set(job.id, h) }
         h.add(node.peerId)
         continue
+      }
+      // A node with the farm to itself (the rest of it slower than it alone) keeps whole chunks: the
+      // rest of a cut chunk would wait for it anyway.
+      if (this.split !== undefined && chunk.history.length === 0 && capacityOf(job.preset) >= 2 * fpsOf(node, job)) {
+        const cut = this.cutAt(job, chunk, fpsOf(node, job) * job.fpsScale, drainOf(job.preset), this.paces.has(node.peerId))
+        if (cut !== undefined) pick.chunk = chunk = this.splitChunk(job, chunk, cut)
       }
       const token = this.token()
       if (typeof token !== 'string' || token === '' || this.issued.has(token)) throw new SchedulerError(`assigning chunk ${chunk.id} of job ${job.id}: the token function returned an empty or reused token`)
@@ -407,36 +474,14 @@ export class Scheduler {
    * fps) and, for every busy node, when it should be free (its earliest-ending lease, from the
    * rate its progress shows, else its benchmark).
    */
-  private tailPlan (nodes: readonly SchedNode[], free: Map<string, number>, nowMs: number): { holdBack: (job: Job, chunk: Chunk, node: SchedNode, alt: (m: SchedNode) => boolean) => boolean; leased: (job: Job, chunk: Chunk, node: SchedNode) => void } {
+  private tailPlan (nodes: readonly SchedNode[], free: Map<string, number>, nowMs: number, drainOf: (preset: string) => number): { holdBack: (job: Job, chunk: Chunk, node: SchedNode, alt: (m: SchedNode) => boolean) => boolean; leased: (job: Job, chunk: Chunk, node: SchedNode) => void } {
     const byId = new Map(nodes.map((n) => [n.peerId, n]))
     const fps = (n: SchedNode | undefined, j: Job): number => n === undefined ? 0 : benchFps(n, j) * this.pace(n.peerId)
     let freeAt: Map<string, number> | undefined
-    let drain: Map<string, number> | undefined
-    /** Chunks queued in all jobs when drain was worked out, those leased in this call since, and verdicts reached in this call. */
-    let queued = 0
+    /** Chunks queued in all jobs when the first verdict was reached, those leased in this call since, and verdicts reached in this call. */
+    let queued: number | undefined
     let leasedHere = 0
     const verdict = new Map<string, boolean>()
-    const drainOf = (preset: string): number => {
-      if (drain === undefined) {
-        drain = new Map()
-        const work = new Map<string, number>()
-        for (const job of this.byId.values()) {
-          if (job.paused) continue
-          let w = 0
-          for (const c of job.chunks) {
-            if (c.status === 'queued') queued++
-            if (c.status === 'queued' || c.status === 'leased') w += c.end - c.start - c.framesDone
-          }
-          work.set(job.preset, (work.get(job.preset) ?? 0) + w / job.fpsScale)
-        }
-        for (const [p, w] of work) {
-          let cap = 0
-          for (const n of nodes) { const f = n.fps[p]; if (n.accepting && !n.paused && n.slots >= 1 && f !== undefined && Number.isFinite(f) && f > 0) cap += f * this.pace(n.peerId) }
-          drain.set(p, cap > 0 ? w / cap : Number.POSITIVE_INFINITY)
-        }
-      }
-      return drain.get(preset) ?? Number.POSITIVE_INFINITY
-    }
     const init = (): Map<string, number> => {
       if (freeAt !== undefined) return freeAt
       freeAt = new Map()
@@ -464,6 +509,10 @@ export class Scheduler {
         const v = fps(node, job)
         const t = v > 0 ? frames / v : Number.POSITIVE_INFINITY
         if (!(t > drainOf(job.preset))) return false
+        if (queued === undefined) {
+          queued = 0
+          for (const j of this.byId.values()) if (!j.paused) for (const c of j.chunks) if (c.status === 'queued') queued++
+        }
         const queuedLeft = queued - leasedHere
         const at = init()
         // Busy: a slot of its own and every slot taken (a node with no slots, an owner's workstation
@@ -489,7 +538,7 @@ export class Scheduler {
         return hold
       },
       leased: (job, chunk, node) => {
-        if (drain !== undefined) leasedHere++
+        if (queued !== undefined) leasedHere++
         if (freeAt === undefined) return
         const v = fps(node, job)
         if (free.get(node.peerId)! < 1) {
@@ -498,6 +547,88 @@ export class Scheduler {
         }
       }
     }
+  }
+
+  /**
+   * The farm's drain time per preset, worked out lazily once per `assign`: the open work (queued,
+   * and what leased chunks have left) of unpaused jobs, in reference frames, over the summed
+   * fps (benchmark × pace) of the accepting nodes. Leases given in the same call do not change it.
+   */
+  private drainPlan (nodes: readonly SchedNode[], nowMs: number): { drainOf: (preset: string) => number; capacityOf: (preset: string) => number } {
+    let drain: Map<string, number> | undefined
+    const capacity = new Map<string, number>()
+    const drainOf = (preset: string): number => {
+      if (drain === undefined) {
+        drain = new Map()
+        // The open work is summed over every chunk: at most once per WORK_TTL_MS (a coordinator
+        // of a big farm assigns on every result), and again when jobs come, go, pause or resume.
+        let work = this.work?.atMs !== undefined && nowMs - this.work.atMs < WORK_TTL_MS && nowMs >= this.work.atMs ? this.work.byPreset : undefined
+        if (work === undefined) {
+          work = new Map()
+          for (const job of this.byId.values()) {
+            if (job.paused) continue
+            let w = 0
+            for (const c of job.chunks) if (c.status === 'queued' || c.status === 'leased') w += c.end - c.start - c.framesDone
+            work.set(job.preset, (work.get(job.preset) ?? 0) + w / job.fpsScale)
+          }
+          this.work = { atMs: nowMs, byPreset: work }
+        }
+        for (const [p, w] of work) {
+          let cap = 0
+          for (const n of nodes) { const f = n.fps[p]; if (n.accepting && !n.paused && n.slots >= 1 && f !== undefined && Number.isFinite(f) && f > 0) cap += f * this.pace(n.peerId) }
+          drain.set(p, cap > 0 ? w / cap : Number.POSITIVE_INFINITY)
+          capacity.set(p, cap)
+        }
+      }
+      return drain.get(preset) ?? Number.POSITIVE_INFINITY
+    }
+    return { drainOf, capacityOf: (preset) => { drainOf(preset); return capacity.get(preset) ?? 0 } }
+  }
+
+  /**
+   * Where to cut a chunk about to be leased to a node rendering `v` job frames a second (see
+   * Splitting in the header): after about half the drain time's worth of its frames, at least
+   * split.minMs' worth, on the align grid; undefined when the chunk is not half as long again.
+   */
+  private cutAt (job: Job, chunk: Chunk, v: number, drainS: number, paced: boolean): number | undefined {
+    const frames = chunk.end - chunk.start
+    if (!(v > 0) || !Number.isFinite(drainS) || job.chunks.length >= SPLIT_MAX_CHUNKS) return undefined
+    const minS = this.split!.minMs / 1000
+    // A node whose pace is not known yet (its first lease) may be far slower than its benchmark
+    // (a workstation in use): a short piece first, sized properly once its progress shows its pace.
+    const targetS = Math.max(minS, Math.min(drainS / SPLIT_SHARE, paced ? Number.POSITIVE_INFINITY : minS * PROBATION))
+    if (frames / v < targetS * SPLIT_SLACK) return undefined
+    const a = job.align
+    // Cuts on the grid counted from frame 0 (the keyframes), inside the chunk by at least one step.
+    const cut = Math.round((chunk.start + targetS * v) / a) * a
+    const first = Math.ceil((chunk.start + 1) / a) * a
+    const last = Math.floor((chunk.end - 1) / a) * a
+    if (first > last) return undefined
+    return Math.min(last, Math.max(first, cut))
+  }
+
+  /** Replaces a queued chunk by its two pieces, in place; returns the first. */
+  private splitChunk (job: Job, chunk: Chunk, cut: number): Chunk {
+    const at = job.chunks.indexOf(chunk)
+    let index = 0
+    for (const c of job.chunks) index = Math.max(index, c.index + 1)
+    const piece = (start: number, end: number, i: number): Chunk => {
+      const id = this.split!.id(job.id, start, end)
+      if (typeof id !== 'string' || id === '' || job.chunks.some((c) => c.id === id)) throw new SchedulerError(`splitting chunk ${chunk.id} of job ${job.id}: the id function returned an empty or existing id "${String(id)}"`)
+      return { id, jobId: job.id, index: i, start, end, status: 'queued', attempts: chunk.attempts, framesDone: 0, failedOn: [...chunk.failedOn], history: [] }
+    }
+    const a = piece(chunk.start, cut, index)
+    const b = piece(cut, chunk.end, index + 1)
+    job.chunks.splice(at, 1, a, b)
+    this.splits.push({ jobId: job.id, from: chunk.id, into: [{ id: a.id, index: a.index, start: a.start, end: a.end }, { id: b.id, index: b.index, start: b.start, end: b.end }] })
+    return a
+  }
+
+  /** The chunks split since the last call, oldest first (the caller applies them to its job records). */
+  takeSplits (): Split[] {
+    const out = this.splits
+    this.splits = []
+    return out
   }
 
   /**
@@ -827,6 +958,7 @@ export class Scheduler {
   private setPaused (jobId: string, paused: boolean): boolean {
     const j = this.byId.get(jobId)
     if (j === undefined) return false
+    if (j.paused !== paused) this.work = undefined
     j.paused = paused
     return true
   }
@@ -863,6 +995,7 @@ const JobSnapshotSchema = z.object({
   needsGpu: z.boolean(),
   paused: z.boolean(),
   fpsScale: z.number().positive().finite().optional(),
+  align: z.number().int().positive().optional(),
   chunks: z.array(ChunkSnapshotSchema).min(1)
 }).strict()
 const SnapshotSchema = z.object({ format: z.literal(FORMAT), jobs: z.array(JobSnapshotSchema) }).strict()

@@ -13,7 +13,8 @@
  * whole, as a render manager would re-queue a task); nodes that join later take only from it (equal
  * split) or from the queue like everyone else (fixed chunks).
  */
-import { Scheduler, type Lease, type SchedNode } from '../../coordinator/scheduler.ts'
+import { DEFAULT_SPLIT_MIN_MS, Scheduler, type Lease, type SchedNode } from '../../coordinator/scheduler.ts'
+import { pieceId } from '../../protocol/messages/jobs.ts'
 import { planChunks } from '../../coordinator/planner.ts'
 import { chunkCount, jobFps } from '../../coordinator/estimate.ts'
 import { decide, type ScalerConfig, type ScalerJob, type ScalerNode, type ScalerState, type PendingLaunch } from '../../coordinator/autoscaler.ts'
@@ -34,14 +35,16 @@ export interface FarmOptions {
   /** The scheduler's tail backups (coordinator/scheduler.ts tailBackups). Default true, as the runtime. */
   tailBackups?: boolean
   /**
-   * Chunk count floor. 'nodes' (the runtime, estimate.ts chunkCount): every usable node gets at least
-   * one chunk of each job. 'share' (a proposal, not in the runtime): only the job's share of the farm,
-   * nodes × its work / (its work + the work already queued), so a job queued behind others is not cut
-   * into one piece per node; chunkCount is given that many of the nodes' speeds (evenly spaced by speed).
+   * Chunk count floor. 'share' (the runtime since decision 41, agent/coordinator.ts chunkFloor): the
+   * job's share of the farm, nodes × its work / (its work + the work still open), so a job queued
+   * behind others is not cut into one piece per node. 'nodes' (before): every usable node gets at
+   * least one chunk of each job.
    */
   floor?: 'nodes' | 'share'
   /** Taper (a proposal): the planned chunk size, but the job's last chunks shrink geometrically (×1/1.5) down to one keyframe interval. */
   taper?: boolean
+  /** Splitting at lease time (coordinator/scheduler.ts split; the runtime's SPLIT_MIN_MS floor). Default true, as the runtime (decision 41). */
+  split?: boolean
   /** Run the autoscaler (agent/cloud-burst.ts: every 10 s) with this config. */
   autoscale?: ScalerConfig | undefined
 }
@@ -49,7 +52,7 @@ export interface FarmOptions {
 /** The farm as agent/coordinator.ts runs it. */
 export function farmPolicy (opts: FarmOptions = {}): Policy {
   let tok = 0
-  const sched = new Scheduler({ leaseMs: opts.leaseMs ?? 15_000, speculateAfterMs: opts.speculateAfterMs ?? 10_000, tailHold: opts.tailHold !== false, tailBackups: opts.tailBackups !== false, token: () => `f${++tok}` })
+  const sched = new Scheduler({ leaseMs: opts.leaseMs ?? 15_000, speculateAfterMs: opts.speculateAfterMs ?? 10_000, tailHold: opts.tailHold !== false, tailBackups: opts.tailBackups !== false, token: () => `f${++tok}`, ...(opts.split !== false ? { split: { minMs: DEFAULT_SPLIT_MIN_MS, id: pieceId } } : {}) })
   const jobs = new Map<string, SimJob>()
   const ends = new Map<string, number>()
   const refusedUntil = new Map<string, number>()
@@ -91,26 +94,26 @@ export function farmPolicy (opts: FarmOptions = {}): Policy {
   }
 
   return {
-    name: `farm${opts.tailHold === false ? '−tailHold' : ''}${opts.tailBackups === false ? '−tailBackups' : ''}${opts.floor === 'share' ? '+share' : ''}${opts.taper === true ? '+taper' : ''}`,
+    name: `farm${opts.floor === 'nodes' ? '+nodes' : ''}${opts.split === false ? '−split' : ''}${opts.tailHold === false ? '−tailHold' : ''}${opts.tailBackups === false ? '−tailBackups' : ''}${opts.taper === true ? '+taper' : ''}`,
     submit (job, now, members) {
       // agent/coordinator.ts plan(): chunk count from the live members' job fps, keyframe-aligned ranges.
-      let fps = members.map((m) => jobFps(m.benchFps, job.width, job.height)).filter((f) => f > 0)
-      if (opts.floor === 'share' && fps.length > 1) {
+      const fps = members.map((m) => jobFps(m.benchFps, job.width, job.height)).filter((f) => f > 0)
+      // agent/coordinator.ts chunkFloor: the job's share of the nodes, by its work over all open work.
+      let floor: number | undefined
+      if (opts.floor !== 'nodes' && fps.length > 1) {
         const ref = (j: SimJob, frames: number): number => frames / jobFps(1, j.width, j.height)
         let queued = 0
         for (const j of sched.jobs()) { const spec = jobs.get(j.id)!; for (const c of j.chunks) if (c.status !== 'done') queued += ref(spec, c.end - c.start - c.framesDone) }
         const mine = ref(job, job.frames)
-        const k = Math.max(1, Math.ceil(fps.length * mine / (mine + queued)))
-        const sorted = [...fps].sort((a, b) => a - b)
-        fps = Array.from({ length: k }, (_, i) => sorted[Math.floor((i + 0.5) * sorted.length / k)]!)
+        floor = Math.max(1, Math.min(fps.length, Math.ceil(fps.length * mine / (mine + queued))))
       }
-      const count = chunkCount({ frames: job.frames, fpsPerNode: fps, align: job.align, ...(opts.chunkSeconds !== undefined ? { targetChunkSeconds: opts.chunkSeconds } : {}) })
+      const count = chunkCount({ frames: job.frames, fpsPerNode: fps, align: job.align, floor, ...(opts.chunkSeconds !== undefined ? { targetChunkSeconds: opts.chunkSeconds } : {}) })
       const ranges = opts.taper === true ? tapered(job.frames, count, job.align) : planChunks(job.frames, count, { align: job.align })
       jobs.set(job.id, job)
       open++
       sched.addJob({
         id: job.id, priority: 'normal', createdMs: job.submitMs, preset: PRESET, encoders: [ENCODER], needsGpu: false,
-        fpsScale: jobFps(1, job.width, job.height), ...(job.deadlineMs !== undefined ? { deadlineMs: job.deadlineMs } : {}),
+        fpsScale: jobFps(1, job.width, job.height), align: job.align, ...(job.deadlineMs !== undefined ? { deadlineMs: job.deadlineMs } : {}),
         chunks: ranges.map((r) => ({ id: `${job.id}-${r.index}`, index: r.index, start: r.start, end: r.end }))
       })
     },

@@ -92,6 +92,24 @@ export const ChunkRecordSchema = z.object({
 }).strict()
 export type ChunkRecord = z.infer<typeof ChunkRecordSchema>
 
+/**
+ * Chunk ids. A planned chunk is `<job>-<index>`; a piece the coordinator cut from one when it
+ * leased it (coordinator/scheduler.ts split, decision 41) is `<job>-r<start>-<end>`, so a piece's
+ * id names its frame range wherever it is seen: an owner takes a piece it has not heard of yet by
+ * its id alone, and two coordinators that cut a chunk differently never share an id.
+ */
+export const plannedChunkId = (jobId: string, index: number): string => `${jobId.slice(0, 36)}-${index}`
+export const pieceId = (jobId: string, start: number, end: number): string => `${jobId.slice(0, 36)}-r${start}-${end}`
+/** The frame range a piece's id names, or undefined when it is not a piece id of this job. */
+export function pieceRange (jobId: string, chunkId: string): { start: number; end: number } | undefined {
+  const prefix = `${jobId.slice(0, 36)}-r`
+  if (!chunkId.startsWith(prefix)) return undefined
+  const m = /^(0|[1-9][0-9]{0,11})-(0|[1-9][0-9]{0,11})$/.exec(chunkId.slice(prefix.length))
+  if (m === null) return undefined
+  const start = Number(m[1]); const end = Number(m[2])
+  return start < end ? { start, end } : undefined
+}
+
 export const EstimateSchema = z.object({
   seconds: z.object({ low: z.number().nonnegative(), expected: z.number().nonnegative(), high: z.number().nonnegative() }).strict(),
   cost: z.object({ low: z.number().nonnegative(), expected: z.number().nonnegative(), high: z.number().nonnegative(), currency: z.literal('USD') }).strict(),

@@ -20,7 +20,8 @@ import { runInvocation } from '../../agent/render/run.ts'
 import { Store } from '../../agent/store.ts'
 import { WireError } from '../../protocol/errors.ts'
 import { PROTOCOLS } from '../../protocol/ids.ts'
-import type { JobRecord } from '../../protocol/messages/jobs.ts'
+import { pieceId, type JobRecord } from '../../protocol/messages/jobs.ts'
+import { frameHashes } from '../helpers/media.ts'
 import { parseSnapshot } from '../../protocol/timeline.ts'
 import { memberPair, stopMembers } from '../helpers/members.ts'
 import { waitFor } from '../helpers/wait.ts'
@@ -74,6 +75,9 @@ function record (owner: string, id: string, chunksDone: boolean): JobRecord {
   } as unknown as JobRecord
 }
 
+/** The owner's name for a segment in its job dir (agent/owner.ts segmentPath). */
+const segName = (c: { start: number; end: number }, ext: string): string => `seg-${String(c.start).padStart(9, '0')}-${String(c.end).padStart(9, '0')}${ext}`
+
 describe('an owner reporting to the coordinator', () => {
   it('keeps a written job\'s outcome across a restart and reports it, without taking the job up again', async () => {
     const { w, c } = await memberPair()
@@ -92,7 +96,7 @@ describe('an owner reporting to the coordinator', () => {
     const jobDir = path.join(stateDir, 'jobs', jobId)
     await mkdir(jobDir, { recursive: true })
     for (const ch of rec.chunks) {
-      await runInvocation(compileChunk({ timeline: rec.spec.timeline, media: {}, assetPath: () => '', workDir: path.join(stateDir, 'work'), preset }, ch, path.join(jobDir, `seg-0000${ch.index}${preset.ext}`)), { ffmpeg: tools.ffmpeg })
+      await runInvocation(compileChunk({ timeline: rec.spec.timeline, media: {}, assetPath: () => '', workDir: path.join(stateDir, 'work'), preset }, ch, path.join(jobDir, segName(ch, preset.ext))), { ffmpeg: tools.ffmpeg })
     }
     const log1: string[] = []
     const first = ownerOn(w, c, stateDir, tools, caps, log1)
@@ -144,7 +148,7 @@ describe('an owner reporting to the coordinator', () => {
     store.putJob(jobId, rec, rec.updatedMs)
     store.setJobOutput(jobId, path.join(stateDir, 'out.mkv'))
     await owner.start()
-    expect(log.join('\n')).toMatch(/job job-lost taken up again after a restart: 0 of 2 segments already here/)
+    expect(log.join('\n')).toMatch(/job job-lost taken up again after a restart: 0 segment\(s\) already here$/m)
     // As FarmServices does when it learns the coordinator: one report, then the owner's own retries.
     await owner.reportSegments(c.peerId.toString())
     const offers = await waitFor(() => { const s = heard.filter((h) => h.type === 'segments'); return s.length >= 3 ? s : undefined }, 15_000, 'the third offer of the lost segments', 50)
@@ -152,5 +156,51 @@ describe('an owner reporting to the coordinator', () => {
     // Taken: no more offers.
     await new Promise((resolve) => setTimeout(resolve, 4000))
     expect(heard.filter((h) => h.type === 'segments')).toHaveLength(3)
+  }, 60_000)
+})
+
+describe('an owner joining pieces cut at lease time (decision 41)', () => {
+  it('takes a piece by its id alone, refuses one that does not fit, and joins planned chunks and pieces, frame-identical', async () => {
+    const { w, c } = await memberPair()
+    await standIn(c, () => false)
+    const tools = await locateFfmpeg()
+    const caps = await probeFfmpeg(tools)
+    const stateDir = await mkdtemp(path.join(os.tmpdir(), 'rs-owner-pieces-'))
+    dirs.push(stateDir)
+    const jobId = 'job-pieces'
+    const rec = record(w.peerId.toString(), jobId, false)
+    const preset = resolvePreset('ffv1', caps)
+    const ctx = { timeline: rec.spec.timeline, media: {}, assetPath: () => '', workDir: path.join(stateDir, 'work'), preset }
+    // Chunk 0 [0, 25) is here from before a restart; chunk 1 [25, 50) was cut by the coordinator into [25, 40) and [40, 50).
+    const jobDir = path.join(stateDir, 'jobs', jobId)
+    await mkdir(jobDir, { recursive: true })
+    await runInvocation(compileChunk(ctx, rec.chunks[0]!, path.join(jobDir, segName(rec.chunks[0]!, preset.ext))), { ffmpeg: tools.ffmpeg })
+    const log: string[] = []
+    const { owner, store } = ownerOn(w, c, stateDir, tools, caps, log)
+    const output = path.join(stateDir, 'out.mkv')
+    store.putJob(jobId, rec, rec.updatedMs)
+    store.setJobOutput(jobId, output)
+    await owner.start()
+    expect(log.join('\n')).toMatch(/job job-pieces taken up again after a restart: 1 segment\(s\) already here$/m)
+    // Refused: a piece of the wrong length, past the end, of another job, or a made-up id.
+    for (const [chunkId, frames] of [[pieceId(jobId, 25, 40), 14], [pieceId(jobId, 40, 60), 20], [pieceId('other-job', 25, 40), 15], [`${jobId}-r25`, 15], [`${jobId}-7`, 25]] as const) {
+      const r = owner.acceptSegment({ jobId, chunkId, index: 9, frames })
+      expect(r, chunkId).toMatchObject({ refuse: 'not-found' })
+    }
+    for (const [start, end] of [[25, 40], [40, 50]] as const) {
+      const h = { jobId, chunkId: pieceId(jobId, start, end), index: 2, frames: end - start }
+      const at = owner.acceptSegment(h)
+      if (!('path' in at)) throw new Error(`piece [${start}, ${end}) refused: ${at.message}`)
+      expect(path.basename(at.path)).toBe(segName({ start, end }, preset.ext))
+      await runInvocation(compileChunk(ctx, { start, end }, at.path), { ffmpeg: tools.ffmpeg })
+      await owner.segmentStored({ ...h, sha256: 'a'.repeat(64) }, at.path)
+      // The same piece again: already here.
+      if (start === 25) expect(owner.acceptSegment(h)).toMatchObject({ refuse: 'duplicate' })
+    }
+    await waitFor(() => log.some((l) => l.includes('job job-pieces written to')) ? true : undefined, 60_000, 'the join', 50)
+    // Frame-identical to the whole range rendered at once.
+    const whole = path.join(stateDir, 'whole.mkv')
+    await runInvocation(compileChunk(ctx, { start: 0, end: FRAMES }, whole), { ffmpeg: tools.ffmpeg })
+    expect(await frameHashes(tools.ffmpeg, output)).toEqual(await frameHashes(tools.ffmpeg, whole))
   }, 60_000)
 })

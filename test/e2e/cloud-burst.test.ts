@@ -136,13 +136,15 @@ describe('cloud burst with the local provider', () => {
     dir = await tmpDir('cloud-burst')
     stateDir = path.join(dir, 'studio')
     tools = await locateFfmpeg()
-    pinned = os.availableParallelism() > 1 && pin(process.pid, '1')
     // The sample three times over (60 s of video): long enough that machines which take seconds
     // to boot, join and fetch media still pay for themselves before a deadline.
     timeline = await tripled(await writeSample(path.join(dir, 'sample'), tools))
+    // The one-machine reference, on every core before the studio is pinned to one: ffv1 chunks
+    // join frame-identical to one chunk (test/e2e/render-equivalence.test.ts).
     const ref = path.join(dir, 'one-machine.mkv')
-    await run(process.execPath, [BIN, 'render', timeline, '-o', ref, '--preset', 'ffv1', '--chunks', '1'], { timeout: 300_000 })
+    await run(process.execPath, [BIN, 'render', timeline, '-o', ref, '--preset', 'ffv1', '--chunks', '4', '--parallel', String(Math.min(4, os.availableParallelism()))], { timeout: 300_000 })
     refHashes = await frameHashes(tools.ffmpeg, ref)
+    pinned = os.availableParallelism() > 1 && pin(process.pid, '1')
     await startStudio(undefined)
     fps = (agent!.nodes()[0]!.info as { bench: Record<string, number> }).bench.ffv1!
     expect(fps).toBeGreaterThan(0)

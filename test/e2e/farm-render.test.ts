@@ -16,6 +16,7 @@ import { cleanupTmp, frameHashes, run, tmpDir, writeDissolveCut, writeKitchenSin
 import { canUseNetns, createLan, destroyLan, type Lan } from '../helpers/netns.ts'
 import { BIN, cli, killAll, startFarm, statusOf, type AgentProc } from '../helpers/agents.ts'
 import { waitFor } from '../helpers/wait.ts'
+import { pieceRange } from '../../protocol/messages/jobs.ts'
 
 const canRun = canUseNetns()
 if (!canRun && process.env.CI === 'true') throw new Error('farm-render tests need root and iproute2 (ip); CI runs as root: install iproute2')
@@ -62,7 +63,9 @@ describe.skipIf(!canRun)('distributed rendering on a farm of real agents', () =>
     dir = await tmpDir('farm-render')
     tools = await locateFfmpeg()
     lan = createLan(`rf${process.pid % 100000}`, 4, `10.78.${process.pid % 200}`)
-    const farm = await startFarm(lan.hosts, dir)
+    // Pieces down to 0.3 s of a node's time (default 4 s): the short jobs here are cut at lease
+    // time too (coordinator/scheduler.ts split), so every output check below covers joined pieces.
+    const farm = await startFarm(lan.hosts, dir, ['--min-piece-seconds', '0.3'])
     workers = farm.workers
     editor = farm.editor
     editorNs = farm.hosts[3]!.ns
@@ -104,6 +107,27 @@ describe.skipIf(!canRun)('distributed rendering on a farm of real agents', () =>
     }
     expect(fetched).toBeGreaterThan(0)
   }, 600_000)
+
+  it('cuts a job leased to an idle farm into pieces at lease time: the pieces tile the timeline, the output is frame-identical', async () => {
+    const t = await titleTimeline('pieces', 600, 1280, 720)
+    const r = await submit([t, '-o', path.join(dir, 'pieces.mkv'), '--preset', 'ffv1'])
+    expect(r.code, r.stderr).toBe(0)
+    const job = r.job!
+    expect(job.status).toBe('done')
+    const pieces = job.chunks.filter((c) => pieceRange(job.jobId, c.id) !== undefined)
+    console.log(`pieces: ${job.chunks.length} chunks, ${pieces.length} cut at lease time: ${job.chunks.map((c) => `[${c.frameRange.join(', ')})`).join(' ')}`)
+    // An idle farm of three and a job of at least three equal chunks: the first is cut in two for
+    // the first node (half the farm's drain time), so there is at least one piece.
+    expect(pieces.length).toBeGreaterThan(0)
+    for (const c of pieces) expect(pieceRange(job.jobId, c.id)).toEqual({ start: c.frameRange[0], end: c.frameRange[1] })
+    const sorted = [...job.chunks].sort((a, b) => a.frameRange[0] - b.frameRange[0])
+    expect(sorted[0]!.frameRange[0]).toBe(0)
+    for (let i = 1; i < sorted.length; i++) expect(sorted[i]!.frameRange[0]).toBe(sorted[i - 1]!.frameRange[1])
+    expect(sorted.at(-1)!.frameRange[1]).toBe(600)
+    const ref = path.join(dir, 'pieces-local.mkv')
+    await run(process.execPath, [BIN, 'render', t, '-o', ref, '--preset', 'ffv1', '--chunks', '1'], { timeout: 300_000 })
+    expect(await frameHashes(tools.ffmpeg, job.output!)).toEqual(await frameHashes(tools.ffmpeg, ref))
+  }, 300_000)
 
   it('refuses a job over its maxCost (CostExceeded) and bad submissions, with nothing queued', async () => {
     const t = await titleTimeline('refused', 50, 320, 180)

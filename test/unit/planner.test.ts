@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
-import { planChunks, PlanError } from '../../coordinator/planner.ts'
+import { planChunks, PlanError, tileRanges } from '../../coordinator/planner.ts'
+import { pieceId, pieceRange, plannedChunkId } from '../../protocol/messages/jobs.ts'
 
 const covers = (plan: Array<{ start: number; end: number }>, duration: number): void => {
   expect(plan[0]!.start).toBe(0)
@@ -36,5 +37,38 @@ describe('planChunks', () => {
     expect(() => planChunks(10, 0)).toThrow(/chunk count/)
     expect(() => planChunks(10, 2.5)).toThrow(PlanError)
     expect(() => planChunks(10, 2, { align: 0 })).toThrow(/alignment/)
+  })
+})
+
+describe('tileRanges (an owner joining planned chunks and pieces cut at lease time)', () => {
+  const r = (start: number, end: number, id = `${start}-${end}`) => ({ id, start, end })
+  it('chains ranges from 0 to the end in frame order, whatever order they come in', () => {
+    expect(tileRanges([r(200, 300), r(0, 100), r(100, 200)], 300)?.map((x) => x.id)).toEqual(['0-100', '100-200', '200-300'])
+  })
+  it('is undefined while frames are missing, and never takes two overlapping ranges', () => {
+    expect(tileRanges([r(0, 100), r(150, 300)], 300)).toBeUndefined()
+    expect(tileRanges([r(0, 100), r(100, 200)], 300)).toBeUndefined()
+    expect(tileRanges([], 10)).toBeUndefined()
+    // A whole chunk and pieces of it (two coordinators cut it differently): some exact chain.
+    const chain = tileRanges([r(0, 100), r(100, 400, 'whole'), r(100, 250), r(250, 400), r(120, 400)], 400)!
+    for (let i = 1; i < chain.length; i++) expect(chain[i]!.start).toBe(chain[i - 1]!.end)
+    expect(chain[0]!.start).toBe(0)
+    expect(chain.at(-1)!.end).toBe(400)
+    // Pieces that only chain through each other.
+    expect(tileRanges([r(0, 50), r(50, 250), r(0, 120), r(120, 300), r(250, 300)], 300)?.map((x) => x.id)).toEqual(['0-120', '120-300'])
+  })
+})
+
+describe('chunk ids: planned chunks and pieces', () => {
+  it('names a piece by its job and frame range, and reads it back only for that job', () => {
+    const job = '0f6c1d2e-3a4b-4c5d-8e9f-001122334455'
+    expect(plannedChunkId(job, 7)).toBe(`${job}-7`)
+    expect(pieceId(job, 120, 480)).toBe(`${job}-r120-480`)
+    expect(pieceRange(job, pieceId(job, 120, 480))).toEqual({ start: 120, end: 480 })
+    expect(pieceRange(job, plannedChunkId(job, 7))).toBeUndefined()
+    expect(pieceRange('another-job', pieceId(job, 120, 480))).toBeUndefined()
+    for (const bad of [`${job}-r480-120`, `${job}-r5-5`, `${job}-r01-5`, `${job}-r1-2-3`, `${job}-r-1-5`, `${job}-r1-9999999999999`]) expect(pieceRange(job, bad), bad).toBeUndefined()
+    // Ids stay within the wire's 64 characters for any job id and frame count the schema allows.
+    expect(pieceId('x'.repeat(64), 999_999_999, 1_000_000_000).length).toBeLessThanOrEqual(64)
   })
 })

@@ -708,3 +708,91 @@ describe('Scheduler: tail backups (tailBackups)', () => {
     expect(q.speculate([fast, slow], 1, 500)).toEqual([])
   })
 })
+
+describe('Scheduler: splitting at lease time (split)', () => {
+  const split = { minMs: 4000, id: (j: string, s: number, e: number) => `${j}-r${s}-${e}` }
+  const ranges = (s: Scheduler, id: string): string[] => s.job(id)!.chunks.map((c) => `${c.start}-${c.end}:${c.status}`)
+
+  it('cuts a big chunk to about a third of the farm drain time of its node; the rest stays queued right after it', () => {
+    const s = mk({ split })
+    // Two chunks of 4000 frames; four nodes of 100 frames/s: drain 8000 / 400 = 20 s, so pieces of about 6.7 s (670 frames on the 10-frame grid).
+    s.addJob(job('j', { align: 10, chunks: [{ id: 'a', index: 0, start: 0, end: 4000 }, { id: 'b', index: 1, start: 4000, end: 8000 }] }))
+    const leases = s.assign(['A', 'B', 'C', 'D'].map((p) => node(p)), 1, 0)
+    expect(leases.map((l) => `${l.chunkId}@${l.node}`)).toEqual(['j-r0-670@A', 'j-r670-1340@B', 'j-r1340-2010@C', 'j-r2010-2680@D'])
+    expect(ranges(s, 'j')).toEqual(['0-670:leased', '670-1340:leased', '1340-2010:leased', '2010-2680:leased', '2680-4000:queued', '4000-8000:queued'])
+    const splits = s.takeSplits()
+    expect(splits.map((x) => `${x.from}→${x.into.map((p) => `${p.id}#${p.index}`).join('+')}`)).toEqual([
+      'a→j-r0-670#2+j-r670-4000#3', 'j-r670-4000→j-r670-1340#4+j-r1340-4000#5', 'j-r1340-4000→j-r1340-2010#6+j-r2010-4000#7', 'j-r2010-4000→j-r2010-2680#8+j-r2680-4000#9'
+    ])
+    expect(s.takeSplits()).toEqual([])
+    // Results come back by the pieces' ids; the job is done when every piece is.
+    for (const l of leases) expect(s.complete(l.chunkId, l.leaseToken)).toBe('done')
+    expect(s.jobStatus('j')).toBe('running')
+  })
+
+  it('cuts only on the align grid, inside the chunk, and never below minMs of the node’s time', () => {
+    const s = mk({ split })
+    // 3 nodes at 30 frames/s, two chunks of 1800 frames (60 s): drain 3600/90 = 40 s → a third is 13.3 s, but a
+    // node's first piece (its pace unknown) is at most 2 × minMs = 8 s = 240 frames, on a 70-frame grid → 210.
+    s.addJob(job('j', { align: 70, chunks: [{ id: 'a', index: 0, start: 0, end: 1800 }, { id: 'b', index: 1, start: 1800, end: 3600 }] }))
+    const three = [node('A', { fps: { h264: 30 } }), node('B', { fps: { h264: 30 } }), node('C', { fps: { h264: 30 } })]
+    const [first] = s.assign(three, 1, 0)
+    expect([first!.start, first!.end]).toEqual([0, 210])
+    // Its progress shows A's pace: A's next piece is sized on the drain time, longer than a first one.
+    expect(s.renew(first!.leaseToken, 900, 27)).toBe(true)
+    expect(s.renew(first!.leaseToken, 1800, 54)).toBe(true)
+    expect(s.renew(first!.leaseToken, 2500, 75)).toBe(true)
+    expect(s.pace('A')).toBeCloseTo(1, 5)
+    expect(s.complete(first!.chunkId, first!.leaseToken)).toBe('done')
+    const [next] = s.assign(three, 1, 2600)
+    expect(next!.node).toBe('A')
+    expect(next!.end - next!.start).toBeGreaterThan(240)
+    // Every cut is on the grid (the planned boundary at 1800 is the plan's own).
+    const cuts = s.job('j')!.chunks.map((c) => c.start).filter((x) => x !== 0 && x !== 1800)
+    expect(cuts.length).toBeGreaterThan(1)
+    for (const x of cuts) expect(x % 70).toBe(0)
+    // A farm nearly drained: the target is drain / 2, but never under minMs (4 s = 400 frames at 100/s).
+    const t = mk({ split })
+    t.addJob(job('k', { chunks: [{ id: 'x', index: 0, start: 0, end: 900 }] }))
+    const l = t.assign([node('A'), node('B'), node('C'), node('D')], 1, 0)
+    // drain 900/400 = 2.25 s → 4 s floor = 400 frames; the rest (500 frames, 5 s) is under 1.5 × 4 s: kept whole.
+    expect(l.map((x) => [x.start, x.end])).toEqual([[0, 400], [400, 900]])
+  })
+
+  it('does not cut a chunk leased before, a chunk for a node with half the farm’s speed, or anything without the option', () => {
+    const s = mk({ split })
+    s.addJob(job('j', { chunks: [{ id: 'a', index: 0, start: 0, end: 4000 }, { id: 'b', index: 1, start: 4000, end: 8000 }] }))
+    // One node alone: nobody else could take the rest.
+    expect(s.assign([node('A')], 1, 0).map((l) => [l.start, l.end])).toEqual([[0, 4000]])
+    // A fast node with slow company (100 of 150 frames/s) takes its chunk whole; the slow one's is
+    // cut: its first piece, 8 s at 50 frames/s.
+    const w = mk({ split })
+    w.addJob(job('j', { chunks: [{ id: 'a', index: 0, start: 0, end: 4000 }, { id: 'b', index: 1, start: 4000, end: 8000 }] }))
+    expect(w.assign([node('A'), node('F', { fps: { h264: 50 } })], 1, 0).map((l) => [l.node, l.start, l.end])).toEqual([['A', 0, 4000], ['F', 4000, 4400]])
+    const u = mk({ split })
+    u.addJob(job('j', { chunks: [{ id: 'a', index: 0, start: 0, end: 4000 }, { id: 'b', index: 1, start: 4000, end: 8000 }] }))
+    const first = u.assign([node('A'), node('B'), node('C'), node('D')], 1, 0)[0]!
+    expect(first.end).toBe(667)
+    // Released (the worker refused it): leased before, so offered whole next time.
+    expect(u.release(first.chunkId, first.leaseToken)).toBe(true)
+    expect(u.assign([node('E'), node('A', { slots: 0 }), node('B', { slots: 0 }), node('C', { slots: 0 }), node('D', { slots: 0 })], 1, 0).map((l) => [l.chunkId, l.start, l.end])).toEqual([['j-r0-667', 0, 667]])
+    const plain = mk()
+    plain.addJob(job('j', { chunks: [{ id: 'a', index: 0, start: 0, end: 4000 }, { id: 'b', index: 1, start: 4000, end: 8000 }] }))
+    expect(plain.assign(['A', 'B', 'C', 'D'].map((p) => node(p)), 1, 0).map((l) => l.chunkId)).toEqual(['a', 'b'])
+    expect(plain.takeSplits()).toEqual([])
+  })
+
+  it('refuses an id function that reuses an id, keeps pieces across a snapshot, and refuses overlapping chunks', () => {
+    const bad = mk({ split: { minMs: 4000, id: () => 'same' } })
+    bad.addJob(job('j', { chunks: [{ id: 'a', index: 0, start: 0, end: 4000 }, { id: 'b', index: 1, start: 4000, end: 8000 }] }))
+    expect(() => bad.assign(['A', 'B', 'C', 'D'].map((p) => node(p)), 1, 0)).toThrow(/empty or existing id "same"/)
+    const s = mk({ split })
+    s.addJob(job('j', { align: 10, chunks: [{ id: 'a', index: 0, start: 0, end: 4000 }, { id: 'b', index: 1, start: 4000, end: 8000 }] }))
+    s.assign(['A', 'B', 'C', 'D'].map((p) => node(p)), 1, 0)
+    const back = Scheduler.fromJSON(JSON.parse(JSON.stringify(s.toJSON())), { split })
+    expect(ranges(back, 'j')).toEqual(ranges(s, 'j'))
+    expect(back.job('j')!.align).toBe(10)
+    expect(() => mk().addJob(job('o', { chunks: [{ id: 'a', index: 0, start: 0, end: 100 }, { id: 'b', index: 1, start: 90, end: 200 }] }))).toThrow(/chunks "a" and "b" overlap/)
+    expect(() => new Scheduler({ split: { minMs: 0, id: split.id } })).toThrow(/split.minMs must be a positive number/)
+  })
+})

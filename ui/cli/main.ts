@@ -35,7 +35,7 @@ const USAGE = `usage: renderswarm <command>
   agent [--state-dir DIR] [--listen MULTIADDR]… [--api-port N] [--name NAME]
         [--no-mdns] [--mdns-interface ADDR] [--bootstrap MULTIADDR]…
         [--when always|idle|schedule] [--schedule "mon-fri 19:00-07:00, sat-sun"] [--max-cpu PCT]
-        [--slots N] [--cost-per-hour USD] [--chunk-seconds S] [--speculate-after S] [--location lan|cloud]
+        [--slots N] [--cost-per-hour USD] [--chunk-seconds S] [--min-piece-seconds S] [--speculate-after S] [--location lan|cloud]
                                    run this machine's agent (farm member) until SIGINT/SIGTERM
   farm invite [--ttl 1h] [--state-dir DIR]
                                    print a single-use join token (a secret: it carries the farm's PSK)
@@ -225,7 +225,7 @@ async function agentCmd (args: string[]): Promise<number> {
     'state-dir': { type: 'string' }, listen: { type: 'string', multiple: true }, 'api-port': { type: 'string' },
     name: { type: 'string' }, 'no-mdns': { type: 'boolean', default: false }, 'mdns-interface': { type: 'string' },
     bootstrap: { type: 'string', multiple: true }, when: { type: 'string' }, schedule: { type: 'string' }, 'max-cpu': { type: 'string' },
-    slots: { type: 'string' }, 'cost-per-hour': { type: 'string' }, 'chunk-seconds': { type: 'string' }, 'speculate-after': { type: 'string' }, location: { type: 'string' }
+    slots: { type: 'string' }, 'cost-per-hour': { type: 'string' }, 'chunk-seconds': { type: 'string' }, 'min-piece-seconds': { type: 'string' }, 'speculate-after': { type: 'string' }, location: { type: 'string' }
   })
   const { Agent, defaultStateDir } = await import('../../agent/daemon.ts')
   const { parsePolicy, PolicyError } = await import('../../agent/availability.ts')
@@ -246,6 +246,8 @@ async function agentCmd (args: string[]): Promise<number> {
   if (location !== undefined && location !== 'lan' && location !== 'cloud') throw new UsageError(`--location must be lan or cloud (got "${location}")`)
   const chunkSeconds = values['chunk-seconds'] === undefined ? undefined : Number(values['chunk-seconds'])
   if (chunkSeconds !== undefined && (!Number.isFinite(chunkSeconds) || chunkSeconds < 1 || chunkSeconds > 3600)) throw new UsageError(`--chunk-seconds must be 1–3600 (got "${String(values['chunk-seconds'])}")`)
+  const minPieceSeconds = values['min-piece-seconds'] === undefined ? undefined : Number(values['min-piece-seconds'])
+  if (minPieceSeconds !== undefined && (!Number.isFinite(minPieceSeconds) || minPieceSeconds < 0 || minPieceSeconds > 3600)) throw new UsageError(`--min-piece-seconds must be 0 (never cut) to 3600 (got "${String(values['min-piece-seconds'])}")`)
   const speculateAfter = values['speculate-after'] === undefined ? undefined : Number(values['speculate-after'])
   if (speculateAfter !== undefined && (!Number.isFinite(speculateAfter) || speculateAfter < 0 || speculateAfter > 86400)) throw new UsageError(`--speculate-after must be 0 (off) to 86400 seconds (got "${String(values['speculate-after'])}")`)
   const stateDir = stateDirOf(values, defaultStateDir)
@@ -254,6 +256,7 @@ async function agentCmd (args: string[]): Promise<number> {
     ...(slots !== undefined ? { slots } : {}),
     ...(location !== undefined ? { location } : {}),
     ...(chunkSeconds !== undefined ? { chunkSeconds } : {}),
+    ...(minPieceSeconds !== undefined ? { minPieceSeconds } : {}),
     ...(costPerHour !== undefined ? { costPerHour } : {}),
     stateDir,
     listen: (values.listen as string[] | undefined) ?? ['/ip4/0.0.0.0/tcp/0'],
