@@ -221,18 +221,21 @@ export class Worker {
   private async render (run: Running): Promise<void> {
     const { lease, abort } = run
     const began = performance.now()
-    const spec = await this.d.job(lease.jobId)
-    // Members check what they are given: the snapshot's rules, the preset, the range.
-    const timeline = parseSnapshot(spec.timeline)
-    if (lease.end > timeline.duration || lease.start >= lease.end) throw new WireError('schema', `lease range [${lease.start}, ${lease.end}) is outside the timeline's ${timeline.duration} frames`)
-    const preset = resolvePreset(spec.preset, this.d.caps)
-    const paths: Record<string, string> = {}
-    const from = [spec.owner, ...this.d.peers().filter((p) => p !== spec.owner)]
-    // Fetching media (a machine that just joined has none) can outlast a lease: keep it alive
-    // meanwhile. Once ffmpeg runs, only its own progress renews the lease, so a hung render
-    // still loses it.
+    // Fetching the job's record (a machine that just joined or restarted may not hold it yet) and
+    // its media can outlast a lease: keep it alive meanwhile. Once ffmpeg runs, only its own
+    // progress renews the lease, so a hung render still loses it.
     const fetching = this.renewing(run, 0)
+    const paths: Record<string, string> = {}
+    let spec: JobSpec
+    let timeline: ReturnType<typeof parseSnapshot>
+    let preset: ReturnType<typeof resolvePreset>
     try {
+      spec = await this.d.job(lease.jobId)
+      // Members check what they are given: the snapshot's rules, the preset, the range.
+      timeline = parseSnapshot(spec.timeline)
+      if (lease.end > timeline.duration || lease.start >= lease.end) throw new WireError('schema', `lease range [${lease.start}, ${lease.end}) is outside the timeline's ${timeline.duration} frames`)
+      preset = resolvePreset(spec.preset, this.d.caps)
+      const from = [spec.owner, ...this.d.peers().filter((p) => p !== spec.owner)]
       for (const a of spec.assets) paths[a.sha256] = await this.d.fetchAsset(a.sha256, from, abort.signal)
     } finally {
       fetching()
