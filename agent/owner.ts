@@ -127,6 +127,8 @@ interface Outcome { ok: boolean; error?: string; again?: boolean }
 /** Outcomes acknowledged this recently are told to a new coordinator too (its replica may have missed the end). */
 const RECENT_MS = 600_000
 const UNREPORTED = 'owner-unreported'
+/** How long a submit or estimate waits out an election (the coordinator answering "not the coordinator"). */
+const ELECTION_WAIT_MS = 15_000
 /** How often unacknowledged reports are offered again. */
 const SYNC_MS = 3000
 
@@ -241,11 +243,28 @@ export class Owner {
 
   async estimate (body: unknown): Promise<z.infer<typeof EstimateReplySchema>['estimate']> {
     const { spec } = await this.prepare(body, { needOutput: false })
-    const coordinator = await this.d.coordinator()
     try {
-      return (await this.d.node.request(coordinator, PROTOCOLS.submit, { type: 'estimate', job: spec }, EstimateReplySchema, { maxBytes: MAX_FRAME_BYTES.submit })).estimate
+      return await this.whileElecting(async () => (await this.d.node.request(await this.d.coordinator(), PROTOCOLS.submit, { type: 'estimate', job: spec }, EstimateReplySchema, { maxBytes: MAX_FRAME_BYTES.submit })).estimate)
     } catch (err) {
       throw asRequestError(err)
+    }
+  }
+
+  /**
+   * Runs a request to the coordinator again while the member asked says it is not the coordinator
+   * (an election is settling: the one this member knew just stepped down or restarted), asking
+   * whoever is coordinator then, every 0.5 s for up to ELECTION_WAIT_MS. Such a refusal creates
+   * nothing, so asking again is safe; any other answer or error goes to the caller.
+   */
+  private async whileElecting<T> (ask: () => Promise<T>): Promise<T> {
+    const until = Date.now() + ELECTION_WAIT_MS
+    for (;;) {
+      try {
+        return await ask()
+      } catch (err) {
+        if (!(err instanceof WireError && err.code === 'not-coordinator') || Date.now() >= until) throw err
+        await new Promise((resolve) => setTimeout(resolve, 500))
+      }
     }
   }
 
@@ -254,7 +273,6 @@ export class Owner {
     // Media into the content store first (workers fetch it from here by hash); the store is a
     // cache, so a refused job leaves nothing that belongs to it.
     for (const [sha, file] of Object.entries(sources)) await this.d.cache.put(file, sha)
-    const coordinator = await this.d.coordinator()
     const dir = path.join(this.d.jobsDir, spec.id)
     let record: JobRecord
     // Where the output goes, kept until the coordinator has answered: if the answer is lost (the
@@ -262,7 +280,7 @@ export class Owner {
     const pendingKey = `submitting:${spec.id}`
     this.d.store.setJson(pendingKey, output)
     try {
-      record = (await this.d.node.request(coordinator, PROTOCOLS.submit, { type: 'submit', job: spec }, SubmitReplySchema, { maxBytes: MAX_FRAME_BYTES.submit, timeoutMs: 20_000 })).record
+      record = await this.whileElecting(async () => (await this.d.node.request(await this.d.coordinator(), PROTOCOLS.submit, { type: 'submit', job: spec }, SubmitReplySchema, { maxBytes: MAX_FRAME_BYTES.submit, timeoutMs: 20_000 })).record)
     } catch (err) {
       // A refusal is final; anything else (a timeout, a lost connection) may have been accepted.
       if (err instanceof WireError) this.d.store.deleteKey(pendingKey)
